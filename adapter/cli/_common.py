@@ -1,0 +1,97 @@
+"""Shared CLI plumbing: the app, the --config option, output and error helpers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from adapter import __version__
+from adapter.config import Settings, load_settings
+from adapter.errors import AdapterError, ConfigError, LeaseHeld
+from adapter.logs import configure_logging
+
+app = typer.Typer(
+    name="cpims-adapter",
+    help="Integration layer between Primero/CPIMS+ and the departments that serve children.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+
+class State:
+    config_path: Path | None = None
+    verbose: bool = False
+
+
+state = State()
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"cpims-adapter {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="Config file (default: $CPIMS_ADAPTER_CONFIG or config/adapter.toml).",
+        ),
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at DEBUG level.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+    ] = False,
+) -> None:
+    state.config_path = config
+    state.verbose = verbose
+
+
+def settings() -> Settings:
+    """Load the configuration named on the command line and set up logging from it."""
+    loaded = load_settings(state.config_path)
+    configure_logging("DEBUG" if state.verbose else loaded.logging.level, loaded.logging.format)
+    return loaded
+
+
+def print_error(message: str) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+
+
+def exit_code_for(exc: AdapterError) -> int:
+    if isinstance(exc, ConfigError):
+        return 2
+    if isinstance(exc, LeaseHeld):
+        return 75
+    return 1
+
+
+def parse_since(value: str | None, option: str = "--updated-since") -> datetime | None:
+    """An ISO 8601 time from the command line, as aware UTC (a bare date means midnight UTC)."""
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise typer.BadParameter(
+            f"'{value}' is not an ISO 8601 time; write e.g. 2025-01-31T00:00:00Z", param_hint=option
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+__all__ = ["app", "err", "out", "parse_since", "print_error", "settings", "state"]

@@ -1,0 +1,194 @@
+"""Configuration: one TOML file, every key overridable from the environment.
+
+The file is ``config/adapter.toml`` unless ``--config PATH`` or ``CPIMS_ADAPTER_CONFIG`` names
+another. Every key can be overridden by ``CPIMS_ADAPTER_<SECTION>__<KEY>``, for example
+``CPIMS_ADAPTER_PRIMERO__PASSWORD``. Unknown keys are errors naming the key and the file, so a
+typo never silently falls back to a default. Secrets are ``SecretStr`` and never printed;
+``config/adapter.example.toml`` documents every key.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from adapter.errors import ConfigError
+
+ENV_PREFIX = "CPIMS_ADAPTER_"
+CONFIG_ENV = "CPIMS_ADAPTER_CONFIG"
+DEFAULT_CONFIG_PATH = Path("config/adapter.toml")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PrimeroSettings(_Section):
+    """How to reach Primero and as whom (primero-api.md §2)."""
+
+    url: str | None = None
+    auth: Literal["basic", "session", "bearer"] = "basic"
+    username: str | None = None
+    password: SecretStr | None = None
+    password_file: Path | None = None
+    token: SecretStr | None = None
+    token_file: Path | None = None
+    timeout_seconds: float = Field(30.0, gt=0)
+    connect_timeout_seconds: float = Field(10.0, gt=0)
+    max_retries: int = Field(4, ge=0, le=20)
+    backoff_seconds: float = Field(1.0, ge=0)
+    max_retry_after_seconds: float = Field(300.0, ge=0)
+    # Primero silently caps `per` at 1000 (primero-api.md §3, pagination.rb).
+    page_size: int = Field(1000, ge=1, le=1000)
+    verify_tls: bool = True
+    ca_bundle: Path | None = None
+    # Basic auth without CSRF and the cookie session arrived in v2.11 (primero-api.md §9).
+    min_version: str = "2.11"
+
+    @field_validator("url")
+    @classmethod
+    def _url_has_scheme(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.strip().rstrip("/")
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with https:// (or http:// for a simulator on loopback)")
+        return value
+
+    def secret(self) -> str | None:
+        """The password (basic/session) or token (bearer), from the value or its file."""
+        if self.auth == "bearer":
+            return _read_secret(self.token, self.token_file, "primero.token")
+        return _read_secret(self.password, self.password_file, "primero.password")
+
+
+class StateSettings(_Section):
+    """Where the adapter keeps cursors, runs, leases and (later) its outbox."""
+
+    # SQLite by default; a PostgreSQL URL (postgresql+psycopg://...) for several processes.
+    url: str = "sqlite:///var/cpims-adapter.sqlite3"
+
+
+class SyncSettings(_Section):
+    """Incremental-pull tuning (architecture.md §5.2-5.3)."""
+
+    # Records updated within `lag_seconds` of a run's start are left to the next run, so a
+    # transaction still committing in Primero cannot be skipped.
+    lag_seconds: int = Field(120, ge=0)
+    lease_seconds: int = Field(900, ge=10)
+
+
+class LoggingSettings(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["text", "json"] = "text"
+
+
+class Settings(BaseSettings):
+    """The whole configuration. Build it with :func:`load_settings`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    primero: PrimeroSettings = PrimeroSettings()
+    state: StateSettings = StateSettings()
+    sync: SyncSettings = SyncSettings()
+    logging: LoggingSettings = LoggingSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The file's values arrive as init kwargs; the environment must win over the file.
+        return (env_settings, init_settings)
+
+    def redacted(self) -> dict[str, Any]:
+        """The effective configuration as a dict, secrets replaced by '**********'."""
+        return self.model_dump(mode="json")  # SecretStr dumps as '**********'
+
+
+def resolve_config_path(explicit: str | Path | None = None) -> tuple[Path, bool]:
+    """The config file to read and whether the user named it (a named file must exist)."""
+    if explicit:
+        return Path(explicit), True
+    from_env = os.environ.get(CONFIG_ENV)
+    if from_env:
+        return Path(from_env), True
+    return DEFAULT_CONFIG_PATH, False
+
+
+def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
+    """Read the config file (if any), apply env overrides, validate. Raises ConfigError."""
+    config_path, named = resolve_config_path(path)
+    data: dict[str, Any] = {}
+    source = str(config_path)
+    if config_path.is_file():
+        try:
+            data = tomllib.loads(config_path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{source}: not valid TOML ({exc}). Fix the syntax.") from None
+        except OSError as exc:
+            raise ConfigError(f"{source}: cannot be read ({exc.strerror}).") from None
+    elif named:
+        raise ConfigError(
+            f"{source}: no such config file. Pass --config PATH or set {CONFIG_ENV}; "
+            "config/adapter.example.toml shows every key."
+        )
+    else:
+        source = "defaults and environment"
+    for section, values in overrides.items():
+        data.setdefault(section, {}).update(values)
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc, source)) from None
+
+
+def _explain(exc: ValidationError, source: str) -> str:
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(part) for part in err["loc"])
+        env = ENV_PREFIX + "__".join(str(part) for part in err["loc"]).upper()
+        if err["type"] == "extra_forbidden":
+            section = err["loc"][0] if len(err["loc"]) > 1 else None
+            known = _known_keys(str(section)) if section else sorted(Settings.model_fields)
+            lines.append(
+                f"{source}: unknown key '{key}'. Known keys here: {', '.join(known)}. "
+                "Fix the spelling or remove it (config/adapter.example.toml lists every key)."
+            )
+        else:
+            # Never echo the value: it may be a secret.
+            lines.append(f"{source}: key '{key}' (or env {env}): {err['msg']}.")
+    return "\n".join(lines)
+
+
+def _known_keys(section: str) -> list[str]:
+    field = Settings.model_fields.get(section)
+    model = field.annotation if field else None
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return sorted(model.model_fields)
+    return sorted(Settings.model_fields)
+
+
+def _read_secret(value: SecretStr | None, file: Path | None, key: str) -> str | None:
+    if value is not None and value.get_secret_value():
+        return value.get_secret_value()
+    if file is None:
+        return None
+    try:
+        return file.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"{key}_file: cannot read the secret file ({exc.strerror}).") from None

@@ -1,0 +1,144 @@
+"""The one exception hierarchy of cpims-adapter.
+
+Catch the level you care about: ``AdapterError`` for everything, ``PrimeroError`` for anything
+Primero said or failed to say, ``DestinationError`` for a department system.
+
+Messages name the field, the problem and the fix. They never carry personal data: no names,
+identifiers, query strings or request/response bodies — only HTTP methods, resource paths with
+record UUIDs, status codes, field *names* and Primero's message keys.
+"""
+
+from __future__ import annotations
+
+
+class AdapterError(Exception):
+    """Base class of every error cpims-adapter raises on purpose."""
+
+
+class ConfigError(AdapterError):
+    """The configuration is missing, malformed or names an unknown key."""
+
+
+class StateError(AdapterError):
+    """The state store cannot be opened, migrated or written."""
+
+
+class LeaseHeld(StateError):
+    """Another process holds the lease for this job; this run must not start."""
+
+
+# --- Primero -------------------------------------------------------------------------------
+
+
+class PrimeroError(AdapterError):
+    """Primero answered with an error, or could not be reached.
+
+    ``status`` is the HTTP status (None when no response arrived), ``method`` and ``resource``
+    locate the call (the path only: never the query string, which may hold search terms).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        method: str | None = None,
+        resource: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.method = method
+        self.resource = resource
+
+
+class PrimeroAuthError(PrimeroError):
+    """Primero refused the credentials (401). Never retried more than once: six failures lock
+    the account for 30 minutes (primero-api.md §2)."""
+
+
+class PrimeroLockedOut(PrimeroAuthError):
+    """Primero reports the integration account as locked."""
+
+
+class PrimeroForbidden(PrimeroError):
+    """The integration role lacks a permission (403)."""
+
+
+class PrimeroNotFound(PrimeroError):
+    """The record or resource does not exist, or is outside the account's scope (404)."""
+
+
+class PrimeroConflict(PrimeroError):
+    """A record with this id already exists (409)."""
+
+
+class PrimeroValidationError(PrimeroError):
+    """Primero rejected the payload (422). ``fields`` lists the offending field names."""
+
+    def __init__(self, message: str, *, fields: list[str] | None = None, **kw: object) -> None:
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+        self.fields = fields or []
+
+
+class PrimeroRateLimited(PrimeroError):
+    """Primero throttled the call (429). ``retry_after`` is in seconds when Primero said."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: object) -> None:
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+        self.retry_after = retry_after
+
+
+class PrimeroUnavailable(PrimeroError):
+    """Primero kept answering 5xx (or 503 during a configuration update) after the retries."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: object) -> None:
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+        self.retry_after = retry_after
+
+
+class PrimeroTimeout(PrimeroError):
+    """Primero did not answer within the configured timeout, or the connection failed."""
+
+
+class PrimeroProtocolError(PrimeroError):
+    """Primero's answer did not have the expected shape (malformed JSON, missing keys)."""
+
+
+class PrimeroNoOp(PrimeroError):
+    """Primero answered 200 but did not apply the change (e.g. a referral status transition that
+    is not allowed from the current status; primero-api.md §5.3)."""
+
+
+class PrimeroVersionError(PrimeroError):
+    """The Primero server is older than the adapter supports."""
+
+
+# --- Departments, policy, mapping ----------------------------------------------------------
+
+
+class DestinationError(AdapterError):
+    """A department system failed to take a delivery."""
+
+
+class Retryable(DestinationError):
+    """A transient failure: try again later."""
+
+
+class RateLimited(Retryable):
+    """The destination asked us to slow down; ``retry_after`` seconds when it said."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Fatal(DestinationError):
+    """A permanent failure: retrying the same payload cannot succeed."""
+
+
+class PolicyViolation(AdapterError):
+    """A disclosure would break the privacy policy (consent, sensitivity, allow-list)."""
+
+
+class MappingError(AdapterError):
+    """A record cannot be mapped to the destination's format."""

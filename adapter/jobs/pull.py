@@ -1,0 +1,149 @@
+"""An incremental pull of Primero cases: lease → window → pages → watermark per page → report.
+
+This is the first half of every sync run (architecture.md §5.2); the sync engine adds policy,
+mapping and the outbox inside ``on_page``. The rules that make it lose nothing:
+
+- the window's upper bound (the *signpost*) is the run's start minus ``lag_seconds``, so a
+  Primero transaction still committing cannot be skipped, and the watermark never passes it;
+- the lower bound is the watermark's second, closed, and already-handled versions inside it
+  are skipped (``Watermark``);
+- the watermark is committed after each page, in the same transaction as the page's work when
+  ``on_page`` writes any (pass it the connection), so a crash re-reads at most one page.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy.engine import Connection
+
+from adapter.errors import AdapterError, LeaseHeld
+from adapter.jobs.watermark import Watermark, parse_primero_time
+from adapter.state import StateStore
+from adapter.state.store import process_owner
+
+log = logging.getLogger("adapter.jobs")
+
+STREAM_CASES = "cases"
+
+PageHandler = Callable[[Sequence[Mapping[str, Any]], Connection], None]
+
+
+class CaseSource(Protocol):
+    """What a pull needs from the Primero client."""
+
+    def iter_case_pages(
+        self,
+        updated_since: datetime | None,
+        updated_until: datetime | None = None,
+        fields: Sequence[str] | None = None,
+    ) -> Any: ...
+
+
+@dataclass
+class PullReport:
+    """What one pull did, without any personal data."""
+
+    job: str
+    status: str = "running"
+    window_from: datetime | None = None
+    window_to: datetime | None = None
+    pages: int = 0
+    records_read: int = 0
+    records_new: int = 0
+    records_already_seen: int = 0
+    newest_change: datetime | None = None
+    duration_seconds: float = 0.0
+    run_id: int | None = None
+    new_ids: list[str] = field(default_factory=list, repr=False)
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "pages": self.pages,
+            "records_read": self.records_read,
+            "records_new": self.records_new,
+            "records_already_seen": self.records_already_seen,
+            "window_from": self.window_from.isoformat() if self.window_from else None,
+            "window_to": self.window_to.isoformat() if self.window_to else None,
+            "newest_change": self.newest_change.isoformat() if self.newest_change else None,
+        }
+
+
+def pull_cases(
+    client: CaseSource,
+    store: StateStore,
+    job: str,
+    *,
+    lag_seconds: float,
+    lease_seconds: float = 900,
+    fields: Sequence[str] | None = None,
+    since: datetime | None = None,
+    on_page: PageHandler | None = None,
+    now: datetime | None = None,
+    keep_ids: bool = False,
+) -> PullReport:
+    """Pull the cases changed since ``job``'s watermark (or ``since``) and advance it.
+
+    Raises ``LeaseHeld`` if another process is running ``job``.
+    """
+    started = time.monotonic()
+    owner = process_owner()
+    lease = store.acquire_lease(f"job:{job}", owner, lease_seconds)
+    if lease is None:
+        raise LeaseHeld(f"job '{job}' is already running in another process; this run skipped.")
+    report = PullReport(job=job)
+    report.run_id = store.start_run(job, owner)
+    try:
+        watermark = Watermark() if since else Watermark.from_text(store.get_cursor(job, STREAM_CASES))
+        signpost = (now or datetime.now(UTC)) - timedelta(seconds=lag_seconds)
+        lower = since or watermark.second
+        report.window_from, report.window_to = lower, signpost
+        if lower is None or lower <= signpost:
+            for page in client.iter_case_pages(
+                updated_since=lower, updated_until=signpost, fields=fields
+            ):
+                records = list(page.records)
+                report.pages += 1
+                report.records_read += len(records)
+                fresh = [
+                    r
+                    for r in records
+                    if watermark.is_new(r) and parse_primero_time(r["last_updated_at"]) <= signpost
+                ]
+                report.records_already_seen += len(records) - len(fresh)
+                report.records_new += len(fresh)
+                if keep_ids:
+                    report.new_ids.extend(str(r["id"]) for r in fresh)
+                watermark = watermark.advance(fresh)
+                with store.transaction() as conn:
+                    if on_page is not None and fresh:
+                        on_page(fresh, conn)
+                    store.set_cursor(job, STREAM_CASES, watermark.to_text(), conn)
+                if store.renew_lease(lease, lease_seconds) is None:
+                    raise LeaseHeld(f"job '{job}' lost its lease mid-run; stopping safely.")
+        report.newest_change = watermark.second
+        report.status = "ok"
+    except BaseException as exc:
+        report.status = "failed"
+        report.duration_seconds = time.monotonic() - started
+        # Our own errors are written free of personal data; anything else keeps only its class.
+        message = str(exc) if isinstance(exc, AdapterError) else None
+        store.finish_run(report.run_id, "failed", report.stats(), type(exc).__name__, message)
+        raise
+    finally:
+        store.release_lease(lease)
+    report.duration_seconds = time.monotonic() - started
+    store.finish_run(report.run_id, "ok", report.stats())
+    log.info(
+        "job %s pulled %d new of %d read in %d pages",
+        job,
+        report.records_new,
+        report.records_read,
+        report.pages,
+    )
+    return report

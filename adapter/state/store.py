@@ -1,0 +1,355 @@
+"""StateStore: the adapter's durable memory, on SQLite or PostgreSQL through one code path."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from adapter.errors import StateError
+from adapter.state import schema
+from adapter.state.migrations import MIGRATIONS, Migration
+from adapter.state.types import utcnow
+
+log = logging.getLogger("adapter.state")
+
+
+@dataclass(frozen=True)
+class Lease:
+    """Proof that this process may run ``name`` until ``expires_at``."""
+
+    name: str
+    owner: str
+    token: int
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: int
+    job: str
+    owner: str
+    started_at: datetime
+    finished_at: datetime | None
+    status: str
+    stats: dict[str, Any]
+    error_class: str | None
+    error_message: str | None
+
+
+def process_owner() -> str:
+    """A name for this process that is unique across hosts and restarts."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def normalise_url(url: str) -> str:
+    """Accept the URLs an IT officer would write: ``postgresql://`` means psycopg 3."""
+    if url.startswith(("postgres://", "postgresql://")):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def _safe_url(url: str) -> str:
+    """The URL without its password, for messages."""
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return "<unparseable URL>"
+
+
+def create_state_engine(url: str) -> Engine:
+    """An Engine for ``url``; SQLite gets WAL, a busy timeout and explicit transactions."""
+    url = normalise_url(url)
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError:
+        raise StateError(
+            "state.url is not a database URL. Use sqlite:///path/to/state.sqlite3 or "
+            "postgresql://user@host/dbname."
+        ) from None
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if database and database != ":memory:":
+            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"timeout": 30})
+        _configure_sqlite(engine)
+        return engine
+    if parsed.get_backend_name() == "postgresql":
+        return sa.create_engine(url, pool_pre_ping=True)
+    raise StateError(
+        f"state.url uses '{parsed.get_backend_name()}'; only sqlite and postgresql are supported."
+    )
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not pysqlite, decide when transactions begin (SQLAlchemy's
+        # documented recipe), so DDL and DML commit together in a migration.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        # WAL lets readers (status, CLI) run beside the sync; NORMAL may lose the last commit
+        # on power loss, which at-least-once delivery turns into a harmless re-send.
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # IMMEDIATE takes the write lock up front, so two processes never deadlock upgrading
+        # a read lock; writes here are short.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class StateStore:
+    """Cursors, runs and leases; later issues add their tables through migrations.
+
+    ``StateStore(url)`` opens the database and applies pending migrations on first use.
+    """
+
+    def __init__(self, url: str, *, migrate: bool = True) -> None:
+        self.url = normalise_url(url)
+        self.engine = create_state_engine(self.url)
+        self._migrated = False
+        if migrate:
+            self.upgrade()
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    @property
+    def backend(self) -> str:
+        return self.engine.dialect.name
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> StateStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """One transaction: everything inside commits together or not at all."""
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise StateError(
+                f"state store at {_safe_url(self.url)} failed: {type(exc).__name__}. "
+                "Check that the database is reachable and writable."
+            ) from exc
+
+    # -- migrations -----------------------------------------------------------------------
+
+    def schema_version(self) -> int:
+        """The highest applied migration, 0 for an empty database."""
+        with self.transaction() as conn:
+            if not sa.inspect(conn).has_table("schema_migrations"):
+                return 0
+            value = conn.execute(sa.select(sa.func.max(schema.schema_migrations.c.version)))
+            return int(value.scalar() or 0)
+
+    def pending_migrations(self) -> list[Migration]:
+        current = self.schema_version()
+        return [m for m in MIGRATIONS if m.version > current]
+
+    def upgrade(self) -> list[Migration]:
+        """Apply every pending migration, each in its own transaction. Safe to run twice and
+        from two processes at once (the second waits for the lock, then finds nothing to do)."""
+        applied: list[Migration] = []
+        with self.transaction() as conn:
+            self._serialise_upgraders(conn)
+            schema.schema_migrations.create(conn, checkfirst=True)
+        for migration in MIGRATIONS:
+            with self.transaction() as conn:
+                self._serialise_upgraders(conn)
+                done = conn.execute(
+                    sa.select(schema.schema_migrations.c.version).where(
+                        schema.schema_migrations.c.version == migration.version
+                    )
+                ).first()
+                if done:
+                    continue
+                migration.apply(conn)
+                conn.execute(
+                    schema.schema_migrations.insert().values(
+                        version=migration.version, name=migration.name, applied_at=utcnow()
+                    )
+                )
+                applied.append(migration)
+                log.info("applied state migration %d (%s)", migration.version, migration.name)
+        self._migrated = True
+        return applied
+
+    def _serialise_upgraders(self, conn: Connection) -> None:
+        # SQLite's BEGIN IMMEDIATE already serialises writers; PostgreSQL needs a lock that
+        # is released at commit, or two upgraders race on CREATE TABLE.
+        if self.backend == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(7143001)"))
+
+    # -- cursors --------------------------------------------------------------------------
+
+    def get_cursor(self, job: str, stream: str, conn: Connection | None = None) -> str | None:
+        query = sa.select(schema.cursors.c.value).where(
+            schema.cursors.c.job == job, schema.cursors.c.stream == stream
+        )
+        if conn is not None:
+            return conn.execute(query).scalar()
+        with self.transaction() as own:
+            return own.execute(query).scalar()
+
+    def set_cursor(self, job: str, stream: str, value: str, conn: Connection | None = None) -> None:
+        """Record how far ``job`` has read ``stream``. Pass ``conn`` to commit the cursor in the
+        same transaction as the work it covers (the transactional-outbox rule)."""
+        if conn is None:
+            with self.transaction() as own:
+                self.set_cursor(job, stream, value, own)
+            return
+        table = schema.cursors
+        updated = conn.execute(
+            table.update()
+            .where(table.c.job == job, table.c.stream == stream)
+            .values(value=value, updated_at=utcnow())
+        )
+        if updated.rowcount == 0:
+            conn.execute(
+                table.insert().values(job=job, stream=stream, value=value, updated_at=utcnow())
+            )
+
+    def delete_cursor(self, job: str, stream: str) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                schema.cursors.delete().where(
+                    schema.cursors.c.job == job, schema.cursors.c.stream == stream
+                )
+            )
+
+    def cursors(self) -> list[dict[str, Any]]:
+        with self.transaction() as conn:
+            rows = conn.execute(sa.select(schema.cursors).order_by("job", "stream"))
+            return [dict(row._mapping) for row in rows]
+
+    # -- leases ---------------------------------------------------------------------------
+
+    def acquire_lease(self, name: str, owner: str, ttl_seconds: float) -> Lease | None:
+        """Take the lease ``name`` if it is free, expired, or already ours. None if held.
+
+        One conditional UPDATE decides, which is atomic on SQLite and PostgreSQL alike.
+        """
+        table = schema.leases
+        now = utcnow()
+        expires = now + timedelta(seconds=ttl_seconds)
+        with self.transaction() as conn:
+            exists = conn.execute(sa.select(table.c.name).where(table.c.name == name)).first()
+            if not exists:
+                try:
+                    with conn.begin_nested():
+                        conn.execute(table.insert().values(name=name, owner=None, token=0))
+                except sa.exc.IntegrityError:
+                    pass  # another process created it first; the UPDATE below decides
+            taken = conn.execute(
+                table.update()
+                .where(
+                    table.c.name == name,
+                    sa.or_(
+                        table.c.owner.is_(None),
+                        table.c.owner == owner,
+                        table.c.expires_at < now,
+                    ),
+                )
+                .values(owner=owner, acquired_at=now, expires_at=expires, token=table.c.token + 1)
+            )
+            if taken.rowcount != 1:
+                return None
+            token = conn.execute(sa.select(table.c.token).where(table.c.name == name)).scalar()
+        return Lease(name=name, owner=owner, token=int(token or 0), expires_at=expires)
+
+    def renew_lease(self, lease: Lease, ttl_seconds: float) -> Lease | None:
+        """Extend a lease we still hold; None if it was lost (expired and taken)."""
+        table = schema.leases
+        expires = utcnow() + timedelta(seconds=ttl_seconds)
+        with self.transaction() as conn:
+            renewed = conn.execute(
+                table.update()
+                .where(
+                    table.c.name == lease.name,
+                    table.c.owner == lease.owner,
+                    table.c.token == lease.token,
+                )
+                .values(expires_at=expires)
+            )
+        if renewed.rowcount != 1:
+            return None
+        return Lease(lease.name, lease.owner, lease.token, expires)
+
+    def release_lease(self, lease: Lease) -> None:
+        table = schema.leases
+        with self.transaction() as conn:
+            conn.execute(
+                table.update()
+                .where(
+                    table.c.name == lease.name,
+                    table.c.owner == lease.owner,
+                    table.c.token == lease.token,
+                )
+                .values(owner=None, expires_at=None)
+            )
+
+    # -- runs -----------------------------------------------------------------------------
+
+    def start_run(self, job: str, owner: str) -> int:
+        with self.transaction() as conn:
+            result = conn.execute(
+                schema.runs.insert().values(
+                    job=job, owner=owner, started_at=utcnow(), status="running", stats={}
+                )
+            )
+            return int(result.inserted_primary_key[0])
+
+    def finish_run(
+        self,
+        run_id: int,
+        status: str,
+        stats: dict[str, Any],
+        error_class: str | None = None,
+        error_message: str | None = None,
+    ) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                schema.runs.update()
+                .where(schema.runs.c.id == run_id)
+                .values(
+                    status=status,
+                    stats=stats,
+                    finished_at=utcnow(),
+                    error_class=error_class,
+                    error_message=error_message,
+                )
+            )
+
+    def recent_runs(self, job: str | None = None, limit: int = 20) -> list[RunRecord]:
+        query = sa.select(schema.runs).order_by(schema.runs.c.id.desc()).limit(limit)
+        if job:
+            query = query.where(schema.runs.c.job == job)
+        with self.transaction() as conn:
+            return [RunRecord(**row._mapping) for row in conn.execute(query)]
+
+
+def open_store(url: str) -> StateStore:
+    """Open the store at ``url`` and bring its schema up to date."""
+    return StateStore(url)

@@ -1,0 +1,48 @@
+"""Fixtures shared by the whole suite: real servers on 127.0.0.1, stopped by PID."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from adapter.state import StateStore
+from tests.support.servers import PostgresServer, start_postgres
+
+_db_counter = itertools.count(1)
+
+
+def _skip_postgres() -> bool:
+    return os.environ.get("CPIMS_ADAPTER_SKIP_POSTGRES") == "1"
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    if _skip_postgres():
+        pytest.skip("CPIMS_ADAPTER_SKIP_POSTGRES=1")
+    server = start_postgres()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def state_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A fresh, empty state database: SQLite in a temp dir, or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path_factory.mktemp('state')}/state.sqlite3"
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    return server.create_database(f"test_{os.getpid()}_{next(_db_counter)}")
+
+
+@pytest.fixture
+def store(state_url: str) -> Iterator[StateStore]:
+    """A migrated state store on each backend, closed after the test."""
+    opened = StateStore(state_url)
+    try:
+        yield opened
+    finally:
+        opened.close()

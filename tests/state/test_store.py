@@ -1,0 +1,128 @@
+"""The state store on SQLite and PostgreSQL alike: migrations, cursors, leases, runs."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+
+import pytest
+import sqlalchemy as sa
+
+from adapter.errors import StateError
+from adapter.state import StateStore, schema
+from adapter.state.migrations import MIGRATIONS
+
+
+def test_first_use_applies_every_migration_once(store: StateStore) -> None:
+    assert store.schema_version() == MIGRATIONS[-1].version
+    assert store.upgrade() == []  # idempotent
+    with store.transaction() as conn:
+        recorded = conn.execute(sa.select(schema.schema_migrations.c.version)).scalars().all()
+    assert sorted(recorded) == [m.version for m in MIGRATIONS]
+
+
+def test_migrated_schema_matches_the_query_tables(store: StateStore) -> None:
+    """schema.py must describe exactly what the migrations build."""
+    inspector = sa.inspect(store.engine)
+    for table in schema.metadata.sorted_tables:
+        columns = {col["name"] for col in inspector.get_columns(table.name)}
+        assert columns == set(table.columns.keys()), table.name
+
+
+def test_concurrent_upgrades_do_not_collide(state_url: str) -> None:
+    errors: list[BaseException] = []
+
+    def upgrade() -> None:
+        try:
+            StateStore(state_url).close()
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=upgrade) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with StateStore(state_url) as check:
+        assert check.schema_version() == MIGRATIONS[-1].version
+
+
+def test_cursor_round_trip_and_overwrite(store: StateStore) -> None:
+    assert store.get_cursor("health", "cases") is None
+    store.set_cursor("health", "cases", "2025-01-01T00:00:00.000Z")
+    store.set_cursor("health", "cases", "2025-02-01T00:00:00.000Z")
+    store.set_cursor("police", "cases", "x")
+    assert store.get_cursor("health", "cases") == "2025-02-01T00:00:00.000Z"
+    assert [c["job"] for c in store.cursors()] == ["health", "police"]
+
+
+def test_cursor_commits_with_its_transaction_or_not_at_all(store: StateStore) -> None:
+    store.set_cursor("health", "cases", "before")
+    with pytest.raises(RuntimeError), store.transaction() as conn:
+        store.set_cursor("health", "cases", "after", conn)
+        raise RuntimeError("crash between cursor and commit")
+    assert store.get_cursor("health", "cases") == "before"
+
+
+def test_lease_is_exclusive_until_released_or_expired(store: StateStore) -> None:
+    first = store.acquire_lease("job:health", "proc-a", ttl_seconds=60)
+    assert first is not None
+    assert store.acquire_lease("job:health", "proc-b", ttl_seconds=60) is None
+    store.release_lease(first)
+    second = store.acquire_lease("job:health", "proc-b", ttl_seconds=60)
+    assert second is not None and second.token > first.token
+    # A stale holder cannot renew or release a lease that moved on.
+    assert store.renew_lease(first, 60) is None
+    store.release_lease(first)
+    assert store.acquire_lease("job:health", "proc-c", ttl_seconds=60) is None
+
+
+def test_expired_lease_can_be_taken_over(store: StateStore) -> None:
+    assert store.acquire_lease("job", "dead-process", ttl_seconds=-1) is not None
+    taken = store.acquire_lease("job", "survivor", ttl_seconds=60)
+    assert taken is not None and taken.owner == "survivor"
+
+
+def test_only_one_of_many_contenders_gets_the_lease(store: StateStore, state_url: str) -> None:
+    winners: list[str] = []
+    barrier = threading.Barrier(6)
+
+    def contend(owner: str) -> None:
+        own = StateStore(state_url, migrate=False)
+        barrier.wait()
+        if own.acquire_lease("job:race", owner, ttl_seconds=60):
+            winners.append(owner)
+        own.close()
+
+    threads = [threading.Thread(target=contend, args=(f"p{i}",)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(winners) == 1
+
+
+def test_runs_are_recorded_with_outcome(store: StateStore) -> None:
+    run_id = store.start_run("health", "proc-a")
+    store.finish_run(run_id, "failed", {"pages": 2}, "PrimeroTimeout", "GET /api/v2/cases timed out")
+    (run,) = store.recent_runs("health")
+    assert run.status == "failed" and run.stats == {"pages": 2}
+    assert run.started_at.tzinfo is UTC and run.finished_at is not None
+    assert run.finished_at >= run.started_at
+
+
+def test_naive_datetimes_are_refused(store: StateStore) -> None:
+    with pytest.raises(StateError), store.transaction() as conn:
+        conn.execute(
+            schema.cursors.insert().values(
+                job="j", stream="s", value="v", updated_at=datetime(2025, 1, 1)
+            )
+        )
+
+
+def test_unsupported_url_is_a_clear_error() -> None:
+    with pytest.raises(StateError, match="only sqlite and postgresql"):
+        StateStore("mysql://localhost/x")
+    with pytest.raises(StateError, match="not a database URL"):
+        StateStore("not a url")

@@ -1,0 +1,95 @@
+"""Configuration: file, environment overrides, unknown keys, secrets."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from adapter.config import Settings, load_settings
+from adapter.errors import ConfigError
+
+EXAMPLE = Path(__file__).parent.parent / "config" / "adapter.example.toml"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "adapter.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_example_config_is_valid_and_documents_every_key() -> None:
+    load_settings(EXAMPLE)
+    text = EXAMPLE.read_text(encoding="utf-8")
+    for section, field in Settings.model_fields.items():
+        assert f"[{section}]" in text
+        model = field.annotation
+        for key in model.model_fields:  # type: ignore[union-attr]
+            assert re.search(rf"^#? ?{key} = ", text, re.MULTILINE), f"{section}.{key} undocumented"
+
+
+def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(tmp_path, '[primero]\nurl = "https://a.example"\nusername = "svc"\n')
+    monkeypatch.setenv("CPIMS_ADAPTER_PRIMERO__URL", "https://b.example")
+    monkeypatch.setenv("CPIMS_ADAPTER_PRIMERO__PASSWORD", "s3cret-value")
+    monkeypatch.setenv("CPIMS_ADAPTER_STATE__URL", "sqlite:///elsewhere.db")
+    settings = load_settings(path)
+    assert settings.primero.url == "https://b.example"
+    assert settings.primero.username == "svc"  # untouched keys keep the file's value
+    assert settings.primero.secret() == "s3cret-value"
+    assert settings.state.url == "sqlite:///elsewhere.db"
+
+
+def test_config_path_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(tmp_path, '[primero]\nurl = "https://env.example"\n')
+    monkeypatch.setenv("CPIMS_ADAPTER_CONFIG", str(path))
+    assert load_settings().primero.url == "https://env.example"
+
+
+def test_unknown_key_names_the_key_and_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, '[primero]\nurl = "https://a.example"\npasword = "x"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    message = str(caught.value)
+    assert "primero.pasword" in message and str(path) in message and "password" in message
+
+
+def test_unknown_section_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="unknown key 'primer'"):
+        load_settings(write(tmp_path, '[primer]\nurl = "x"\n'))
+
+
+def test_bad_value_names_the_key_and_env_but_not_the_value(tmp_path: Path) -> None:
+    path = write(tmp_path, '[primero]\nurl = "ftp://secret-host"\npage_size = 5000\n')
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    message = str(caught.value)
+    assert "primero.page_size" in message and "CPIMS_ADAPTER_PRIMERO__PAGE_SIZE" in message
+    assert "primero.url" in message and "secret-host" not in message
+
+
+def test_named_file_must_exist(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no such config file"):
+        load_settings(tmp_path / "missing.toml")
+
+
+def test_broken_toml_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings(write(tmp_path, "[primero\n"))
+
+
+def test_secrets_are_never_printed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CPIMS_ADAPTER_PRIMERO__PASSWORD", "hunter2-canary")
+    settings = load_settings(write(tmp_path, '[primero]\nurl = "https://a.example"\n'))
+    assert "hunter2-canary" not in repr(settings)
+    assert "hunter2-canary" not in str(settings.redacted())
+
+
+def test_password_file_is_read(tmp_path: Path) -> None:
+    secret = tmp_path / "pw"
+    secret.write_text("from-a-file\n")
+    settings = load_settings(
+        write(tmp_path, f'[primero]\nurl = "https://a.example"\npassword_file = "{secret}"\n')
+    )
+    assert settings.primero.secret() == "from-a-file"
