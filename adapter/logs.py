@@ -46,6 +46,8 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     root.propagate = False
+    # urllib3 logs full URLs, query strings (search terms) included, at DEBUG.
+    logging.getLogger("urllib3").setLevel(logging.WARNING)
 
 
 def _privacy_filters() -> list[logging.Filter]:

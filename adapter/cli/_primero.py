@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 app = typer.Typer(help="Look at Primero through the adapter's eyes.", no_args_is_help=True)
 
 LIST_FIELDS = ("id", "case_id_display", "last_updated_at")
+REQUIRED_CAPABILITIES = {"cases.read"}
 
 
 class Format(str, Enum):
@@ -90,11 +91,16 @@ def check() -> None:
         rows.append(("state store", False, str(exc)))
     try:
         with open_client() as client:
-            report = client.probe()
+            report = client.capabilities()
+            client.check_version()
             rows.append(("primero", True, f"version {report.version} at {config.primero.url}"))
-            rows.append(("account", True, f"{report.user_name or config.primero.username}"))
-            for name, allowed in report.capabilities.items():
-                rows.append((f"may {name}", allowed is not False, _yes_no(allowed)))
+            rows.append(("account", True, f"{report.user_name or config.primero.username} "
+                         f"({report.auth_mode})"))
+            for name, capability in report.checks.items():
+                # Only reading cases is needed by every job; the rest depends on which jobs
+                # are configured, so a "no" there is reported, not fatal.
+                ok = capability.permitted != "no" or name not in REQUIRED_CAPABILITIES
+                rows.append((f"may {name}", ok, f"{capability.permitted}: {capability.how}"))
     except AdapterError as exc:
         rows.append(("primero", False, str(exc)))
     table = Table("check", "ok", "detail", title="cpims-adapter check")
@@ -103,7 +109,3 @@ def check() -> None:
     out.print(table)
     if not all(ok for _, ok, _ in rows):
         raise typer.Exit(1)
-
-
-def _yes_no(value: bool | None) -> str:
-    return {True: "yes", False: "no", None: "unknown (needs a write to tell)"}[value]

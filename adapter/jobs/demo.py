@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import requests
+from pydantic import SecretStr
 
 from adapter.config import PrimeroSettings
 from adapter.jobs.pull import PullReport, pull_cases
@@ -51,7 +52,7 @@ def run_demo(
     with PrimeroSimulator(cases=cases, seed=42) as sim, StateStore(state_url) as store:
         say(f"Primero simulator with {cases} synthetic cases at {sim.url}")
         settings = PrimeroSettings(
-            url=sim.url, username=DEMO_USER, password=DEMO_PASSWORD, auth="basic"  # type: ignore[arg-type]
+            url=sim.url, username=DEMO_USER, password=SecretStr(DEMO_PASSWORD), auth="basic"
         )
         with PrimeroClient.from_settings(settings) as client:
             version = client.primero_version()

@@ -319,7 +319,9 @@ class StateStore:
                     job=job, owner=owner, started_at=utcnow(), status="running", stats={}
                 )
             )
-            return int(result.inserted_primary_key[0])
+            key = result.inserted_primary_key
+            assert key is not None
+            return int(key[0])
 
     def finish_run(
         self,

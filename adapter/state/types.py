@@ -31,7 +31,8 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
             return None
         if isinstance(value, str):  # SQLite may hand back text for raw SQL reads
             value = datetime.fromisoformat(value)
-        return value.replace(tzinfo=UTC)
+        stored: datetime = value
+        return stored.replace(tzinfo=UTC)
 
 
 def utcnow() -> datetime:

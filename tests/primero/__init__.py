@@ -1,0 +1,1 @@
+"""Tests of the Primero v2 client (adapter.primero)."""
