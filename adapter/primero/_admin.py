@@ -284,27 +284,24 @@ class AdminMixin(Requester):
             resource=MODULES,
         )
 
-    def update_module_options(self, module_id: int | str, options: Mapping[str, Any]) -> Record:
-        """PATCH `module_options` (e.g. `use_webhooks_for`) and check that Primero kept them.
+    def require_module_options(self, module_id: int | str, options: Mapping[str, Any]) -> Record:
+        """Check that a module has ``options`` (e.g. ``use_webhooks_for``); never writes.
 
-        Primero's controller permits only description, associated_record_types and
-        form_section_unique_ids (primero_modules_controller.rb#modules_params), so it answers
-        200 and drops `module_options`: this raises PrimeroNoOp in that case.
+        Primero's API cannot set them: its controller permits only description,
+        associated_record_types and form_section_unique_ids (primero_modules_controller.rb
+        #modules_params), and a PATCH without form_section_unique_ids detaches every form from
+        the module, after which no role may write any of its fields. So this only reads, and
+        raises PrimeroNoOp naming the admin-console step when the options are missing.
         """
         module = self.get_module(module_id)
-        numeric = module.get("id")
-        if not isinstance(numeric, int | str):
-            raise malformed("GET", MODULES, 200, "has a module without an id")
-        path = f"{MODULES}/{segment(numeric, 'module id')}"
-        self._data("PATCH", path, json={"data": {"module_options": dict(options)}})
-        stored = self.get_module(numeric)
-        if not stored_as_sent(dict(options), stored.get("module_options")):
+        if not stored_as_sent(dict(options), module.get("module_options")):
+            path = f"{MODULES}/{segment(module.get('id', module_id), 'module id')}"
             raise PrimeroNoOp(
-                f"PATCH {path}: Primero answered 200 but did not store module_options: its API "
-                "does not accept them. Set use_webhooks_for (and use_webhook_sync_for) in "
-                "Primero's admin console or configuration seed.",
+                f"{path}: module_options lack {sorted(options)}; Primero's API cannot set them. "
+                "Set use_webhooks_for (and use_webhook_sync_for) in Primero's admin console or "
+                "configuration seed.",
                 status=200,
-                method="PATCH",
+                method="GET",
                 resource=path,
             )
-        return stored
+        return module

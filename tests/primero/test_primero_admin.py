@@ -124,16 +124,30 @@ def test_a_webhook_has_exactly_one_event(mocked: responses.RequestsMock, make_cl
     }
 
 
-def test_module_options_that_primero_drops_raise_noop(
+def test_missing_module_options_name_the_admin_step_and_never_patch(
     mocked: responses.RequestsMock, make_client: Make
 ) -> None:
+    """A PATCH of a module without its form ids detaches every form (Primero's
+    primero_modules_controller), so the client only reads and explains."""
     module = {"id": 1, "unique_id": "primeromodule-cp", "module_options": {"use_webhooks_for": []}}
     mocked.get(f"{BASE}/api/v2/primero_modules", json={"data": [module]})
-    mocked.patch(f"{BASE}/api/v2/primero_modules/1", json={"data": module})
-    mocked.get(f"{BASE}/api/v2/primero_modules/1", json={"data": module})
 
     with pytest.raises(PrimeroNoOp, match="admin console"):
-        make_client().update_module_options("primeromodule-cp", {"use_webhooks_for": ["case"]})
+        make_client().require_module_options("primeromodule-cp", {"use_webhooks_for": ["case"]})
+    assert all(call.request.method == "GET" for call in mocked.calls)
+
+
+def test_present_module_options_pass(mocked: responses.RequestsMock, make_client: Make) -> None:
+    module = {
+        "id": 1,
+        "unique_id": "primeromodule-cp",
+        "module_options": {"use_webhooks_for": ["case"]},
+    }
+    mocked.get(f"{BASE}/api/v2/primero_modules", json={"data": [module]})
+    client = make_client()
+    assert (
+        client.require_module_options("primeromodule-cp", {"use_webhooks_for": ["case"]})["id"] == 1
+    )
 
 
 def test_refer_to_users_sends_service_singular(

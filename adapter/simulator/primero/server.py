@@ -1,0 +1,143 @@
+"""Run the simulator as a real HTTP server (uvicorn) in a thread or in the foreground."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import threading
+import time
+from types import TracebackType
+from typing import Any
+
+import uvicorn
+
+from adapter.simulator.primero.app import create_app
+from adapter.simulator.primero.seed import seed
+from adapter.simulator.primero.seed_access import SEED_PASSWORD, load_access
+from adapter.simulator.primero.seed_forms import load_forms_and_lookups
+from adapter.simulator.primero.state import Options, SimulatorState
+
+INTEGRATION_USER = "cpims-adapter"
+
+
+def build_state(cases: int = 0, seed_value: int = 42, **options: Any) -> SimulatorState:
+    """A configured state (forms, lookups, users, agencies) with `cases` seeded cases."""
+    state = SimulatorState(Options(**options))
+    load_forms_and_lookups(state)
+    load_access(state)
+    if cases:
+        seed(state, cases=cases, seed=seed_value)
+        # Warm the two orders clients use (default list order, incremental pulls).
+        state.ordered_case_ids("created_at", ascending=False)
+        state.ordered_case_ids("last_updated_at", ascending=True)
+    return state
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+class PrimeroSimulator:
+    """A simulated Primero v2 server on a real socket.
+
+    >>> with PrimeroSimulator(cases=100) as sim:
+    ...     requests.get(sim.url + "/api/v2/cases", auth=("cpims-adapter", "sim-password"))
+
+    `port=0` picks a free port. Extra keyword options go to `Options` (e.g.
+    `session_timeout_seconds`, `primero_version`, `paranoid`).
+    """
+
+    def __init__(
+        self, cases: int = 0, seed: int = 42, port: int = 0, host: str = "127.0.0.1", **options: Any
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.state = build_state(cases, seed, **options)
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._socket: socket.socket | None = None
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. http://127.0.0.1:54321."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def start(self) -> PrimeroSimulator:
+        """Serve in a background thread; returns once the server accepts connections."""
+        self._socket = _bind(self.host, self.port)
+        self.port = self._socket.getsockname()[1]
+        if self.state.options.hostname == Options().hostname:
+            self.state.options.hostname = f"{self.host}:{self.port}"
+        config = uvicorn.Config(
+            create_app(self.state), log_level="warning", access_log=False, lifespan="on"
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run,
+            kwargs={"sockets": [self._socket]},
+            name="primero-simulator",
+            daemon=True,
+        )
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("Primero simulator did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        """Stop the server and the webhook worker, and close the socket."""
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        if self._socket is not None:
+            self._socket.close()
+        self._server = self._thread = self._socket = None
+
+    def __enter__(self) -> PrimeroSimulator:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def serve_forever(
+    port: int = 3000, cases: int = 1000, seed: int = 42, host: str = "127.0.0.1"
+) -> None:
+    """Foreground server for `cpims-adapter simulate primero`; stops on SIGINT / SIGTERM."""
+    state = build_state(cases, seed)
+    sock = _bind(host, port)
+    bound = sock.getsockname()[1]
+    state.options.hostname = f"{host}:{bound}"
+    print(
+        f"Primero simulator on http://{host}:{bound} with {cases} cases; "
+        f"integration login {INTEGRATION_USER} / {SEED_PASSWORD} (control API: /_sim)",
+        flush=True,
+    )
+    config = uvicorn.Config(create_app(state), log_level="warning", access_log=False, lifespan="on")
+    # uvicorn re-raises the stopping signal once shut down; a no-op handler makes the command
+    # end quietly with status 0 instead of dying from SIGTERM or printing a KeyboardInterrupt.
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        previous = {
+            sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGINT, signal.SIGTERM)
+        }
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        sock.close()
