@@ -1,0 +1,382 @@
+"""A thin FHIR R4 client for health departments (departments.md §1, §7).
+
+Our own ``requests`` client rather than fhirpy, because the conditional headers and elements must
+be explicit (departments.md §1: fhirpy sends conditional-create criteria as query parameters, and a
+server then duplicates the Patient). Every call has a timeout, TLS is verified, redirects are not
+followed (they could carry credentials elsewhere), and nothing is retried here: failures are
+classified (``Retryable``, ``RateLimited``, :class:`Rejected`) for the outbox to act on.
+
+Reading changes back is polling (departments.md §1 "Incremental sync"; subscriptions are an
+optimisation department servers rarely offer): :meth:`FhirClient.search_tasks_updated`.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from fhir.resources.R4B.bundle import Bundle
+
+from adapter.departments._http import Rejected, json_or_none, raise_for_status, send
+from adapter.errors import ConfigError, Fatal
+from adapter.mappings.fhir import (
+    HealthReferral,
+    build_content_update_bundle,
+    build_referral_bundle,
+    referral_search_token,
+    to_json,
+)
+from adapter.mappings.fhir_codes import REFERRAL_SYSTEM
+from adapter.mappings.fhir_task import TaskUpdate, task_update_from_json
+
+__all__ = ["EntryResult", "FhirClient", "Rejected", "TransactionResult"]
+
+FHIR_JSON = "application/fhir+json"
+# FHIR issue-type codes are lowercase words joined by '-' ("structure", "multiple-matches").
+# Anything else in issue.code is dropped rather than risk echoing a value.
+_ISSUE_CODE = re.compile(r"^[a-z][a-z\-]{0,39}$")
+_LOCATION = re.compile(r"(?:^|/)([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(?:/_history/([^/]+))?$")
+
+
+@dataclass(frozen=True)
+class EntryResult:
+    """What the server did with one transaction entry (in the order the entries were sent)."""
+
+    resource_type: str
+    id: str | None
+    version: str | None
+    status: int
+    #: True for 201 (created), False for 200: the conditional create found the resource already
+    #: there, or the conditional update replaced it.
+    created: bool
+    location: str | None
+
+
+@dataclass(frozen=True)
+class TransactionResult:
+    """The answer to one transaction Bundle."""
+
+    entries: tuple[EntryResult, ...]
+
+    def of(self, resource_type: str) -> EntryResult:
+        """The first entry of ``resource_type`` (each referral bundle has one of each)."""
+        for entry in self.entries:
+            if entry.resource_type == resource_type:
+                return entry
+        raise KeyError(resource_type)
+
+    @property
+    def created(self) -> tuple[str, ...]:
+        """Resource types the server created (``Type``), in entry order."""
+        return tuple(e.resource_type for e in self.entries if e.created)
+
+
+class FhirClient:
+    """One department's FHIR R4 endpoint.
+
+    ``base_url`` is the service base (``https://host/fhir``). Authentication is none, a static
+    bearer token, or basic; values come resolved from the configuration (never logged).
+    ``timeout`` is ``(connect, read)`` seconds. ``session`` is the seam for tests and for
+    connection pooling; the client closes only a session it created.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        bearer_token: str | None = None,
+        basic_auth: tuple[str, str] | None = None,
+        timeout: tuple[float, float] = (5.0, 30.0),
+        verify: bool | str = True,
+        session: requests.Session | None = None,
+        user_agent: str = "cpims-adapter",
+    ) -> None:
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
+            raise ConfigError(
+                "the FHIR base_url must be an http(s) URL without a query, e.g. "
+                "https://fhir.example.org/fhir"
+            )
+        if bearer_token and basic_auth:
+            raise ConfigError("configure either a bearer token or basic auth for FHIR, not both")
+        self.base_url = base_url.rstrip("/")
+        self._origin = f"{parts.scheme}://{parts.netloc}"
+        self._timeout = timeout
+        self._verify = verify
+        self._owns_session = session is None
+        self._session = session or requests.Session()
+        self._headers = {"Accept": FHIR_JSON, "User-Agent": user_agent}
+        if bearer_token:
+            self._headers["Authorization"] = f"Bearer {bearer_token}"
+        elif basic_auth:
+            pair = f"{basic_auth[0]}:{basic_auth[1]}".encode()
+            self._headers["Authorization"] = f"Basic {base64.b64encode(pair).decode('ascii')}"
+
+    def __repr__(self) -> str:  # never the Authorization header
+        return f"FhirClient({self.base_url!r})"
+
+    def close(self) -> None:
+        """Close the HTTP session if this client created it."""
+        if self._owns_session:
+            self._session.close()
+
+    def __enter__(self) -> FhirClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- writes ------------------------------------------------------------------------------
+
+    def send_transaction(self, bundle: Bundle | Mapping[str, Any] | str) -> TransactionResult:
+        """POST a transaction Bundle to the base URL; the server applies all entries or none.
+
+        ``bundle`` is a model, its JSON as a dict, or its JSON text (as stored by the outbox).
+        ``Prefer: return=representation`` asks for each entry's resource in the answer, whose
+        id and version we keep (departments.md §1 "Bundle transaction").
+        """
+        if isinstance(bundle, Bundle):
+            body = to_json(bundle)
+            count = len(bundle.entry or [])
+        else:
+            parsed = _parse_bundle(bundle)
+            body = to_json(parsed)
+            count = len(parsed.entry or [])
+        response = self._call(
+            "POST",
+            self.base_url,
+            resource="Bundle",
+            data=body.encode("utf-8"),
+            extra_headers={"Content-Type": FHIR_JSON, "Prefer": "return=representation"},
+        )
+        answer = json_or_none(response)
+        if not isinstance(answer, dict) or answer.get("type") != "transaction-response":
+            raise Fatal(
+                "POST Bundle answered 2xx without a transaction-response Bundle: is base_url "
+                "the FHIR service base?"
+            )
+        entries = answer.get("entry") or []
+        if len(entries) != count:
+            raise Fatal(f"POST Bundle: {count} entries sent but {len(entries)} answered")
+        return TransactionResult(tuple(_entry_result(e) for e in entries))
+
+    def send_referral(self, referral: HealthReferral) -> TransactionResult:
+        """Create the referral (idempotent: a re-send finds every resource already there)."""
+        return self.send_transaction(build_referral_bundle(referral))
+
+    def update_content(self, referral: HealthReferral) -> TransactionResult:
+        """Replace the department's Patient, Consent and ServiceRequest after a case edit.
+
+        Conditional updates, so the department's copy is updated and never duplicated; the Task
+        (the receiver's) is left as it is (adapter/mappings/fhir.py).
+        """
+        return self.send_transaction(build_content_update_bundle(referral))
+
+    # --- reads -------------------------------------------------------------------------------
+
+    def get_task_by_referral(self, referral_key: str) -> TaskUpdate | None:
+        """The Task of one referral, or None when the department has none."""
+        response = self._call(
+            "GET",
+            f"{self.base_url}/Task",
+            resource="Task",
+            params={"identifier": referral_search_token(referral_key), "_count": "2"},
+        )
+        tasks = list(_resources(json_or_none(response), "Task"))
+        if len(tasks) > 1:
+            # The promise of conditional creates is one Task per referral: say so loudly.
+            raise Fatal("GET Task: more than one Task carries one referral identifier")
+        return task_update_from_json(tasks[0]) if tasks else None
+
+    def search_tasks_updated(
+        self,
+        since: datetime | None,
+        count: int = 100,
+        *,
+        overlap: timedelta = timedelta(seconds=5),
+    ) -> Iterator[TaskUpdate]:
+        """Our Tasks changed at or after ``since`` (minus ``overlap``), oldest change first.
+
+        Keep the largest ``last_updated`` seen as the next ``since``: it is the server's
+        ``meta.lastUpdated``, so no clock of ours is involved. ``ge`` plus ``overlap`` deliver
+        the boundary again (a write committed late can carry an earlier timestamp,
+        departments.md §1), so apply updates idempotently, by ``(referral_key, version)``.
+
+        Paging: a ``link[next]`` says more pages exist, but the next page is asked for with
+        ``_lastUpdated=ge<last timestamp seen>`` instead of following the link. Next links are
+        often offset-based (sekmet's are): a Task updated while we page moves to the end and
+        shifts every later Task one place back, so the offset would skip one for ever. A full
+        page of one timestamp, or a page the server did not sort, falls back to the link.
+
+        A Task that is not valid R4 raises MappingError: the poll stops there instead of moving
+        the watermark past an update it could not read.
+        """
+        if count < 1:
+            raise ValueError("count must be at least 1")
+        cursor = None if since is None else since - overlap
+        seen: set[tuple[str | None, str | None]] = set()
+        url: str | None = f"{self.base_url}/Task"
+        params: dict[str, str] | None = self._task_query(cursor, count)
+        while url is not None:
+            response = self._call("GET", url, resource="Task", params=params)
+            page = json_or_none(response)
+            tasks = list(_resources(page, "Task"))
+            for task in tasks:
+                update = task_update_from_json(task)
+                if update is None:  # not one of ours
+                    continue
+                key = (update.task_id, update.version)
+                if key in seen:
+                    continue
+                seen.add(key)
+                yield update
+            next_url = _next_link(page)
+            if next_url is None or not tasks:
+                return
+            stamps = [s for s in (_last_updated(t) for t in tasks) if s is not None]
+            last = stamps[-1] if stamps else None
+            # Re-anchoring is only sound on a page sorted by _lastUpdated; a server that ignored
+            # _sort (or left meta.lastUpdated out) gets its own next link.
+            in_order = len(stamps) == len(tasks) and stamps == sorted(stamps)
+            if in_order and last is not None and (cursor is None or last > cursor):
+                url, params, cursor = f"{self.base_url}/Task", self._task_query(last, count), last
+            else:
+                url, params = self._same_origin(next_url), None
+
+    # --- plumbing ----------------------------------------------------------------------------
+
+    def _task_query(self, since: datetime | None, count: int) -> dict[str, str]:
+        # identifier=<system>| (system only): our Tasks, not every Task the hospital runs.
+        params = {
+            "identifier": f"{REFERRAL_SYSTEM}|",
+            "_sort": "_lastUpdated",
+            "_count": str(count),
+        }
+        if since is not None:
+            params["_lastUpdated"] = f"ge{_fhir_instant(since)}"
+        return params
+
+    def _same_origin(self, url: str) -> str:
+        """A server-given URL, refused unless it is on our base URL's origin (it gets our
+        Authorization header)."""
+        parts = urlsplit(url)
+        if f"{parts.scheme}://{parts.netloc}" != self._origin:
+            raise Fatal(
+                "the FHIR server's link[next] points outside the configured base URL: fix the "
+                "server's base URL setting (or ours)"
+            )
+        return url
+
+    def _call(
+        self,
+        method: str,
+        url: str,
+        *,
+        resource: str,
+        params: Mapping[str, str] | None = None,
+        data: bytes | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> requests.Response:
+        headers = {**self._headers, **(extra_headers or {})}
+        response = send(
+            self._session,
+            method,
+            url,
+            resource=resource,
+            timeout=self._timeout,
+            headers=headers,
+            params=params,
+            data=data,
+            verify=self._verify,
+        )
+        if not 200 <= response.status_code < 300:
+            raise_for_status(
+                response, method=method, resource=resource, reasons=_issue_codes(response)
+            )
+        return response
+
+
+def _parse_bundle(bundle: Mapping[str, Any] | str) -> Bundle:
+    try:
+        if isinstance(bundle, str):
+            return Bundle.model_validate_json(bundle)
+        return Bundle.model_validate(dict(bundle))
+    except ValueError:  # pydantic's ValidationError is a ValueError; its text quotes values
+        # Fatal, not MappingError: to the outbox this delivery can never succeed as stored.
+        raise Fatal("the stored transaction is not a valid FHIR R4B Bundle") from None
+
+
+def _issue_codes(response: requests.Response) -> list[str]:
+    """OperationOutcome issue codes only: diagnostics are free text and may quote our data."""
+    body = json_or_none(response)
+    found: list[str] = []
+    if isinstance(body, dict) and body.get("resourceType") == "OperationOutcome":
+        for issue in body.get("issue") or []:
+            code = issue.get("code") if isinstance(issue, dict) else None
+            if isinstance(code, str) and _ISSUE_CODE.match(code) and code not in found:
+                found.append(code)
+    return found
+
+
+def _entry_result(entry: Mapping[str, Any]) -> EntryResult:
+    response = entry.get("response") or {}
+    status_text = str(response.get("status", ""))
+    status = int(status_text.split()[0]) if status_text[:3].isdigit() else 0
+    location = response.get("location")
+    resource = entry.get("resource") or {}
+    rtype, rid, version = resource.get("resourceType"), resource.get("id"), None
+    match = _LOCATION.search(location.split("?")[0]) if isinstance(location, str) else None
+    if match:
+        rtype, rid, version = match.group(1), match.group(2), match.group(3)
+    meta = resource.get("meta") or {}
+    return EntryResult(
+        resource_type=str(rtype or ""),
+        id=rid,
+        version=version or meta.get("versionId"),
+        status=status,
+        created=status == 201,
+        location=location if isinstance(location, str) else None,
+    )
+
+
+def _resources(bundle: Any, resource_type: str) -> Iterator[Mapping[str, Any]]:
+    """Resources of one type from a searchset, matches only (never _include'd or outcomes)."""
+    if not isinstance(bundle, dict):
+        raise Fatal(f"GET {resource_type} answered 2xx without a Bundle")
+    for entry in bundle.get("entry") or []:
+        mode = (entry.get("search") or {}).get("mode", "match")
+        resource = entry.get("resource")
+        if mode == "match" and isinstance(resource, dict):
+            if resource.get("resourceType") == resource_type:
+                yield resource
+
+
+def _next_link(bundle: Any) -> str | None:
+    for link in bundle.get("link") or [] if isinstance(bundle, dict) else []:
+        if isinstance(link, dict) and link.get("relation") == "next" and link.get("url"):
+            return str(link["url"])
+    return None
+
+
+def _last_updated(resource: Mapping[str, Any]) -> datetime | None:
+    value = (resource.get("meta") or {}).get("lastUpdated")
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _fhir_instant(moment: datetime) -> str:
+    """UTC with milliseconds and 'Z': no '+' to be mangled in a query string."""
+    if moment.tzinfo is None:
+        raise ValueError("since must be timezone-aware (the server's meta.lastUpdated is)")
+    utc = moment.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
