@@ -22,7 +22,9 @@ def sim() -> Iterator[PrimeroSimulator]:
         yield simulator
 
 
-def env_for(sim: PrimeroSimulator, tmp_path: Path, password: str = "sim-password") -> dict[str, str]:
+def env_for(
+    sim: PrimeroSimulator, tmp_path: Path, password: str = "sim-password"
+) -> dict[str, str]:
     config = tmp_path / "adapter.toml"
     config.write_text(
         f'[primero]\nurl = "{sim.url}"\nusername = "cpims-adapter"\n'
@@ -56,7 +58,12 @@ def test_lists_every_case_while_cases_change_during_paging(
     requests.post(f"{sim.url}/_sim/faults", json={"mutate_on_list": 7}, timeout=5)
     try:
         result = run_cli(
-            "primero", "cases", "--updated-since", "2000-01-01T00:00:00Z", "--format", "json",
+            "primero",
+            "cases",
+            "--updated-since",
+            "2000-01-01T00:00:00Z",
+            "--format",
+            "json",
             env=env_for(sim, tmp_path),
         )
     finally:

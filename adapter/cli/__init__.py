@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import sys
 
-
 from adapter.cli import _db, _demo, _primero, _simulate
 from adapter.cli._common import app, exit_code_for, print_error
 from adapter.errors import AdapterError

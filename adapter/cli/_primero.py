@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from enum import Enum
+from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -22,7 +22,7 @@ LIST_FIELDS = ("id", "case_id_display", "last_updated_at")
 REQUIRED_CAPABILITIES = {"cases.read"}
 
 
-class Format(str, Enum):
+class Format(StrEnum):
     table = "table"
     json = "json"
 
@@ -94,8 +94,13 @@ def check() -> None:
             report = client.capabilities()
             client.check_version()
             rows.append(("primero", True, f"version {report.version} at {config.primero.url}"))
-            rows.append(("account", True, f"{report.user_name or config.primero.username} "
-                         f"({report.auth_mode})"))
+            rows.append(
+                (
+                    "account",
+                    True,
+                    f"{report.user_name or config.primero.username} ({report.auth_mode})",
+                )
+            )
             for name, capability in report.checks.items():
                 # Only reading cases is needed by every job; the rest depends on which jobs
                 # are configured, so a "no" there is reported, not fatal.

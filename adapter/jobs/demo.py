@@ -18,7 +18,7 @@ from adapter.primero import PrimeroClient
 from adapter.state import StateStore
 
 DEMO_USER = "cpims-adapter"
-DEMO_PASSWORD = "sim-password"  # the simulator's synthetic service account, not a real secret
+DEMO_PASSWORD = "sim-password"  # noqa: S105 - the simulator's synthetic account, not a secret
 DEMO_JOB = "demo"
 
 
@@ -32,7 +32,9 @@ class DemoResult:
     @property
     def ok(self) -> bool:
         first, second, third = (report for _, report in self.runs)
-        return second.records_new == 0 and third.records_new == self.edited and first.records_new > 0
+        return (
+            second.records_new == 0 and third.records_new == self.edited and first.records_new > 0
+        )
 
     edited: int = 0
 

@@ -99,7 +99,9 @@ def pull_cases(
     report = PullReport(job=job)
     report.run_id = store.start_run(job, owner)
     try:
-        watermark = Watermark() if since else Watermark.from_text(store.get_cursor(job, STREAM_CASES))
+        watermark = (
+            Watermark() if since else Watermark.from_text(store.get_cursor(job, STREAM_CASES))
+        )
         signpost = (now or datetime.now(UTC)) - timedelta(seconds=lag_seconds)
         lower = since or watermark.second
         report.window_from, report.window_to = lower, signpost

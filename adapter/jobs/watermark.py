@@ -29,7 +29,9 @@ def parse_primero_time(value: str) -> datetime:
 
 def format_primero_time(value: datetime) -> str:
     """UTC ``Z`` with milliseconds, as Primero writes it."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    return (
+        value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    )
 
 
 def _second(value: datetime) -> datetime:

@@ -169,8 +169,57 @@ def _m0002_privacy(conn: Connection) -> None:
     md.create_all(conn)
 
 
+def _m0003_sync(conn: Connection) -> None:
+    md = sa.MetaData()
+    sa.Table(
+        "outbox",
+        md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("idempotency_key", sa.String(100), nullable=False, unique=True),
+        sa.Column("job", sa.String(100), nullable=False),
+        sa.Column("destination", sa.String(100), nullable=False),
+        sa.Column("kind", sa.String(30), nullable=False),
+        sa.Column("link_key", sa.String(200), nullable=False),
+        sa.Column("payload", sa.LargeBinary, nullable=False),
+        sa.Column("status", sa.String(20), nullable=False),
+        sa.Column("attempts", sa.Integer, nullable=False),
+        sa.Column("next_attempt_at", UTCDateTime, nullable=False),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+        sa.Column("updated_at", UTCDateTime, nullable=False),
+        sa.Column("sent_at", UTCDateTime),
+        sa.Column("last_error_class", sa.String(100)),
+        sa.Column("last_error", sa.Text),
+        sa.Column("result", sa.JSON),
+        sa.Index("ix_outbox_due", "destination", "status", "next_attempt_at"),
+        sa.Index("ix_outbox_link", "link_key"),
+    )
+    sa.Table(
+        "links",
+        md,
+        sa.Column("link_key", sa.String(200), primary_key=True),
+        sa.Column("job", sa.String(100), nullable=False),
+        sa.Column("department", sa.String(100), nullable=False),
+        sa.Column("case_id", sa.String(64), nullable=False, index=True),
+        sa.Column("referral_id", sa.String(64)),
+        sa.Column("case_code", sa.String(200), nullable=False),
+        sa.Column("stage", sa.String(20), nullable=False),
+        sa.Column("content_hash", sa.String(64)),
+        sa.Column("external_ref", sa.String(200)),
+        sa.Column("remote_status", sa.String(40)),
+        sa.Column("remote_note", sa.Text),
+        sa.Column("remote_outputs", sa.JSON),
+        sa.Column("remote_updated_at", UTCDateTime),
+        sa.Column("primero_status", sa.String(40)),
+        sa.Column("written_back_status", sa.String(40)),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+        sa.Column("updated_at", UTCDateTime, nullable=False),
+    )
+    md.create_all(conn)
+
+
 # Append new migrations at the end; never edit or reorder released ones.
 MIGRATIONS: list[Migration] = [
     Migration(1, "spine: cursors, runs, leases", _m0001_spine),
     Migration(2, "privacy: keys, codes, overrides, deletions, events, audit", _m0002_privacy),
+    Migration(3, "sync: outbox and links", _m0003_sync),
 ]

@@ -54,3 +54,60 @@ leases = sa.Table(
     # Incremented on every acquisition: a fencing token a stale holder can be told apart by.
     sa.Column("token", sa.Integer, nullable=False),
 )
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("idempotency_key", sa.String(100), nullable=False, unique=True),
+    sa.Column("job", sa.String(100), nullable=False),
+    # A department name, or "primero" for write-backs.
+    sa.Column("destination", sa.String(100), nullable=False),
+    # probe | referral | update | deletion | writeback | status
+    sa.Column("kind", sa.String(30), nullable=False),
+    # Messages about one referral share a link_key and are delivered in order.
+    sa.Column("link_key", sa.String(200), nullable=False),
+    # Encrypted with the key ring's data key; erased once sent or dropped.
+    sa.Column("payload", sa.LargeBinary, nullable=False),
+    # pending | sent | dead | dropped
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("sent_at", UTCDateTime),
+    sa.Column("last_error_class", sa.String(100)),
+    sa.Column("last_error", sa.Text),
+    sa.Column("result", sa.JSON),
+    sa.Index("ix_outbox_due", "destination", "status", "next_attempt_at"),
+    sa.Index("ix_outbox_link", "link_key"),
+)
+
+links = sa.Table(
+    "links",
+    metadata,
+    # One referral to one department: "<department>:<referral key>".
+    sa.Column("link_key", sa.String(200), primary_key=True),
+    sa.Column("job", sa.String(100), nullable=False),
+    sa.Column("department", sa.String(100), nullable=False),
+    # Primero's ids stay inside the adapter; departments only ever see case_code.
+    sa.Column("case_id", sa.String(64), nullable=False, index=True),
+    sa.Column("referral_id", sa.String(64)),
+    sa.Column("case_code", sa.String(200), nullable=False),
+    # probe | identified | withdrawn
+    sa.Column("stage", sa.String(20), nullable=False),
+    # Hash of the last payload enqueued: an unchanged case (or our own write-back echo)
+    # enqueues nothing.
+    sa.Column("content_hash", sa.String(64)),
+    sa.Column("external_ref", sa.String(200)),
+    # The department's status (e.g. a FHIR Task status) and when it last changed there.
+    sa.Column("remote_status", sa.String(40)),
+    sa.Column("remote_note", sa.Text),
+    sa.Column("remote_outputs", sa.JSON),
+    sa.Column("remote_updated_at", UTCDateTime),
+    # The last status written back into Primero's referral, and to the linked-records form.
+    sa.Column("primero_status", sa.String(40)),
+    sa.Column("written_back_status", sa.String(40)),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)

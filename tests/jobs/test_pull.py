@@ -85,9 +85,13 @@ def test_a_crash_mid_run_loses_nothing_and_repeats_no_committed_page(
     assert failed.status == "failed" and failed.error_class == "RuntimeError"
     assert failed.error_message is None  # foreign exception text is never stored
     before_restart = len(handled)
-    pull_cases(client, store, "t3", lag_seconds=0, on_page=lambda r, c: handled.extend(
-        str(x["id"]) for x in r
-    ))
+    pull_cases(
+        client,
+        store,
+        "t3",
+        lag_seconds=0,
+        on_page=lambda r, c: handled.extend(str(x["id"]) for x in r),
+    )
     assert 25 < before_restart <= 50  # two pages committed before the crash
     assert len(handled) == len(set(handled)), "a committed page was handled twice"
     everything = {str(r["id"]) for r in client.iter_cases(updated_since=None, fields=["id"])}

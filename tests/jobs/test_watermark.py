@@ -13,7 +13,10 @@ BASE = datetime(2025, 3, 1, 10, 0, 0, tzinfo=UTC)
 
 
 def rec(case_id: str, ms: int) -> dict[str, str]:
-    return {"id": case_id, "last_updated_at": format_primero_time(BASE + timedelta(milliseconds=ms))}
+    return {
+        "id": case_id,
+        "last_updated_at": format_primero_time(BASE + timedelta(milliseconds=ms)),
+    }
 
 
 def test_time_format_round_trips_at_millisecond_precision() -> None:
@@ -60,9 +63,12 @@ def test_splitting_a_stream_into_pages_never_loses_or_repeats(
     while position < len(records):
         # Re-read from the start of the watermark's second, as the next request would.
         start = position
-        while start > 0 and mark.second and parse_primero_time(
-            records[start - 1]["last_updated_at"]
-        ).replace(microsecond=0) >= mark.second:
+        while (
+            start > 0
+            and mark.second
+            and parse_primero_time(records[start - 1]["last_updated_at"]).replace(microsecond=0)
+            >= mark.second
+        ):
             start -= 1
         page = records[start : start + page_size + (position - start)]
         fresh = [r for r in page if mark.is_new(r)]

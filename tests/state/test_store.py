@@ -105,7 +105,9 @@ def test_only_one_of_many_contenders_gets_the_lease(store: StateStore, state_url
 
 def test_runs_are_recorded_with_outcome(store: StateStore) -> None:
     run_id = store.start_run("health", "proc-a")
-    store.finish_run(run_id, "failed", {"pages": 2}, "PrimeroTimeout", "GET /api/v2/cases timed out")
+    store.finish_run(
+        run_id, "failed", {"pages": 2}, "PrimeroTimeout", "GET /api/v2/cases timed out"
+    )
     (run,) = store.recent_runs("health")
     assert run.status == "failed" and run.stats == {"pages": 2}
     assert run.started_at.tzinfo is UTC and run.finished_at is not None

@@ -116,18 +116,45 @@ def start_postgres() -> PostgresServer:
 
         superuser = getpass.getuser()
     subprocess.run(
-        [*prefix, str(bindir / "initdb"), "-D", str(datadir), "-A", "trust", "-U", superuser,
-         "-E", "UTF8", "--no-sync"],
+        [
+            *prefix,
+            str(bindir / "initdb"),
+            "-D",
+            str(datadir),
+            "-A",
+            "trust",
+            "-U",
+            superuser,
+            "-E",
+            "UTF8",
+            "--no-sync",
+        ],
         check=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
     port = free_port()
     process = subprocess.Popen(
-        [*prefix, str(bindir / "postgres"), "-D", str(datadir), "-p", str(port),
-         "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={base}",
-         "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-         "-c", "max_connections=200"],
+        [
+            *prefix,
+            str(bindir / "postgres"),
+            "-D",
+            str(datadir),
+            "-p",
+            str(port),
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            f"unix_socket_directories={base}",
+            "-c",
+            "fsync=off",
+            "-c",
+            "synchronous_commit=off",
+            "-c",
+            "full_page_writes=off",
+            "-c",
+            "max_connections=200",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -1,0 +1,230 @@
+"""The transactional outbox: what must be delivered, written in the same transaction as the
+cursor that covers it (architecture.md §5.2 step 4), then drained with retries.
+
+A row is one message to one destination (a department, or ``primero`` for write-backs). Its
+``idempotency_key`` is derived from the content, so re-reading a page after a crash enqueues
+nothing twice. Payloads are encrypted at rest by the caller (the key ring's data key); this
+module stores bytes. After ``max_attempts`` failures a row becomes a dead letter: kept,
+encrypted, with a redacted error, until an operator retries or drops it.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from adapter.state import schema
+from adapter.state.store import StateStore
+from adapter.state.types import utcnow
+
+PENDING, SENT, DEAD, DROPPED = "pending", "sent", "dead", "dropped"
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    id: int
+    idempotency_key: str
+    job: str
+    destination: str
+    kind: str
+    link_key: str
+    payload: bytes
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    created_at: datetime
+    last_error_class: str | None
+    last_error: str | None
+    result: dict[str, Any] | None
+
+
+def backoff_seconds(attempts: int, base: float = 5.0, cap: float = 3600.0) -> float:
+    """Full-jitter exponential backoff: a random wait in [0, min(cap, base * 2**attempts)]."""
+    return random.uniform(0, min(cap, base * (2 ** max(attempts - 1, 0))))
+
+
+class Outbox:
+    """Enqueue in the caller's transaction; claim, complete and fail in short ones."""
+
+    def __init__(self, store: StateStore) -> None:
+        self.store = store
+
+    def enqueue(
+        self,
+        conn: Connection,
+        *,
+        idempotency_key: str,
+        job: str,
+        destination: str,
+        kind: str,
+        link_key: str,
+        payload: bytes,
+    ) -> bool:
+        """Add a message unless one with this key exists. True if added."""
+        table = schema.outbox
+        exists = conn.execute(
+            sa.select(table.c.id).where(table.c.idempotency_key == idempotency_key)
+        ).first()
+        if exists:
+            return False
+        now = utcnow()
+        conn.execute(
+            table.insert().values(
+                idempotency_key=idempotency_key,
+                job=job,
+                destination=destination,
+                kind=kind,
+                link_key=link_key,
+                payload=payload,
+                status=PENDING,
+                attempts=0,
+                next_attempt_at=now,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        return True
+
+    def due(
+        self, destination: str, *, limit: int = 100, now: datetime | None = None
+    ) -> list[OutboxMessage]:
+        """Pending messages ready to send, oldest first, at most one per ``link_key``: a later
+        message about the same referral (an update) never overtakes an earlier one."""
+        table = schema.outbox
+        now = now or utcnow()
+        earliest = (
+            sa.select(sa.func.min(table.c.id))
+            .where(table.c.destination == destination, table.c.status.in_([PENDING, DEAD]))
+            .group_by(table.c.link_key)
+        )
+        query = (
+            sa.select(table)
+            .where(
+                table.c.id.in_(earliest),
+                table.c.status == PENDING,
+                table.c.next_attempt_at <= now,
+            )
+            .order_by(table.c.id)
+            .limit(limit)
+        )
+        with self.store.transaction() as conn:
+            return [_message(row) for row in conn.execute(query)]
+
+    def mark_sent(self, message_id: int, result: dict[str, Any] | None = None) -> None:
+        now = utcnow()
+        with self.store.transaction() as conn:
+            conn.execute(
+                schema.outbox.update()
+                .where(schema.outbox.c.id == message_id)
+                .values(status=SENT, sent_at=now, updated_at=now, result=result, payload=b"")
+            )
+
+    def mark_failed(
+        self,
+        message_id: int,
+        *,
+        error_class: str,
+        error: str,
+        retry_after: float | None,
+        max_attempts: int,
+        fatal: bool = False,
+    ) -> str:
+        """Record a failed attempt; returns the new status (``pending`` or ``dead``).
+
+        ``error`` must already be free of personal data (our errors are built that way).
+        """
+        table = schema.outbox
+        now = utcnow()
+        with self.store.transaction() as conn:
+            attempts = int(
+                conn.execute(sa.select(table.c.attempts).where(table.c.id == message_id)).scalar()
+                or 0
+            )
+            attempts += 1
+            dead = fatal or attempts >= max_attempts
+            delay = retry_after if retry_after is not None else backoff_seconds(attempts)
+            conn.execute(
+                table.update()
+                .where(table.c.id == message_id)
+                .values(
+                    attempts=attempts,
+                    status=DEAD if dead else PENDING,
+                    next_attempt_at=now + timedelta(seconds=delay),
+                    updated_at=now,
+                    last_error_class=error_class,
+                    last_error=error[:500],
+                )
+            )
+        return DEAD if dead else PENDING
+
+    # -- operators ------------------------------------------------------------------------
+
+    def dead_letters(self, limit: int = 100) -> list[OutboxMessage]:
+        query = (
+            sa.select(schema.outbox)
+            .where(schema.outbox.c.status == DEAD)
+            .order_by(schema.outbox.c.id)
+            .limit(limit)
+        )
+        with self.store.transaction() as conn:
+            return [_message(row) for row in conn.execute(query)]
+
+    def get(self, message_id: int) -> OutboxMessage | None:
+        with self.store.transaction() as conn:
+            row = conn.execute(
+                sa.select(schema.outbox).where(schema.outbox.c.id == message_id)
+            ).first()
+        return _message(row) if row else None
+
+    def retry(self, message_ids: Sequence[int]) -> int:
+        """Put dead letters back in the queue with a fresh attempt budget."""
+        return self._set_dead(message_ids, status=PENDING, attempts=0, next_attempt_at=utcnow())
+
+    def drop(self, message_ids: Sequence[int]) -> int:
+        """Give up on dead letters for good; the payload is erased."""
+        return self._set_dead(message_ids, status=DROPPED, payload=b"")
+
+    def _set_dead(self, message_ids: Sequence[int], **values: Any) -> int:
+        table = schema.outbox
+        with self.store.transaction() as conn:
+            result = conn.execute(
+                table.update()
+                .where(table.c.id.in_(list(message_ids)), table.c.status == DEAD)
+                .values(updated_at=utcnow(), **values)
+            )
+            return int(result.rowcount)
+
+    def depth(self) -> dict[str, int]:
+        """Messages by status, for ``status`` and metrics."""
+        table = schema.outbox
+        with self.store.transaction() as conn:
+            rows = conn.execute(
+                sa.select(table.c.status, sa.func.count()).group_by(table.c.status)
+            ).all()
+        return {str(status): int(count) for status, count in rows}
+
+
+def _message(row: Any) -> OutboxMessage:
+    data = dict(row._mapping)
+    return OutboxMessage(
+        id=data["id"],
+        idempotency_key=data["idempotency_key"],
+        job=data["job"],
+        destination=data["destination"],
+        kind=data["kind"],
+        link_key=data["link_key"],
+        payload=bytes(data["payload"] or b""),
+        status=data["status"],
+        attempts=data["attempts"],
+        next_attempt_at=data["next_attempt_at"],
+        created_at=data["created_at"],
+        last_error_class=data["last_error_class"],
+        last_error=data["last_error"],
+        result=data["result"],
+    )
