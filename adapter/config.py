@@ -14,10 +14,19 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from adapter.errors import ConfigError
+from adapter.privacy.settings import PrivacySettings
 
 ENV_PREFIX = "CPIMS_ADAPTER_"
 CONFIG_ENV = "CPIMS_ADAPTER_CONFIG"
@@ -83,6 +92,68 @@ class SyncSettings(_Section):
     lease_seconds: int = Field(900, ge=10)
 
 
+class DepartmentSettings(_Section):
+    """How to reach one department system (``[departments.<name>]``)."""
+
+    # fhir (health); later issues add rest and sftp.
+    connector: Literal["fhir"] = "fhir"
+    base_url: str
+    auth: Literal["none", "bearer", "basic"] = "none"
+    username: str | None = None
+    password: SecretStr | None = None
+    password_file: Path | None = None
+    token: SecretStr | None = None
+    token_file: Path | None = None
+    timeout_seconds: float = Field(30.0, gt=0)
+    verify_tls: bool = True
+    # The receiving organisation: the FHIR Task owner / ServiceRequest performer.
+    organization_system: str = "urn:cpims-adapter:organization"
+    organization: str
+    # An anonymous capacity probe first, identified data only once the receiver accepts
+    # (Data Protection supplement; privacy.md §6.3). Turn off only where a data-sharing
+    # agreement makes the probe pointless.
+    two_stage: bool = True
+    # Delivery: attempts before a message becomes a dead letter, parallel requests, and a
+    # rate budget in requests per second.
+    max_attempts: int = Field(8, ge=1, le=100)
+    concurrency: int = Field(4, ge=1, le=64)
+    rate_per_second: float = Field(20.0, gt=0)
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url_has_scheme(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with https:// (or http:// for a simulator on loopback)")
+        return value
+
+    def secret(self) -> str | None:
+        if self.auth == "bearer":
+            return _read_secret(self.token, self.token_file, "departments.*.token")
+        if self.auth == "basic":
+            return _read_secret(self.password, self.password_file, "departments.*.password")
+        return None
+
+
+class JobSettings(_Section):
+    """One sync job (``[jobs.<name>]``): which referrals go to which department, and why."""
+
+    department: str
+    purpose: str = "referral"
+    # A referral is addressed to the department when it is a remote referral to one of these
+    # agencies (Primero's transitioned_to_agency), or a referral to one of these gateway users,
+    # or a services_section row whose implementing agency is one of the agencies.
+    agencies: list[str] = []
+    gateway_users: list[str] = []
+    # If set, only these Primero service types (lookup-service-type) are carried.
+    services: list[str] = []
+    requester_organization: str = "child-protection-unit"
+    # Write statuses back into Primero's referral and the "Linked department records" form.
+    write_back: bool = True
+    # Also PATCH mark_synced/mark_synced_status (needs case:sync_external); off by default.
+    mark_synced: bool = False
+
+
 class LoggingSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["text", "json"] = "text"
@@ -102,6 +173,33 @@ class Settings(BaseSettings):
     state: StateSettings = StateSettings()
     sync: SyncSettings = SyncSettings()
     logging: LoggingSettings = LoggingSettings()
+    privacy: PrivacySettings = PrivacySettings()
+    departments: dict[str, DepartmentSettings] = {}
+    jobs: dict[str, JobSettings] = {}
+
+    @model_validator(mode="after")
+    def _jobs_name_known_departments(self) -> Settings:
+        for name, job in self.jobs.items():
+            if job.department not in self.departments:
+                raise ValueError(
+                    f"jobs.{name}.department = '{job.department}' names no [departments.*] "
+                    f"section (known: {', '.join(sorted(self.departments)) or 'none'})"
+                )
+            if not (job.agencies or job.gateway_users):
+                raise ValueError(
+                    f"jobs.{name} needs agencies or gateway_users: otherwise no referral can "
+                    "ever be addressed to its department"
+                )
+        return self
+
+    def job(self, name: str) -> JobSettings:
+        """The job called ``name``, or a ConfigError listing the configured jobs."""
+        if name not in self.jobs:
+            raise ConfigError(
+                f"no job '{name}' in the configuration; configured jobs: "
+                f"{', '.join(sorted(self.jobs)) or 'none'} (add a [jobs.{name}] section)."
+            )
+        return self.jobs[name]
 
     @classmethod
     def settings_customise_sources(
@@ -162,7 +260,9 @@ def _explain(exc: ValidationError, source: str) -> str:
     for err in exc.errors():
         key = ".".join(str(part) for part in err["loc"])
         env = ENV_PREFIX + "__".join(str(part) for part in err["loc"]).upper()
-        if err["type"] == "extra_forbidden":
+        if not err["loc"]:  # a rule across sections: its message names the keys
+            lines.append(f"{source}: {err['msg'].removeprefix('Value error, ')}.")
+        elif err["type"] == "extra_forbidden":
             section = err["loc"][0] if len(err["loc"]) > 1 else None
             known = _known_keys(str(section)) if section else sorted(Settings.model_fields)
             lines.append(

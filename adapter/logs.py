@@ -51,4 +51,7 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
 
 
 def _privacy_filters() -> list[logging.Filter]:
-    return []
+    # On the handler, not a logger: records propagated from child loggers pass it too.
+    from adapter.privacy import RedactingFilter
+
+    return [RedactingFilter()]

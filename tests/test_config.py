@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import get_args, get_origin
 
 import pytest
 
@@ -23,8 +24,12 @@ def test_example_config_is_valid_and_documents_every_key() -> None:
     load_settings(EXAMPLE)
     text = EXAMPLE.read_text(encoding="utf-8")
     for section, field in Settings.model_fields.items():
-        assert f"[{section}]" in text
         model = field.annotation
+        if get_origin(model) is dict:  # [departments.<name>], [jobs.<name>]
+            model = get_args(model)[1]
+            assert re.search(rf"^\[{section}\.\w+\]", text, re.MULTILINE), section
+        else:
+            assert f"[{section}]" in text
         for key in model.model_fields:  # type: ignore[union-attr]
             assert re.search(rf"^#? ?{key} = ", text, re.MULTILINE), f"{section}.{key} undocumented"
 
@@ -93,3 +98,33 @@ def test_password_file_is_read(tmp_path: Path) -> None:
         write(tmp_path, f'[primero]\nurl = "https://a.example"\npassword_file = "{secret}"\n')
     )
     assert settings.primero.secret() == "from-a-file"
+
+
+def test_a_job_must_name_a_configured_department(tmp_path: Path) -> None:
+    path = write(tmp_path, '[jobs.x]\ndepartment = "police"\nagencies = ["a"]\n')
+    with pytest.raises(ConfigError, match=r"jobs.x.department = 'police' names no"):
+        load_settings(path)
+
+
+def test_a_job_without_routing_is_refused(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        '[departments.health]\nbase_url = "http://127.0.0.1:1/fhir"\norganization = "h"\n'
+        '[jobs.h]\ndepartment = "health"\n',
+    )
+    with pytest.raises(ConfigError, match="agencies or gateway_users"):
+        load_settings(path)
+
+
+def test_department_keys_come_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(
+        tmp_path,
+        '[departments.health]\nbase_url = "http://127.0.0.1:1/fhir"\norganization = "h"\n',
+    )
+    monkeypatch.setenv("CPIMS_ADAPTER_DEPARTMENTS__HEALTH__TOKEN", "tok-canary")
+    monkeypatch.setenv("CPIMS_ADAPTER_DEPARTMENTS__HEALTH__AUTH", "bearer")
+    settings = load_settings(path)
+    assert settings.departments["health"].secret() == "tok-canary"
+    assert "tok-canary" not in str(settings.redacted())

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from adapter.cli import _db, _demo, _primero, _simulate
+from adapter.cli import _db, _demo, _forms, _primero, _privacy, _simulate, _sync
 from adapter.cli._common import app, exit_code_for, print_error
 from adapter.errors import AdapterError
 
@@ -17,6 +17,9 @@ app.add_typer(_primero.app, name="primero")
 app.add_typer(_simulate.app, name="simulate")
 _demo.register(app)
 _primero.register_check(app)
+_privacy.register(app)
+_sync.register(app)
+_forms.register(_primero.app)
 
 __all__ = ["app", "main"]
 

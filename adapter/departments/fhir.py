@@ -4,17 +4,32 @@ Our own ``requests`` client rather than fhirpy, because the conditional headers 
 be explicit (departments.md §1: fhirpy sends conditional-create criteria as query parameters, and a
 server then duplicates the Patient). Every call has a timeout, TLS is verified, redirects are not
 followed (they could carry credentials elsewhere), and nothing is retried here: failures are
-classified (``Retryable``, ``RateLimited``, :class:`Rejected`) for the outbox to act on.
+classified (``Retryable``, ``RateLimited``, :class:`Rejected`) for the outbox to act on. (A 412
+in a versioned update below is not a failure to retry but news to read: the next PUT is a new
+request built from the department's latest version.)
 
 Reading changes back is polling (departments.md §1 "Incremental sync"; subscriptions are an
 optimisation department servers rarely offer): :meth:`FhirClient.search_tasks_updated`.
+
+A referral goes in two stages (privacy.md §6.3). :meth:`FhirClient.send_probe` asks with an
+anonymous Task. Once the department has accepted it, :meth:`FhirClient.send_identified` sends the
+Patient, Consent and ServiceRequest and links *the same* Task to them
+(:meth:`FhirClient.link_task`), so there is one Task per referral from question to outcome.
+:meth:`FhirClient.cancel_referral` and :meth:`FhirClient.withdraw_consent` end it.
+
+Each change to a resource the department holds is a read, then a full PUT with ``If-Match`` on
+the version read. A 412 means the department wrote in between: read again and re-apply, a bounded
+number of times. A full PUT rather than PATCH, because the change is computed from what was read
+and validated as a whole before it leaves, and PUT + If-Match is the one versioned write every R4
+server has (sekmet also takes JSON Patch; many department servers do not).
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,24 +39,69 @@ import requests
 from fhir.resources.R4B.bundle import Bundle
 
 from adapter.departments._http import Rejected, json_or_none, raise_for_status, send
-from adapter.errors import ConfigError, Fatal
+from adapter.errors import ConfigError, Fatal, Retryable
 from adapter.mappings.fhir import (
     HealthReferral,
     build_content_update_bundle,
     build_referral_bundle,
+    consent_search_token,
     referral_search_token,
     to_json,
 )
 from adapter.mappings.fhir_codes import REFERRAL_SYSTEM
-from adapter.mappings.fhir_task import TaskUpdate, task_update_from_json
+from adapter.mappings.fhir_probe import CapacityProbe, build_probe_bundle
+from adapter.mappings.fhir_task import (
+    TaskUpdate,
+    cancelled_task,
+    linked_task,
+    task_update_from_json,
+    withdrawn_consent,
+)
 
-__all__ = ["EntryResult", "FhirClient", "Rejected", "TransactionResult"]
+__all__ = [
+    "ConsentWithdrawal",
+    "EntryResult",
+    "FhirClient",
+    "Rejected",
+    "TransactionResult",
+    "UnexpectedTaskState",
+]
 
 FHIR_JSON = "application/fhir+json"
 # FHIR issue-type codes are lowercase words joined by '-' ("structure", "multiple-matches").
 # Anything else in issue.code is dropped rather than risk echoing a value.
 _ISSUE_CODE = re.compile(r"^[a-z][a-z\-]{0,39}$")
 _LOCATION = re.compile(r"(?:^|/)([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(?:/_history/([^/]+))?$")
+_RESOURCE_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+#: Versioned writes tried before giving up with Retryable: each 412 means the department wrote
+#: the resource between our read and our PUT, which happens rarely and not many times in a row.
+MAX_VERSION_CONFLICTS = 3
+
+
+class UnexpectedTaskState(Fatal):
+    """The referral's Task is not in the status this step needs (or does not exist).
+
+    ``status`` is the Task's status code, or None when the department holds no Task for the
+    referral. Raised *before* identified data is sent when the probe was not accepted.
+    """
+
+    def __init__(self, message: str, *, status: str | None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class ConsentWithdrawal:
+    """What :meth:`FhirClient.withdraw_consent` left at the department.
+
+    ``task`` is the referral's Task afterwards (None: there was none). ``consent_id`` and
+    ``consent_status`` describe its Consent (None: the department never received one, e.g. the
+    referral stopped at the probe, so there is nothing identified to erase).
+    """
+
+    task: TaskUpdate | None
+    consent_id: str | None
+    consent_status: str | None
 
 
 @dataclass(frozen=True)
@@ -178,21 +238,133 @@ class FhirClient:
         """
         return self.send_transaction(build_content_update_bundle(referral))
 
+    # --- the two stages, and the end --------------------------------------------------------
+
+    def send_probe(self, probe: CapacityProbe) -> TransactionResult:
+        """Stage one: the anonymous capacity-probe Task (created once per referral key)."""
+        return self.send_transaction(build_probe_bundle(probe))
+
+    def send_identified(
+        self,
+        referral: HealthReferral,
+        *,
+        expected_status: str | Collection[str] | None = "accepted",
+    ) -> tuple[TransactionResult, TaskUpdate]:
+        """Stage two: send the identified referral and link the probe's Task to it.
+
+        See :meth:`send_identified_bundle`, which this calls with the referral's bundle.
+        """
+        return self.send_identified_bundle(
+            referral.referral_key, build_referral_bundle(referral), expected_status=expected_status
+        )
+
+    def send_identified_bundle(
+        self,
+        referral_key: str,
+        bundle: Bundle | Mapping[str, Any] | str,
+        *,
+        expected_status: str | Collection[str] | None = "accepted",
+    ) -> tuple[TransactionResult, TaskUpdate]:
+        """Stage two with a bundle already built (the outbox stores built documents).
+
+        The Task is checked first: unless it is in ``expected_status`` (the department accepted
+        the probe) nothing is sent and :class:`UnexpectedTaskState` is raised. ``None`` skips
+        the check, for a referral sent without a probe (the bundle then creates the Task, already
+        linked). The link itself does not re-check the status: once the data has left, pointing
+        the Task at it is what lets the department find what to erase if it has since declined.
+        Safe to repeat after a failure (the outbox delivers at least once).
+        """
+        key = referral_key
+        if expected_status is not None:
+            try:
+                _expect(self._find_task(key), expected_status)
+            except UnexpectedTaskState:
+                # An earlier attempt may have sent the bundle and failed before the link, and the
+                # department moved on meanwhile (accepted → in-progress). The data has left
+                # already; finishing the link is what is left to do, so only a referral that
+                # was never sent stops here.
+                if self._find_one("ServiceRequest", referral_search_token(key)) is None:
+                    raise
+        result = self.send_transaction(bundle)
+        update = self.link_task(
+            key,
+            service_request_ref=_literal_ref(result.of("ServiceRequest")),
+            patient_ref=_literal_ref(result.of("Patient")),
+        )
+        return result, update
+
+    def link_task(
+        self,
+        referral_key: str,
+        *,
+        service_request_ref: str,
+        patient_ref: str,
+        expected_status: str | Collection[str] | None = None,
+    ) -> TaskUpdate:
+        """Point the referral's Task at its ServiceRequest (``focus``) and Patient (``for``).
+
+        The department's ``status`` is kept as it is; ``businessStatus`` becomes
+        ``referral-details-sent`` unless the department set its own (adapter/mappings/
+        fhir_task.py linked_task). Idempotent: a linked Task is returned without a write.
+        ``expected_status`` (a status or several), checked on every read, refuses to link a
+        Task in any other status with :class:`UnexpectedTaskState`.
+        """
+
+        def change(task: dict[str, Any]) -> dict[str, Any] | None:
+            if expected_status is not None:
+                _expect(task, expected_status)
+            return linked_task(
+                task, service_request_ref=service_request_ref, patient_ref=patient_ref
+            )
+
+        task = self._versioned_update("Task", lambda: self._find_task(referral_key), change)
+        if task is None:
+            raise UnexpectedTaskState(
+                "link Task: the department holds no Task for this referral; send the probe or "
+                "the referral first",
+                status=None,
+            )
+        return self._task_update(task)
+
+    def cancel_referral(self, referral_key: str, reason_code: str) -> TaskUpdate | None:
+        """Cancel the referral's Task with a coded reason (``consent-withdrawn``,
+        ``referral-revoked``; fhir_codes.CANCEL_REASONS), never free text.
+
+        Idempotent, and it never overrides an outcome: a Task already cancelled, or settled by
+        the department (completed, rejected, failed), is returned unchanged. None when the
+        department has no Task for the referral (nothing was ever sent).
+        """
+        task = self._versioned_update(
+            "Task",
+            lambda: self._find_task(referral_key),
+            lambda found: cancelled_task(found, reason_code),
+        )
+        return None if task is None else self._task_update(task)
+
+    def withdraw_consent(self, referral_key: str) -> ConsentWithdrawal:
+        """The deletion request after consent is withdrawn (privacy.md §6.3).
+
+        The Task is cancelled with ``consent-withdrawn`` (unless settled, see
+        :meth:`cancel_referral`) and the referral's Consent is set ``inactive``: together they
+        tell the department the basis is gone and the referral's data must be erased. It cannot
+        recall what was disclosed. Idempotent.
+        """
+        task = self.cancel_referral(referral_key, "consent-withdrawn")
+        consent = self._versioned_update(
+            "Consent", lambda: self._find_consent(referral_key), withdrawn_consent
+        )
+        return ConsentWithdrawal(
+            task=task,
+            consent_id=None if consent is None else str(consent.get("id")),
+            consent_status=None if consent is None else str(consent.get("status")),
+        )
+
     # --- reads -------------------------------------------------------------------------------
 
     def get_task_by_referral(self, referral_key: str) -> TaskUpdate | None:
         """The Task of one referral, or None when the department has none."""
-        response = self._call(
-            "GET",
-            f"{self.base_url}/Task",
-            resource="Task",
-            params={"identifier": referral_search_token(referral_key), "_count": "2"},
-        )
-        tasks = list(_resources(json_or_none(response), "Task"))
-        if len(tasks) > 1:
-            # The promise of conditional creates is one Task per referral: say so loudly.
-            raise Fatal("GET Task: more than one Task carries one referral identifier")
-        return task_update_from_json(tasks[0]) if tasks else None
+        task = self._find_task(referral_key)
+        return None if task is None else task_update_from_json(task)
 
     def search_tasks_updated(
         self,
@@ -251,6 +423,86 @@ class FhirClient:
 
     # --- plumbing ----------------------------------------------------------------------------
 
+    def _find_task(self, referral_key: str) -> dict[str, Any] | None:
+        return self._find_one("Task", referral_search_token(referral_key))
+
+    def _find_consent(self, referral_key: str) -> dict[str, Any] | None:
+        return self._find_one("Consent", consent_search_token(referral_key))
+
+    def _find_one(self, resource_type: str, identifier: str) -> dict[str, Any] | None:
+        response = self._call(
+            "GET",
+            f"{self.base_url}/{resource_type}",
+            resource=resource_type,
+            params={"identifier": identifier, "_count": "2"},
+        )
+        found = list(_resources(json_or_none(response), resource_type))
+        if len(found) > 1:
+            # The promise of conditional creates is one per referral: say so loudly.
+            raise Fatal(
+                f"GET {resource_type}: more than one {resource_type} carries one referral "
+                "identifier"
+            )
+        return dict(found[0]) if found else None
+
+    def _versioned_update(
+        self,
+        resource_type: str,
+        read: Callable[[], dict[str, Any] | None],
+        change: Callable[[dict[str, Any]], dict[str, Any] | None],
+    ) -> dict[str, Any] | None:
+        """Read, change, PUT with If-Match on the version read; on 412 start again.
+
+        Returns the resource as the server now holds it, the unchanged read when ``change``
+        had nothing to do, or None when ``read`` found nothing. ``change`` runs on every fresh
+        read, so a check inside it (an expected status) sees the department's latest write.
+        """
+        for _attempt in range(MAX_VERSION_CONFLICTS):
+            current = read()
+            if current is None:
+                return None
+            body = change(current)
+            if body is None:
+                return current
+            rid = current.get("id")
+            version = (current.get("meta") or {}).get("versionId")
+            if not isinstance(rid, str) or not _RESOURCE_ID.match(rid) or not version:
+                raise Fatal(
+                    f"GET {resource_type}: the server gave no usable id and meta.versionId; "
+                    "versioned updates (If-Match) are required"
+                )
+            try:
+                response = self._call(
+                    "PUT",
+                    f"{self.base_url}/{resource_type}/{rid}",
+                    resource=resource_type,
+                    data=json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(),
+                    extra_headers={
+                        "Content-Type": FHIR_JSON,
+                        "If-Match": f'W/"{version}"',
+                        "Prefer": "return=representation",
+                    },
+                )
+            except Rejected as exc:
+                if exc.status == 412:  # the department wrote in between: re-read, re-apply
+                    continue
+                raise
+            answer = json_or_none(response)
+            if isinstance(answer, dict) and answer.get("resourceType") == resource_type:
+                return answer
+            return read()  # a server that ignored Prefer: return=representation
+        raise Retryable(
+            f"PUT {resource_type}: the department changed it {MAX_VERSION_CONFLICTS} times "
+            "between our read and our write; try again later"
+        )
+
+    @staticmethod
+    def _task_update(task: Mapping[str, Any]) -> TaskUpdate:
+        update = task_update_from_json(task)
+        if update is None:  # found by our identifier, so it carries it: a server bug
+            raise Fatal("Task: the referral identifier is missing from the Task we wrote")
+        return update
+
     def _task_query(self, since: datetime | None, count: int) -> dict[str, str]:
         # identifier=<system>| (system only): our Tasks, not every Task the hospital runs.
         params = {
@@ -300,6 +552,24 @@ class FhirClient:
                 response, method=method, resource=resource, reasons=_issue_codes(response)
             )
         return response
+
+
+def _expect(task: Mapping[str, Any] | None, expected: str | Collection[str]) -> None:
+    wanted = {expected} if isinstance(expected, str) else set(expected)
+    status = None if task is None else task.get("status")
+    if status not in wanted:
+        shown = "none" if status is None else repr(status)
+        raise UnexpectedTaskState(
+            f"Task status is {shown}, not {sorted(wanted)}: the step needs the department's "
+            "answer first (identified data leaves only after it accepted the probe)",
+            status=status if isinstance(status, str) else None,
+        )
+
+
+def _literal_ref(entry: EntryResult) -> str:
+    if not entry.id:
+        raise Fatal(f"POST Bundle: the server did not say the {entry.resource_type}'s id")
+    return f"{entry.resource_type}/{entry.id}"
 
 
 def _parse_bundle(bundle: Mapping[str, Any] | str) -> Bundle:

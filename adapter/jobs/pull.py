@@ -7,8 +7,10 @@ mapping and the outbox inside ``on_page``. The rules that make it lose nothing:
   Primero transaction still committing cannot be skipped, and the watermark never passes it;
 - the lower bound is the watermark's second, closed, and already-handled versions inside it
   are skipped (``Watermark``);
-- the watermark is committed after each page, in the same transaction as the page's work when
-  ``on_page`` writes any (pass it the connection), so a crash re-reads at most one page.
+- the watermark is committed after each page, in the same transaction as the page's work, so
+  a crash re-reads at most one page. ``on_page`` gets the page's new records, does its I/O
+  (fetching referrals, deciding), and returns a writer that runs inside that transaction —
+  so no HTTP call ever holds the state store's write lock.
 """
 
 from __future__ import annotations
@@ -25,13 +27,14 @@ from sqlalchemy.engine import Connection
 from adapter.errors import AdapterError, LeaseHeld
 from adapter.jobs.watermark import Watermark, parse_primero_time
 from adapter.state import StateStore
-from adapter.state.store import process_owner
+from adapter.state.store import Lease, process_owner
 
 log = logging.getLogger("adapter.jobs")
 
 STREAM_CASES = "cases"
 
-PageHandler = Callable[[Sequence[Mapping[str, Any]], Connection], None]
+PageWriter = Callable[[Connection], None]
+PageHandler = Callable[[Sequence[Mapping[str, Any]]], PageWriter | None]
 
 
 class CaseSource(Protocol):
@@ -86,18 +89,24 @@ def pull_cases(
     on_page: PageHandler | None = None,
     now: datetime | None = None,
     keep_ids: bool = False,
+    dry_run: bool = False,
+    lease: Lease | None = None,
 ) -> PullReport:
     """Pull the cases changed since ``job``'s watermark (or ``since``) and advance it.
 
-    Raises ``LeaseHeld`` if another process is running ``job``.
+    Raises ``LeaseHeld`` if another process is running ``job``. With ``dry_run`` the
+    watermark stays where it was (``on_page`` still runs; its writer does not). A caller that
+    already holds the job's ``lease`` (the sync engine) passes it, and records the run itself.
     """
     started = time.monotonic()
-    owner = process_owner()
-    lease = store.acquire_lease(f"job:{job}", owner, lease_seconds)
+    own_lease = lease is None
     if lease is None:
-        raise LeaseHeld(f"job '{job}' is already running in another process; this run skipped.")
+        lease = store.acquire_lease(f"job:{job}", process_owner(), lease_seconds)
+        if lease is None:
+            raise LeaseHeld(f"job '{job}' is already running in another process; this run skipped.")
     report = PullReport(job=job)
-    report.run_id = store.start_run(job, owner)
+    if own_lease:
+        report.run_id = store.start_run(job, lease.owner)
     try:
         watermark = (
             Watermark() if since else Watermark.from_text(store.get_cursor(job, STREAM_CASES))
@@ -122,10 +131,12 @@ def pull_cases(
                 if keep_ids:
                     report.new_ids.extend(str(r["id"]) for r in fresh)
                 watermark = watermark.advance(fresh)
-                with store.transaction() as conn:
-                    if on_page is not None and fresh:
-                        on_page(fresh, conn)
-                    store.set_cursor(job, STREAM_CASES, watermark.to_text(), conn)
+                writer = on_page(fresh) if on_page is not None and fresh else None
+                if not dry_run:
+                    with store.transaction() as conn:
+                        if writer is not None:
+                            writer(conn)
+                        store.set_cursor(job, STREAM_CASES, watermark.to_text(), conn)
                 if store.renew_lease(lease, lease_seconds) is None:
                     raise LeaseHeld(f"job '{job}' lost its lease mid-run; stopping safely.")
         report.newest_change = watermark.second
@@ -135,12 +146,15 @@ def pull_cases(
         report.duration_seconds = time.monotonic() - started
         # Our own errors are written free of personal data; anything else keeps only its class.
         message = str(exc) if isinstance(exc, AdapterError) else None
-        store.finish_run(report.run_id, "failed", report.stats(), type(exc).__name__, message)
+        if report.run_id is not None:
+            store.finish_run(report.run_id, "failed", report.stats(), type(exc).__name__, message)
         raise
     finally:
-        store.release_lease(lease)
+        if own_lease:
+            store.release_lease(lease)
     report.duration_seconds = time.monotonic() - started
-    store.finish_run(report.run_id, "ok", report.stats())
+    if report.run_id is not None:
+        store.finish_run(report.run_id, "ok", report.stats())
     log.info(
         "job %s pulled %d new of %d read in %d pages",
         job,

@@ -50,6 +50,7 @@ __all__ = [
     "build_content_update_bundle",
     "build_referral_bundle",
     "case_code_system",
+    "consent_search_token",
     "content_fingerprint",
     "full_url",
     "referral_search_token",
@@ -161,6 +162,11 @@ def referral_search_token(referral_key: str) -> str:
     return f"{codes.REFERRAL_SYSTEM}|{_identifier_value(referral_key, 'referral_key')}"
 
 
+def consent_search_token(referral_key: str) -> str:
+    """``system|value`` of a referral's Consent: the ``identifier`` search that finds it."""
+    return f"{codes.CONSENT_SYSTEM}|{_identifier_value(referral_key, 'referral_key')}"
+
+
 def full_url(referral_key: str, resource_type: str) -> str:
     """The deterministic ``urn:uuid`` fullUrl of one resource of one referral (uuid5)."""
     return f"urn:uuid:{uuid.uuid5(FULL_URL_NAMESPACE, f'{referral_key}/{resource_type}')}"
@@ -170,7 +176,10 @@ def build_referral_bundle(referral: HealthReferral) -> Bundle:
     """The transaction that creates the referral: Patient, Consent, ServiceRequest, Task.
 
     Every entry is ``POST`` with ``ifNoneExist`` on its identifier, so a re-send (or a second
-    referral of the same case, which shares the Patient) creates nothing twice.
+    referral of the same case, which shares the Patient) creates nothing twice. After a capacity
+    probe (fhir_probe.py) the Task entry finds the probe's Task, which carries the same referral
+    identifier, and leaves it as the department has it; ``FhirClient.link_task`` then points it
+    at this ServiceRequest and Patient.
     """
     parts = _Parts.of(referral)
     return _bundle(
@@ -412,6 +421,9 @@ def _task(
         "meta": _meta(),
         "identifier": [identifier],
         "status": "requested",
+        # The stage marker a probe's Task gets when linked (fhir_task.linked_task): a Task born
+        # with the referral looks the same, so the department reads one shape either way.
+        "businessStatus": {"coding": [dict(codes.STAGE_DETAILS_SENT)]},
         "intent": "order",
         "code": {"coding": [dict(codes.TASK_FULFILL)]},
         "focus": {"reference": urls["ServiceRequest"]},

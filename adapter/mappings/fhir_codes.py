@@ -138,3 +138,81 @@ TASK_FULFILL: Final[Coding] = {
 GENDERS: Final = MappingProxyType(
     {"female": "female", "male": "male", "other": "other", "unknown": "unknown"}
 )
+
+# --- the two-stage referral: capacity probe, link, cancel ------------------------------------
+
+#: Task.code of a capacity probe. R4's task-code has nothing for "can you take a case like
+#: this?" ("approve" activates a focal resource, and a probe has none), so a local code.
+TASK_CODE_SYSTEM: Final = "urn:cpims-adapter:task-code"
+TASK_CAPACITY_CHECK: Final[Coding] = {
+    "system": TASK_CODE_SYSTEM,
+    "code": "capacity-check",
+    "display": "Capacity check",
+}
+
+#: Task.businessStatus while the adapter drives the referral's stage (privacy.md §6.3 stage
+#: order). The receiver may set its own businessStatus later; ours is never written over theirs.
+REFERRAL_STAGE_SYSTEM: Final = "urn:cpims-adapter:referral-stage"
+STAGE_CAPACITY_CHECK: Final[Coding] = {
+    "system": REFERRAL_STAGE_SYSTEM,
+    "code": "capacity-check",
+    "display": "Capacity check (anonymous)",
+}
+STAGE_DETAILS_SENT: Final[Coding] = {
+    "system": REFERRAL_STAGE_SYSTEM,
+    "code": "referral-details-sent",
+    "display": "Referral details sent",
+}
+
+#: Task.statusReason when the adapter cancels a referral. Codes only: the reason a referral was
+#: withdrawn is itself case data, so it never travels as text.
+CANCEL_REASON_SYSTEM: Final = "urn:cpims-adapter:cancel-reason"
+CANCEL_REASONS: Final = MappingProxyType(
+    {
+        "consent-withdrawn": {
+            "system": CANCEL_REASON_SYSTEM,
+            "code": "consent-withdrawn",
+            "display": "Consent withdrawn: erase the referral's data",
+        },
+        "referral-revoked": {
+            "system": CANCEL_REASON_SYSTEM,
+            "code": "referral-revoked",
+            "display": "Referral revoked by the referring agency",
+        },
+    }
+)
+
+#: Task.input.type of each capacity-probe key (adapter/privacy/probe.py build_probe), in the
+#: order the inputs are sent (coarse to fine). The probe has no other home on the Task: no
+#: ``for``, no ``focus``, no ``note``.
+PROBE_INPUT_SYSTEM: Final = "urn:cpims-adapter:probe-input"
+PROBE_INPUT_TYPES: Final = MappingProxyType(
+    {
+        "service": {"system": PROBE_INPUT_SYSTEM, "code": "service", "display": "Service"},
+        "urgency": {"system": PROBE_INPUT_SYSTEM, "code": "urgency", "display": "Urgency"},
+        "province": {"system": PROBE_INPUT_SYSTEM, "code": "province", "display": "Province"},
+        "district": {"system": PROBE_INPUT_SYSTEM, "code": "district", "display": "District"},
+        "age_band": {"system": PROBE_INPUT_SYSTEM, "code": "age-band", "display": "Age band"},
+        "sex": {"system": PROBE_INPUT_SYSTEM, "code": "sex", "display": "Sex"},
+    }
+)
+#: Primero location codes (the gazetteer's, adapter/privacy/probe.py), for district/province.
+LOCATION_SYSTEM: Final = "urn:cpims-adapter:primero:location"
+AGE_BAND_SYSTEM: Final = "urn:cpims-adapter:age-band"
+#: The probe's age bands (adapter/privacy/probe.py AGE_BANDS and ADULT_BAND).
+PROBE_AGE_BANDS: Final = frozenset({"0-4", "5-9", "10-14", "15-17", "18+"})
+#: Only the two sexes a probe may carry (adapter/privacy/probe.py SEXES): a rarer value would
+#: narrow the probe towards one child.
+PROBE_SEXES: Final = frozenset({"female", "male"})
+ADMINISTRATIVE_GENDER: Final = "http://hl7.org/fhir/administrative-gender"
+PROBE_URGENCY_SYSTEM: Final = "urn:cpims-adapter:probe-urgency"
+#: The probe's urgency (adapter/privacy/probe.py URGENCY: emergency ≤24 h, urgent ≤72 h) ->
+#: (display, Task.priority). Emergency is "asap" rather than "stat": the probe merged 1 hour,
+#: 3 hours and 1 day into one level, and the ServiceRequest carries the precise priority later.
+PROBE_URGENCIES: Final = MappingProxyType(
+    {
+        "emergency": ("Emergency: within 24 hours", "asap"),
+        "urgent": ("Urgent: within 72 hours", "urgent"),
+        "normal": ("Normal", "routine"),
+    }
+)

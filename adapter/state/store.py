@@ -82,11 +82,13 @@ def create_state_engine(url: str) -> Engine:
         database = parsed.database or ""
         if database and database != ":memory:":
             Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(url, connect_args={"timeout": 30})
+        # hide_parameters: bound values (case ids, override reasons) never reach a log line
+        # or the text of a chained exception.
+        engine = sa.create_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
         _configure_sqlite(engine)
         return engine
     if parsed.get_backend_name() == "postgresql":
-        return sa.create_engine(url, pool_pre_ping=True)
+        return sa.create_engine(url, pool_pre_ping=True, hide_parameters=True)
     raise StateError(
         f"state.url uses '{parsed.get_backend_name()}'; only sqlite and postgresql are supported."
     )

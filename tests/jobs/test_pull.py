@@ -10,7 +10,7 @@ import requests
 from sqlalchemy.engine import Connection
 
 from adapter.errors import LeaseHeld
-from adapter.jobs.pull import STREAM_CASES, pull_cases
+from adapter.jobs.pull import STREAM_CASES, PageWriter, pull_cases
 from adapter.primero import PrimeroClient
 from adapter.simulator.primero import PrimeroSimulator
 from adapter.state import StateStore
@@ -72,12 +72,16 @@ def test_a_crash_mid_run_loses_nothing_and_repeats_no_committed_page(
     handled: list[str] = []
     pages = 0
 
-    def crash_on_third_page(records: Sequence[Mapping[str, Any]], conn: Connection) -> None:
+    def crash_on_third_page(records: Sequence[Mapping[str, Any]]) -> PageWriter:
         nonlocal pages
         pages += 1
         if pages == 3:
             raise RuntimeError("simulated crash")
-        handled.extend(str(r["id"]) for r in records)
+
+        def write(conn: Connection) -> None:
+            handled.extend(str(r["id"]) for r in records)
+
+        return write
 
     with pytest.raises(RuntimeError):
         pull_cases(client, store, "t3", lag_seconds=0, on_page=crash_on_third_page)
@@ -90,7 +94,7 @@ def test_a_crash_mid_run_loses_nothing_and_repeats_no_committed_page(
         store,
         "t3",
         lag_seconds=0,
-        on_page=lambda r, c: handled.extend(str(x["id"]) for x in r),
+        on_page=lambda r: lambda conn: handled.extend(str(x["id"]) for x in r),
     )
     assert 25 < before_restart <= 50  # two pages committed before the crash
     assert len(handled) == len(set(handled)), "a committed page was handled twice"
@@ -105,3 +109,12 @@ def test_a_second_process_is_refused_while_the_lease_is_held(
     with pytest.raises(LeaseHeld):
         pull_cases(client, store, "t4", lag_seconds=0)
     assert store.get_cursor("t4", STREAM_CASES) is None
+
+
+def test_dry_run_leaves_the_watermark_alone(client: PrimeroClient, store: StateStore) -> None:
+    seen: list[int] = []
+    report = pull_cases(
+        client, store, "t5", lag_seconds=0, dry_run=True, on_page=lambda r: seen.append(len(r))
+    )
+    assert report.records_new >= CASES and sum(seen) == report.records_new
+    assert store.get_cursor("t5", STREAM_CASES) is None

@@ -187,10 +187,19 @@ def _lookup_values(state: SimulatorState, source: str | None) -> list[str] | Non
     return None  # e.g. "User": not enumerated
 
 
+def _option_values(state: SimulatorState, definition: Json) -> list[str] | None:
+    """A select's allowed values: its lookup or location/agency source, else its inline
+    `option_strings_text` ids (Field#options?, record_json_validator_service.rb enum)."""
+    values = _lookup_values(state, definition.get("option_strings_source"))
+    inline = definition.get("option_strings_text")
+    if values is None and isinstance(inline, list) and inline:
+        values = [str(o["id"]) for o in inline if isinstance(o, dict) and "id" in o]
+    return values
+
+
 def rule_for(state: SimulatorState, definition: Json) -> Rule | None:
     """The validation rule of one field definition (None for types without a schema)."""
     kind = definition["type"]
-    source = definition.get("option_strings_source")
     if kind in ("text_field", "textarea"):
         return Rule("text")
     if kind == "tick_box":
@@ -200,10 +209,10 @@ def rule_for(state: SimulatorState, definition: Json) -> Rule | None:
     if kind == "date_field":
         return Rule("date")
     if kind == "select_box":
-        values = _lookup_values(state, source)
+        values = _option_values(state, definition)
         return Rule("multi_select" if definition.get("multi_select") else "select", values)
     if kind == "radio_button":
-        values = _lookup_values(state, source)
+        values = _option_values(state, definition)
         return Rule(
             "radio", values, booleans=values is not None and set(values) <= {"true", "false"}
         )

@@ -40,6 +40,7 @@ FIELD_KEYS = (
     "help_text",
     "option_strings_source",
     "option_strings_text",
+    "subform_section_id",
     "subform_section_unique_id",
     "multi_select",
     "date_include_time",
@@ -95,27 +96,87 @@ async def settings(request: Request) -> Response:
 
 
 # -- forms ---------------------------------------------------------------------------------------
-def _form_json(form: Json) -> Json:
-    return dict(form)
+# Field properties Primero makes read-only once a field exists (field.rb: attr_readonly).
+READONLY_FIELD_KEYS = ("name", "type", "multi_select")
+FIELD_DEFAULTS: Json = {
+    "visible": True,
+    "editable": True,
+    "disabled": False,
+    "multi_select": False,
+    "date_include_time": False,
+}
 
 
-def _clean_form(data: Json) -> Json:
-    form = {k: data[k] for k in FORM_KEYS if k in data}
-    fields: list[Any] = form["fields"] if isinstance(form.get("fields"), list) else []
-    form["fields"] = [
-        {
-            "display_name": {"en": str(f.get("name", ""))},
-            "visible": True,
-            "editable": True,
-            "disabled": False,
-            "multi_select": False,
-            "date_include_time": False,
-            **{k: f[k] for k in FIELD_KEYS if k in f},
-        }
-        for f in fields
+def _form_json(state: SimulatorState, form: Json) -> Json:
+    """A form as Primero renders it: subform fields name their nested form by numeric
+    `subform_section_id` (the Field column; _form_section.json.jbuilder). The simulator also
+    shows `subform_section_unique_id`, which real Primero does not."""
+    shown = dict(form)
+    fields = []
+    for definition in form["fields"]:
+        nested = state.forms.get(definition.get("subform_section_unique_id") or "")
+        if definition.get("type") == "subform":
+            definition = {**definition, "subform_section_id": nested["id"] if nested else None}
+        fields.append(definition)
+    shown["fields"] = fields
+    return shown
+
+
+def _field_props(state: SimulatorState, sent: Json) -> Json:
+    """The permitted properties of one sent field (Field.permitted_api_params).
+
+    Primero links a subform field to its nested form by numeric `subform_section_id`; the
+    form builder saves the nested form first and then sends its id (form-builder/reducer.js).
+    `subform_section_unique_id` is a simulator convenience that real Primero drops.
+    """
+    props = {k: sent[k] for k in FIELD_KEYS if k in sent}
+    nested_id = props.pop("subform_section_id", None)
+    if nested_id is not None:
+        nested = next((f for f in state.forms.values() if str(f["id"]) == str(nested_id)), None)
+        props["subform_section_unique_id"] = nested["unique_id"] if nested else None
+    return props
+
+
+def _sent_fields(data: Json) -> list[Json]:
+    fields = data.get("fields")
+    return [
+        f
+        for f in (fields if isinstance(fields, list) else [])
         if isinstance(f, dict) and isinstance(f.get("name"), str) and isinstance(f.get("type"), str)
     ]
+
+
+def _clean_form(state: SimulatorState, data: Json) -> Json:
+    form = {k: data[k] for k in FORM_KEYS if k in data}
+    form["fields"] = [
+        {"display_name": {"en": str(f["name"])}, **FIELD_DEFAULTS, **_field_props(state, f)}
+        for f in _sent_fields(data)
+    ]
     return form
+
+
+def _merge_fields(state: SimulatorState, existing: list[Json], sent: list[Json]) -> list[Json]:
+    """FormSection#update_field_properties: the sent list becomes the form's field list.
+
+    A sent field whose name exists is merged into it (its name, type and multi_select stay);
+    a new name adds a field; an existing field that is not sent is removed
+    (form_section.rb#resolve_field_from_params; form_sections_controller_spec "deletes fields
+    if they are not part of the request").
+    """
+    by_name = {f["name"]: f for f in existing}
+    merged = []
+    for field in sent:
+        props = _field_props(state, field)
+        old = by_name.get(field["name"])
+        if old is None:
+            merged.append({"display_name": {"en": field["name"]}, **FIELD_DEFAULTS, **props})
+            continue
+        for key in READONLY_FIELD_KEYS:
+            props.pop(key, None)
+        if isinstance(props.get("display_name"), dict):
+            props["display_name"] = {**old.get("display_name", {}), **props["display_name"]}
+        merged.append({**old, **props})
+    return merged
 
 
 def _require_metadata_manager(state: SimulatorState, request: Request) -> None:
@@ -132,7 +193,7 @@ async def forms_index(request: Request) -> Response:
     with state.lock:
         guard(state, request)
         forms = [
-            _form_json(f)
+            _form_json(state, f)
             for f in state.forms.values()
             if (not record_type or f["parent_form"] == record_type)
             and (not module_id or module_id in f["module_ids"])
@@ -151,18 +212,22 @@ async def forms_show(form_id: str, request: Request) -> Response:
             raise api_error(
                 404, request.url.path, "Not Found", f"Couldn't find FormSection with 'id'={form_id}"
             )
-        return json_response({"data": _form_json(form)})
+        return json_response({"data": _form_json(state, form)})
 
 
 @router.post("/api/v2/forms")
 async def forms_create(request: Request) -> Response:
-    """POST /api/v2/forms: a new form section; its fields are writable only once granted."""
+    """POST /api/v2/forms: a new form section; its fields are writable only once granted.
+
+    The creator's role is granted the form read-write (FormSection.new_with_properties adds
+    the user's role; form_sections_roles.permission defaults to "rw" in db/schema.rb).
+    """
     state = sim_state(request)
     body = await read_json(request)
     path = request.url.path
     with state.lock:
         _require_metadata_manager(state, request)
-        form = _clean_form(require_data(body, path))
+        form = _clean_form(state, require_data(body, path))
         unique_id = form.get("unique_id")
         if not isinstance(unique_id, str) or not unique_id:
             raise record_invalid(path, [("unique_id", ["errors.models.form_section.unique_id"])])
@@ -177,12 +242,14 @@ async def forms_create(request: Request) -> Response:
         form.update(id=state.next_id(), core_form=False, editable=True)
         form.setdefault("order", 1000 + form["id"])
         state.forms[unique_id] = form
-        return json_response({"data": _form_json(form)})
+        state.role_of(guard(state, request).user).form_permissions.setdefault(unique_id, "rw")
+        return json_response({"data": _form_json(state, form)})
 
 
 @router.patch("/api/v2/forms/{form_id}")
 async def forms_update(form_id: str, request: Request) -> Response:
-    """PATCH /api/v2/forms/:id: properties merged, `fields` replaces the field list."""
+    """PATCH /api/v2/forms/:id: properties merged; a sent `fields` list becomes the field list
+    (fields merged by name, unsent fields removed: see _merge_fields)."""
     state = sim_state(request)
     body = await read_json(request)
     path = request.url.path
@@ -193,12 +260,12 @@ async def forms_update(form_id: str, request: Request) -> Response:
             raise api_error(
                 404, path, "Not Found", f"Couldn't find FormSection with 'id'={form_id}"
             )
-        changes = _clean_form(require_data(body, path))
-        changes.pop("unique_id", None)
-        if "fields" not in require_data(body, path):
-            changes.pop("fields")
+        data = require_data(body, path)
+        changes = {k: data[k] for k in FORM_KEYS if k in data and k not in ("unique_id", "fields")}
+        if "fields" in data:
+            changes["fields"] = _merge_fields(state, form["fields"], _sent_fields(data))
         form.update(changes)
-        return json_response({"data": _form_json(form)})
+        return json_response({"data": _form_json(state, form)})
 
 
 # -- lookups, locations, agencies ---------------------------------------------------------------

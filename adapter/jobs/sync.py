@@ -1,0 +1,584 @@
+"""One sync run of one job — the engine every department reuses (architecture.md §5.2).
+
+    lease → pull changed cases (watermark) → route referrals → policy → map → outbox + cursor
+    (one transaction per page) → deliver → poll the department's statuses → write back into
+    Primero → report
+
+Exactly-once effect comes from at-least-once delivery to idempotent receivers: every outbox
+row has a content-derived idempotency key, every department document is a conditional create
+or update, and every write-back is keyed and checked against Primero's current state. A crash
+at any point re-does at most the work of one page or one message, and the re-do is harmless.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from adapter.config import Settings
+from adapter.departments.base import (
+    ACCEPTED,
+    Connector,
+    StatusUpdate,
+)
+from adapter.errors import (
+    AdapterError,
+    Fatal,
+    LeaseHeld,
+    MappingError,
+    PolicyViolation,
+    PrimeroAuthError,
+    PrimeroConflict,
+    PrimeroForbidden,
+    PrimeroNotFound,
+    PrimeroValidationError,
+)
+from adapter.jobs.pull import PageWriter, PullReport, pull_cases
+from adapter.jobs.ratelimit import RateBudget
+from adapter.jobs.writeback import WriteBack, apply_write_back
+from adapter.mappings.health import Document, HealthMapping
+from adapter.mappings.routing import RoutedReferral, route_referrals
+from adapter.primero import PrimeroClient
+from adapter.privacy import Disclosure, DisclosureGate, DisclosurePolicy, KeyRing, Stage
+from adapter.state import StateStore
+from adapter.state.links import Link, Links, link_key
+from adapter.state.outbox import Outbox, OutboxMessage
+from adapter.state.store import process_owner
+
+log = logging.getLogger("adapter.jobs.sync")
+
+PRIMERO = "primero"  # the outbox destination of write-backs
+STREAM_STATUSES = "department-statuses"
+_NAMESPACE = uuid.UUID("6f1c2d64-3b0e-4d8a-9a51-1f0c6c1b7e2a")
+
+# Link stages.
+STAGE_PROBE, STAGE_IDENTIFIED = "probe", "identified"
+STAGE_CANCELLED, STAGE_WITHDRAWN = "cancelled", "withdrawn"
+
+
+@dataclass
+class SyncReport:
+    """What one run did: counts and field names only, never personal data."""
+
+    job: str
+    department: str
+    dry_run: bool = False
+    status: str = "running"
+    pull: PullReport | None = None
+    cases_examined: int = 0
+    referrals_routed: int = 0
+    refused: Counter[str] = field(default_factory=Counter)
+    enqueued: Counter[str] = field(default_factory=Counter)
+    unchanged: int = 0
+    delivered: Counter[str] = field(default_factory=Counter)
+    retrying: int = 0
+    dead_lettered: int = 0
+    status_updates: int = 0
+    write_backs: int = 0
+    not_carried: set[str] = field(default_factory=set)
+    duration_seconds: float = 0.0
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "department": self.department,
+            "dry_run": self.dry_run,
+            "cases_examined": self.cases_examined,
+            "referrals_routed": self.referrals_routed,
+            "refused": dict(self.refused),
+            "enqueued": dict(self.enqueued),
+            "unchanged": self.unchanged,
+            "delivered": dict(self.delivered),
+            "retrying": self.retrying,
+            "dead_lettered": self.dead_lettered,
+            "status_updates": self.status_updates,
+            "write_backs": self.write_backs,
+            "not_carried": sorted(self.not_carried),
+            "pull": self.pull.stats() if self.pull else None,
+        }
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """One thing a page decided to do, applied inside the page's transaction."""
+
+    case_id: str
+    referral: RoutedReferral
+    decision: Disclosure | None
+    document: Document | None
+    stage: str | None
+    case_code: str
+
+
+class SyncJob:
+    """A configured job, ready to run (see :func:`open_job` to build one from settings)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        name: str,
+        *,
+        client: PrimeroClient,
+        store: StateStore,
+        keyring: KeyRing,
+        policy: DisclosurePolicy,
+        connector: Connector,
+        mapping: HealthMapping,
+        emit: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.name = name
+        self.settings = settings
+        self.job = settings.job(name)
+        self.department = settings.departments[self.job.department]
+        self.client = client
+        self.store = store
+        self.keyring = keyring
+        self.gate = DisclosureGate(store, policy, keyring)
+        self.connector = connector
+        self.mapping = mapping
+        self.outbox = Outbox(store)
+        self.links = Links(store)
+        self.emit = emit
+        self.report = SyncReport(job=name, department=self.job.department)
+
+    # -- the run --------------------------------------------------------------------------
+
+    def run(self, *, dry_run: bool = False, since: datetime | None = None) -> SyncReport:
+        """One whole run under the job's lease. ``dry_run`` sends nothing, writes nothing and
+        leaves the watermark; it emits every document that would be sent."""
+        started = time.monotonic()
+        self.report = SyncReport(job=self.name, department=self.job.department, dry_run=dry_run)
+        owner = process_owner()
+        lease_seconds = self.settings.sync.lease_seconds
+        lease = self.store.acquire_lease(f"job:{self.name}", owner, lease_seconds)
+        if lease is None:
+            raise LeaseHeld(f"job '{self.name}' is already running in another process.")
+        run_id = self.store.start_run(self.name, owner)
+        try:
+            self.report.pull = pull_cases(
+                self.client,
+                self.store,
+                self.name,
+                lag_seconds=self.settings.sync.lag_seconds,
+                lease_seconds=lease_seconds,
+                since=since,
+                on_page=lambda records: self._plan_page(records, dry_run),
+                dry_run=dry_run,
+                lease=lease,
+            )
+            if not dry_run:
+                self.deliver()
+                self.poll_statuses()
+                self.advance_accepted_probes()
+                self.deliver()
+                self.write_back()
+            self.report.status = "ok"
+        except BaseException as exc:
+            self.report.status = "failed"
+            self.report.duration_seconds = time.monotonic() - started
+            message = str(exc) if isinstance(exc, AdapterError) else None
+            self.store.finish_run(
+                run_id, "failed", self.report.stats(), type(exc).__name__, message
+            )
+            raise
+        finally:
+            self.store.release_lease(lease)
+        self.report.duration_seconds = time.monotonic() - started
+        self.store.finish_run(run_id, "ok", self.report.stats())
+        return self.report
+
+    # -- planning: Primero → policy → map → outbox ----------------------------------------
+
+    def _plan_page(self, records: Sequence[Mapping[str, Any]], dry_run: bool) -> PageWriter:
+        self.report.cases_examined += len(records)
+        referrals = self._referrals_of([str(r["id"]) for r in records])
+        routed = [
+            (case, ref)
+            for case in records
+            for ref in route_referrals(case, referrals[str(case["id"])], self.job)
+        ]
+        self.report.referrals_routed += len(routed)
+        links = self.links.many([link_key(self.job.department, ref.key) for _, ref in routed])
+        plans = [
+            plan
+            for case, ref in routed
+            if (plan := self._plan(case, ref, links.get(link_key(self.job.department, ref.key))))
+        ]
+        if dry_run:
+            for plan in plans:
+                if plan.document is not None and self.emit is not None:
+                    self.emit(self._dry_run_line(plan))
+        return lambda conn: self._apply_plans(plans, conn, dry_run)
+
+    def _referrals_of(self, case_ids: list[str]) -> dict[str, list[Mapping[str, Any]]]:
+        """Every referral of every case on the page, fetched in parallel (one request each)."""
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            found = pool.map(self.client.list_referrals, case_ids)
+            return dict(zip(case_ids, (list(r) for r in found), strict=True))
+
+    def _plan(
+        self, case: Mapping[str, Any], ref: RoutedReferral, link: Link | None
+    ) -> _Plan | None:
+        case_id = str(case["id"])
+        code = link.case_code if link else self.keyring.case_code(case_id, self.job.department)
+        if link is not None and link.stage in (STAGE_CANCELLED, STAGE_WITHDRAWN):
+            return None  # nothing more ever goes out for this referral
+        if ref.revoked:
+            if link is None:
+                return None
+            document = self.mapping.cancel(ref.key, "referral-revoked")
+            return _Plan(case_id, ref, None, document, STAGE_CANCELLED, code)
+        if link is not None and link.stage == STAGE_PROBE:
+            stage = Stage.PROBE  # waiting for the department's answer; re-checked for consent
+        elif link is None and self.department.two_stage:
+            stage = Stage.PROBE
+        else:
+            stage = Stage.IDENTIFIED
+        decision = self.gate.policy.decide(
+            case,
+            self.job.department,
+            self.job.purpose,
+            stage,
+            codes=self.keyring,
+            overrides=self.gate.overrides(case_id),
+            referral=ref.transition,
+        )
+        if not decision.allowed:
+            self.report.refused[_reason_class(decision.reason)] += 1
+            if decision.consent_withdrawn and link is not None:
+                document = self.mapping.withdraw(ref.key)
+                return _Plan(case_id, ref, decision, document, STAGE_WITHDRAWN, code)
+            return _Plan(case_id, ref, decision, None, None, code)
+        if link is not None and link.stage == STAGE_PROBE:
+            return None  # consent still holds; the probe's answer drives what comes next
+        if stage is Stage.PROBE:
+            document = self.mapping.probe(ref, decision)
+            next_stage = STAGE_PROBE
+        elif link is None:
+            document = self.mapping.referral(ref, decision, after_probe=False)
+            next_stage = STAGE_IDENTIFIED
+        else:
+            document = self.mapping.update(ref, decision)
+            next_stage = STAGE_IDENTIFIED
+        self.report.not_carried.update(document.not_carried)
+        if link is not None and link.content_hash == document.content_hash:
+            self.report.unchanged += 1  # unchanged, or the echo of our own write-back
+            return None
+        return _Plan(case_id, ref, decision, document, next_stage, code)
+
+    def _apply_plans(self, plans: list[_Plan], conn: Connection, dry_run: bool) -> None:
+        if dry_run:
+            return
+        for plan in plans:
+            if plan.decision is not None:
+                self.gate.record(conn, plan.decision, plan.case_id)
+            if plan.document is None or plan.stage is None:
+                continue
+            self._enqueue(conn, plan.document, plan.referral.key)
+            self.links.upsert(
+                conn,
+                link_key(self.job.department, plan.referral.key),
+                job=self.name,
+                department=self.job.department,
+                case_id=plan.case_id,
+                referral_id=plan.referral.referral_id,
+                case_code=plan.case_code,
+                stage=plan.stage,
+                content_hash=plan.document.content_hash,
+                primero_status=plan.referral.primero_status,
+            )
+
+    def _enqueue(self, conn: Connection, document: Document, referral_key: str) -> None:
+        key = str(uuid.uuid5(_NAMESPACE, f"{self.name}:{referral_key}:{document.content_hash}"))
+        payload = json.dumps(document.body, separators=(",", ":"), default=str).encode()
+        added = self.outbox.enqueue(
+            conn,
+            idempotency_key=key,
+            job=self.name,
+            destination=self.job.department,
+            kind=document.kind,
+            link_key=link_key(self.job.department, referral_key),
+            payload=self.keyring.encrypt_payload(payload, context=key.encode()),
+        )
+        if added:
+            self.report.enqueued[document.kind] += 1
+
+    def _dry_run_line(self, plan: _Plan) -> dict[str, Any]:
+        assert plan.document is not None
+        return {
+            "job": self.name,
+            "department": self.job.department,
+            "kind": plan.document.kind,
+            "referral_key": plan.referral.key,
+            "document": plan.document.body,
+        }
+
+    # -- delivery ------------------------------------------------------------------------
+
+    def deliver(self) -> None:
+        """Drain the department's outbox: bounded concurrency, a rate budget, retries with
+        backoff and Retry-After, dead letters after ``max_attempts``."""
+        budget = RateBudget(self.department.rate_per_second)
+        self._drain(
+            self.job.department,
+            lambda message, document: self._deliver_one(message, document, budget),
+            concurrency=self.department.concurrency,
+            max_attempts=self.department.max_attempts,
+        )
+
+    def write_back(self) -> None:
+        """Drain the write-backs into Primero (one at a time: Primero has no bulk PATCH)."""
+        self._drain(
+            PRIMERO,
+            self._write_back_one,
+            concurrency=1,
+            max_attempts=self.department.max_attempts,
+        )
+
+    def _drain(
+        self,
+        destination: str,
+        handle: Callable[[OutboxMessage, dict[str, Any]], dict[str, Any] | None],
+        *,
+        concurrency: int,
+        max_attempts: int,
+    ) -> None:
+        while True:
+            due = [
+                m for m in self.outbox.due(destination, limit=concurrency * 8) if m.job == self.name
+            ]
+            if not due:
+                return
+            with ThreadPoolExecutor(max_workers=concurrency) as pool:
+                list(pool.map(lambda m: self._attempt(m, handle, max_attempts), due))
+
+    def _attempt(
+        self,
+        message: OutboxMessage,
+        handle: Callable[[OutboxMessage, dict[str, Any]], dict[str, Any] | None],
+        max_attempts: int,
+    ) -> None:
+        try:
+            plain = self.keyring.decrypt_payload(
+                message.payload, context=message.idempotency_key.encode()
+            )
+            result = handle(message, json.loads(plain))
+        except PrimeroAuthError:
+            raise  # every later call would fail the same way: stop the run, lose nothing
+        except Exception as exc:  # noqa: BLE001 - every failure is recorded, none is lost
+            # Our errors carry no personal data; a foreign exception keeps only its class.
+            text = str(exc) if isinstance(exc, AdapterError) else exc.__class__.__name__
+            status = self.outbox.mark_failed(
+                message.id,
+                error_class=exc.__class__.__name__,
+                error=text,
+                retry_after=getattr(exc, "retry_after", None),
+                max_attempts=max_attempts,
+                fatal=_is_fatal(exc),
+            )
+            if status == "dead":
+                self.report.dead_lettered += 1
+                log.warning(
+                    "message %s to %s is a dead letter after %s",
+                    message.id,
+                    message.destination,
+                    exc.__class__.__name__,
+                )
+            else:
+                self.report.retrying += 1
+            return
+        self.outbox.mark_sent(message.id, result)
+
+    def _deliver_one(
+        self, message: OutboxMessage, document: dict[str, Any], budget: RateBudget
+    ) -> dict[str, Any]:
+        budget.wait()
+        delivery = self.connector.deliver(message.kind, document)
+        if delivery.external_ref:
+            self.links.update(message.link_key, external_ref=delivery.external_ref)
+        self.report.delivered[message.kind] += 1
+        return {"external_ref": delivery.external_ref}
+
+    # -- statuses: department → links → write-back ----------------------------------------
+
+    def poll_statuses(self) -> None:
+        """Apply the department's status changes since the last poll, and queue write-backs.
+        The poll watermark commits with the write-backs it produced."""
+        since = self.store.get_cursor(self.name, STREAM_STATUSES)
+        for update, watermark in self.connector.status_updates(since):
+            key = link_key(self.job.department, update.referral_key)
+            with self.store.transaction() as conn:
+                link = self.links.get(key, conn)
+                if link is not None and link.job == self.name and _is_news(link, update):
+                    self._apply_status(conn, link, update)
+                if watermark:
+                    self.store.set_cursor(self.name, STREAM_STATUSES, watermark, conn)
+
+    def _apply_status(self, conn: Connection, link: Link, update: StatusUpdate) -> None:
+        self.report.status_updates += 1
+        self.links.upsert(
+            conn,
+            link.link_key,
+            remote_status=update.status,
+            remote_note=update.note,
+            remote_outputs=list(update.outputs),
+            remote_updated_at=update.updated_at,
+            external_ref=update.external_ref or link.external_ref,
+        )
+        if not self.job.write_back:
+            return
+        write_back = WriteBack(
+            link_key=link.link_key,
+            department=link.department,
+            case_id=link.case_id,
+            referral_id=link.referral_id,
+            case_code=link.case_code,
+            status=update.status,
+            reason=update.reason,
+            note=update.note,
+            outputs=update.outputs,
+            external_ref=update.external_ref or link.external_ref,
+            updated_at=update.updated_at.isoformat() if update.updated_at else None,
+            mark_synced=self.job.mark_synced,
+        )
+        body = json.dumps(write_back.to_json(), separators=(",", ":")).encode()
+        key = str(uuid.uuid5(_NAMESPACE, f"wb:{link.link_key}:{update.status}:{update.version}"))
+        self.outbox.enqueue(
+            conn,
+            idempotency_key=key,
+            job=self.name,
+            destination=PRIMERO,
+            kind="writeback",
+            link_key=link.link_key,
+            payload=self.keyring.encrypt_payload(body, context=key.encode()),
+        )
+
+    def advance_accepted_probes(self) -> None:
+        """For every probe the department accepted: decide the identified disclosure on the
+        case as it is now, and queue the identified referral (privacy.md §6.3 stage 3)."""
+        for link in self.links.for_job(self.name):
+            if link.stage != STAGE_PROBE or link.remote_status != ACCEPTED:
+                continue
+            case = self.client.get_case(link.case_id)
+            transitions = self.client.list_referrals(link.case_id) if link.referral_id else []
+            ref = next(
+                (
+                    r
+                    for r in route_referrals(case, transitions, self.job)
+                    if r.key == link.referral_key
+                ),
+                None,
+            )
+            if ref is None:
+                continue  # no longer addressed to this department
+            decision = self.gate.policy.decide(
+                case,
+                self.job.department,
+                self.job.purpose,
+                Stage.IDENTIFIED,
+                codes=self.keyring,
+                overrides=self.gate.overrides(link.case_id),
+                referral=ref.transition,
+            )
+            with self.store.transaction() as conn:
+                self.gate.record(conn, decision, link.case_id)
+                if not decision.allowed:
+                    self.report.refused[_reason_class(decision.reason)] += 1
+                    continue
+                document = self.mapping.referral(ref, decision, after_probe=True)
+                self.report.not_carried.update(document.not_carried)
+                self._enqueue(conn, document, ref.key)
+                self.links.upsert(
+                    conn,
+                    link.link_key,
+                    stage=STAGE_IDENTIFIED,
+                    content_hash=document.content_hash,
+                )
+
+    def _write_back_one(self, message: OutboxMessage, document: dict[str, Any]) -> dict[str, Any]:
+        write_back = WriteBack.from_json(document)
+        applied = apply_write_back(self.client, write_back)
+        self.links.update(message.link_key, written_back_status=write_back.status, **applied)
+        self.report.write_backs += 1
+        return {"status": write_back.status}
+
+
+def _is_news(link: Link, update: StatusUpdate) -> bool:
+    """False for an update already applied (the poll re-reads its boundary on purpose)."""
+    return not (
+        link.remote_status == update.status
+        and link.remote_updated_at == update.updated_at
+        and update.updated_at is not None
+    )
+
+
+def _is_fatal(exc: Exception) -> bool:
+    """Retrying the same payload cannot succeed: a department's or Primero's refusal of the
+    content, or a mapping or policy error. Transport trouble and unknown errors are retried."""
+    if isinstance(exc, Fatal | MappingError | PolicyViolation):
+        return True
+    return isinstance(
+        exc, PrimeroValidationError | PrimeroNotFound | PrimeroForbidden | PrimeroConflict
+    )
+
+
+def _reason_class(reason: str) -> str:
+    """A short, value-free label for a refusal, for counting in reports and metrics."""
+    head = reason.split(":", 1)[0].strip().lower()
+    return head[:40] or "refused"
+
+
+@contextmanager
+def open_job(
+    settings: Settings, name: str, *, emit: Callable[[dict[str, Any]], None] | None = None
+) -> Iterator[SyncJob]:
+    """Build a job and everything it needs from the configuration; close it all afterwards."""
+    from adapter.departments.health import HealthConnector
+    from adapter.mappings.fhir import OrgRef
+
+    job = settings.job(name)
+    department = settings.departments[job.department]
+    policy = DisclosurePolicy.load(settings.privacy.policy_dir)
+    if settings.primero.url is None:
+        from adapter.errors import ConfigError
+
+        raise ConfigError(
+            "primero.url is not set (config [primero] or CPIMS_ADAPTER_PRIMERO__URL)."
+        )
+    with (
+        StateStore(settings.state.url) as store,
+        PrimeroClient.from_settings(settings.primero) as client,
+    ):
+        keyring = KeyRing.open(store, settings.privacy.load_kek())
+        connector = HealthConnector.from_settings(job.department, department)
+        mapping = HealthMapping(
+            department=job.department,
+            performer=OrgRef(system=department.organization_system, value=department.organization),
+            requester=OrgRef(
+                system=department.organization_system, value=job.requester_organization
+            ),
+        )
+        try:
+            yield SyncJob(
+                settings,
+                name,
+                client=client,
+                store=store,
+                keyring=keyring,
+                policy=policy,
+                connector=connector,
+                mapping=mapping,
+                emit=emit,
+            )
+        finally:
+            connector.close()

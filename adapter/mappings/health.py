@@ -1,0 +1,141 @@
+"""Health: from a privacy decision to the FHIR documents a hospital receives (pure; no I/O).
+
+The disclosure payload is already minimised by the privacy core; this module only chooses how
+each allowed field is expressed in FHIR. A field the policy allows but FHIR mapping does not
+carry yet (e.g. ``name``: the Patient stays pseudonymous, departments.md §1) is reported in
+``not_carried`` and never silently sent elsewhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from adapter.mappings.fhir import (
+    HealthReferral,
+    OrgRef,
+    build_content_update_bundle,
+    build_referral_bundle,
+    to_json,
+)
+from adapter.mappings.fhir_probe import CapacityProbe, build_probe_bundle
+from adapter.mappings.routing import RoutedReferral
+from adapter.privacy import Disclosure
+
+# Disclosure payload key → HealthReferral demographics key.
+_DEMOGRAPHICS = {"date_of_birth": "date_of_birth", "sex": "sex", "location_current": "district"}
+# Keys that are expressed elsewhere in the bundle, or are bookkeeping.
+_ELSEWHERE = {"case_code", "protection_concerns", "services_section", "stage"}
+
+
+@dataclass(frozen=True)
+class Document:
+    """One outbound document: what the connector delivers, and its content fingerprint."""
+
+    kind: str
+    body: dict[str, Any]
+    not_carried: tuple[str, ...] = ()
+
+    @property
+    def content_hash(self) -> str:
+        canonical = json.dumps(self.body, sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class HealthMapping:
+    """Documents for one health department system."""
+
+    department: str
+    performer: OrgRef
+    requester: OrgRef
+
+    def probe(self, referral: RoutedReferral, disclosure: Disclosure) -> Document:
+        services = list(disclosure.payload.get("services") or [])
+        # The probe names the service this referral asks for, when the probe lists it.
+        service = referral.service_type or "health_medical_service"
+        if services and service not in services:
+            service = str(services[0])
+        bundle = build_probe_bundle(
+            CapacityProbe(
+                referral_key=referral.key,
+                service_type=service,
+                performer_org=self.performer,
+                requester_org=self.requester,
+                probe=disclosure.payload,
+            )
+        )
+        return Document("probe", {"referral_key": referral.key, "bundle": _json(bundle)})
+
+    def referral(
+        self, referral: RoutedReferral, disclosure: Disclosure, *, after_probe: bool
+    ) -> Document:
+        health, not_carried = self._health_referral(referral, disclosure)
+        body = {
+            "referral_key": referral.key,
+            "after_probe": after_probe,
+            "bundle": _json(build_referral_bundle(health)),
+        }
+        return Document("referral", body, not_carried)
+
+    def update(self, referral: RoutedReferral, disclosure: Disclosure) -> Document:
+        health, not_carried = self._health_referral(referral, disclosure)
+        body = {"referral_key": referral.key, "bundle": _json(build_content_update_bundle(health))}
+        return Document("update", body, not_carried)
+
+    def cancel(self, referral_key: str, reason: str) -> Document:
+        return Document("cancel", {"referral_key": referral_key, "reason": reason})
+
+    def withdraw(self, referral_key: str) -> Document:
+        return Document("withdraw", {"referral_key": referral_key, "reason": "consent-withdrawn"})
+
+    def _health_referral(
+        self, referral: RoutedReferral, disclosure: Disclosure
+    ) -> tuple[HealthReferral, tuple[str, ...]]:
+        payload = disclosure.payload
+        demographics = {
+            target: payload[source]
+            for source, target in _DEMOGRAPHICS.items()
+            if payload.get(source) not in (None, "", [])
+        }
+        carried = set(_DEMOGRAPHICS) | _ELSEWHERE
+        not_carried = tuple(sorted(key for key in payload if key not in carried))
+        concerns = payload.get("protection_concerns") or []
+        # Deterministic dates (the referral's own creation), so a re-send is byte-identical.
+        created = _date_of(referral.transition) if referral.transition else None
+        health = HealthReferral(
+            case_code=str(disclosure.case_code),
+            referral_key=referral.key,
+            service_type=referral.service_type or "health_medical_service",
+            requester_org=self.requester,
+            performer_org=self.performer,
+            consent_basis=disclosure.consent_basis.split("+")[0],
+            consent_date=created or date(1970, 1, 1),
+            urgency=referral.urgency,
+            demographics=demographics,
+            reason_codes=tuple(str(c) for c in concerns) if isinstance(concerns, list) else (),
+            authored_on=_datetime_of(referral.transition) if referral.transition else None,
+            department=self.department,
+        )
+        return health, not_carried
+
+
+def _json(bundle: Any) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(to_json(bundle))
+    return loaded
+
+
+def _datetime_of(transition: Mapping[str, Any] | None) -> datetime | None:
+    value = (transition or {}).get("created_at")
+    if not isinstance(value, str):
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _date_of(transition: Mapping[str, Any] | None) -> date | None:
+    moment = _datetime_of(transition)
+    return moment.date() if moment else None
