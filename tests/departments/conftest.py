@@ -13,12 +13,11 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
-import requests
 
 from adapter.departments import FhirClient
-from adapter.mappings.fhir import HealthReferral, OrgRef, case_code_system
-from adapter.mappings.fhir_codes import REFERRAL_SYSTEM
-from tests.support.fhir_server import FhirServer, start_fhir_server
+from adapter.mappings.fhir import HealthReferral, OrgRef
+from adapter.simulator.fhir_server import FhirServer, start_fhir_server
+from adapter.simulator.hospital import Hospital
 
 FHIR_JSON = "application/fhir+json"
 
@@ -64,54 +63,11 @@ def make_referral() -> Callable[..., HealthReferral]:
     return make
 
 
-class Provider:
-    """The hospital's side: reads and updates Tasks directly, as its own system would."""
-
-    def __init__(self, base_url: str) -> None:
-        self.base_url = base_url
-        self.http = requests.Session()
-        self.http.headers.update({"Accept": FHIR_JSON, "Content-Type": FHIR_JSON})
-
-    def search(self, resource_type: str, **params: str) -> list[dict[str, Any]]:
-        answer = self.http.get(f"{self.base_url}/{resource_type}", params=params, timeout=10)
-        answer.raise_for_status()
-        return [e["resource"] for e in answer.json().get("entry", [])]
-
-    def count(self, resource_type: str, system: str, value: str) -> int:
-        return len(self.search(resource_type, identifier=f"{system}|{value}", _count="10"))
-
-    def patients_of(self, case_code: str) -> int:
-        return self.count("Patient", case_code_system(), case_code)
-
-    def task(self, referral_key: str) -> dict[str, Any]:
-        (task,) = self.search("Task", identifier=f"{REFERRAL_SYSTEM}|{referral_key}")
-        return task
-
-    def update_task(self, referral_key: str, status: str, **elements: Any) -> dict[str, Any]:
-        """PUT the Task with a new status (and e.g. statusReason, output), If-Match its version."""
-        task = self.task(referral_key)
-        task = {**task, "status": status, **elements}
-        answer = self.http.put(
-            f"{self.base_url}/Task/{task['id']}",
-            json=task,
-            headers={"If-Match": f'W/"{task["meta"]["versionId"]}"'},
-            timeout=10,
-        )
-        answer.raise_for_status()
-        return dict(answer.json())
-
-    def create(self, resource: dict[str, Any]) -> dict[str, Any]:
-        answer = self.http.post(
-            f"{self.base_url}/{resource['resourceType']}", json=resource, timeout=10
-        )
-        answer.raise_for_status()
-        return dict(answer.json())
+# The hospital's side: reads and updates Tasks directly, as its own system would.
+Provider = Hospital
 
 
 @pytest.fixture
 def provider(fhir_server: FhirServer) -> Iterator[Provider]:
-    hospital = Provider(fhir_server.base_url)
-    try:
+    with Hospital(fhir_server.base_url) as hospital:
         yield hospital
-    finally:
-        hospital.http.close()

@@ -11,7 +11,7 @@ from typing import Any
 
 import requests
 
-from tests.support.fhir_server import FhirServer
+from adapter.simulator.fhir_server import FhirServer
 
 JSON = {"Accept": "application/fhir+json", "Content-Type": "application/fhir+json"}
 SYSTEM = "urn:cpims-adapter:test:conformance"

@@ -24,7 +24,7 @@ from adapter.mappings.fhir import HealthReferral
 from adapter.mappings.fhir_codes import CONSENT_SYSTEM, REFERRAL_SYSTEM
 from adapter.mappings.fhir_probe import CapacityProbe
 from tests.departments.conftest import Provider
-from tests.support.fhir_server import FhirServer
+from adapter.simulator.fhir_server import FhirServer
 
 MakeReferral = Callable[..., HealthReferral]
 

@@ -31,7 +31,7 @@ from adapter.simulator.scenario import (
     referral_status,
 )
 from adapter.state import StateStore
-from tests.support.fhir_server import start_fhir_server
+from adapter.simulator.fhir_server import start_fhir_server
 
 N = 8
 

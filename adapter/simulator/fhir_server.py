@@ -1,4 +1,4 @@
-"""A real FHIR R4 server for tests: sekmet-fhir 0.1.1 (departments.md §2) on 127.0.0.1.
+"""A real FHIR R4 server for the demo and tests: sekmet-fhir 0.1.1 (departments.md §2) on 127.0.0.1.
 
 Sekmet runs from its own venv (``scripts/install-fhir-server``, run here on first use) so its
 dependencies never meet the adapter's. Each server gets a settings file, a SQLite database and a
@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -29,11 +30,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.support.servers import free_port
-
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[2]  # the source checkout (scripts/ lives there)
 INSTALL_SCRIPT = ROOT / "scripts" / "install-fhir-server"
 STARTUP_TIMEOUT = 60.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def fhir_venv() -> Path:
