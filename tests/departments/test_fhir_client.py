@@ -19,8 +19,8 @@ from adapter.errors import Fatal, Retryable
 from adapter.mappings.fhir import HealthReferral, build_referral_bundle, to_json
 from adapter.mappings.fhir_codes import CONSENT_SYSTEM, REFERRAL_SYSTEM
 from adapter.mappings.fhir_task import TaskUpdate
-from tests.departments.conftest import Provider
 from adapter.simulator.fhir_server import start_fhir_server
+from tests.departments.conftest import Provider
 
 MakeReferral = Callable[..., HealthReferral]
 NO_OVERLAP = timedelta(0)

@@ -23,8 +23,8 @@ from adapter.mappings import fhir_codes
 from adapter.mappings.fhir import HealthReferral
 from adapter.mappings.fhir_codes import CONSENT_SYSTEM, REFERRAL_SYSTEM
 from adapter.mappings.fhir_probe import CapacityProbe
-from tests.departments.conftest import Provider
 from adapter.simulator.fhir_server import FhirServer
+from tests.departments.conftest import Provider
 
 MakeReferral = Callable[..., HealthReferral]
 

@@ -22,6 +22,7 @@ from adapter.mappings.fhir_codes import REFERRAL_SYSTEM
 from adapter.primero import PrimeroClient
 from adapter.primero.linked_records import FORM_ID, SUBFORM_FIELD, install_forms
 from adapter.privacy import KeyRing, pending_deletion_requests
+from adapter.simulator.fhir_server import start_fhir_server
 from adapter.simulator.hospital import Hospital
 from adapter.simulator.primero import PrimeroSimulator
 from adapter.simulator.scenario import (
@@ -31,7 +32,6 @@ from adapter.simulator.scenario import (
     referral_status,
 )
 from adapter.state import StateStore
-from adapter.simulator.fhir_server import start_fhir_server
 
 N = 8
 
