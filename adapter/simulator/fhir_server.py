@@ -167,7 +167,7 @@ def _wait_ready(server: FhirServer) -> None:
                 f"sekmet exited with {server.process.returncode}:\n{server.log_tail()}"
             )
         try:
-            with urllib.request.urlopen(url, timeout=2) as answer:
+            with urllib.request.urlopen(url, timeout=2) as answer:  # noqa: S310 - http://127.0.0.1 only
                 if answer.status == 200:
                     return
         except (urllib.error.URLError, ConnectionError, TimeoutError):
