@@ -53,6 +53,33 @@ def process_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+def _is_dead_local(owner: str) -> bool:
+    """True if ``owner`` (``host:pid:nonce``) names a process of this host that has exited."""
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, someone else's
+    return _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    # A killed child not yet reaped still answers kill(pid, 0); it holds nothing any more.
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
+
+
 def normalise_url(url: str) -> str:
     """Accept the URLs an IT officer would write: ``postgresql://`` means psycopg 3."""
     if url.startswith(("postgres://", "postgresql://")):
@@ -264,6 +291,10 @@ class StateStore:
                         conn.execute(table.insert().values(name=name, owner=None, token=0))
                 except sa.exc.IntegrityError:
                     pass  # another process created it first; the UPDATE below decides
+            holder = conn.execute(sa.select(table.c.owner).where(table.c.name == name)).scalar()
+            # A holder on this host whose process is gone (SIGKILL, OOM, power cut of a
+            # container) will never release: take over now rather than after the TTL.
+            dead = holder if holder and holder != owner and _is_dead_local(holder) else None
             taken = conn.execute(
                 table.update()
                 .where(
@@ -272,6 +303,7 @@ class StateStore:
                         table.c.owner.is_(None),
                         table.c.owner == owner,
                         table.c.expires_at < now,
+                        table.c.owner == dead,
                     ),
                 )
                 .values(owner=owner, acquired_at=now, expires_at=expires, token=table.c.token + 1)

@@ -128,3 +128,28 @@ def test_unsupported_url_is_a_clear_error() -> None:
         StateStore("mysql://localhost/x")
     with pytest.raises(StateError, match="not a database URL"):
         StateStore("not a url")
+
+
+def test_a_lease_held_by_a_dead_process_on_this_host_is_taken_over(store: StateStore) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # the holder is gone, without releasing (as after SIGKILL)
+    dead_owner = f"{socket.gethostname()}:{child.pid}:deadbeef"
+    assert store.acquire_lease("job:crash", dead_owner, ttl_seconds=900) is not None
+    taken = store.acquire_lease("job:crash", "restarted", ttl_seconds=900)
+    assert taken is not None and taken.owner == "restarted"
+
+
+def test_a_lease_held_by_a_live_process_or_another_host_is_respected(store: StateStore) -> None:
+    import os
+    import socket
+
+    alive = f"{socket.gethostname()}:{os.getppid()}:live"
+    assert store.acquire_lease("job:a", alive, ttl_seconds=900) is not None
+    assert store.acquire_lease("job:a", "other", ttl_seconds=900) is None
+    remote = "another-host:1:x"
+    assert store.acquire_lease("job:b", remote, ttl_seconds=900) is not None
+    assert store.acquire_lease("job:b", "other", ttl_seconds=900) is None
