@@ -5,10 +5,12 @@ from __future__ import annotations
 from tests.test_cli import run_cli
 
 
-def test_demo_pulls_everything_once_then_only_the_edits() -> None:
+def test_demo_carries_referrals_to_the_hospital_and_outcomes_back() -> None:
     result = run_cli("demo", "--cases", "40")
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "40 new of 40 read" in result.stdout
-    assert "pull 2 (nothing changed): 0 new" in result.stdout
-    assert "pull 3 (only the edits): 5 new" in result.stdout
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "anonymous capacity probes, no Patient" in result.stdout
+    assert "{'accepted': 5, 'done': 6, 'rejected': 1}" in result.stdout
+    assert "Linked-record rows in their cases: 12" in result.stdout
     assert "demo passed" in result.stdout
+    assert "Traceback" not in output

@@ -1,4 +1,4 @@
-"""`cpims-adapter demo`: the whole thing, end to end, on embedded defaults."""
+"""`cpims-adapter demo`: the main job, end to end, on embedded defaults."""
 
 from __future__ import annotations
 
@@ -16,25 +16,49 @@ def register(root: typer.Typer) -> None:
 
 
 def demo(
-    cases: Annotated[int, typer.Option(help="Synthetic cases in the simulator.")] = 300,
+    cases: Annotated[int, typer.Option(help="Synthetic background cases in Primero.")] = 300,
 ) -> None:
-    """Start a Primero simulator, run the adapter against it, and print a short report."""
+    """Referrals from a Primero simulator to a real FHIR server and back, with a report."""
     from adapter.jobs.demo import run_demo
 
     configure_logging("WARNING")
     result = run_demo(cases=cases, say=lambda line: out.print(line, highlight=False))
-    table = Table("run", "new", "read", "pages", "already seen", title="Demo report")
+    table = Table(
+        "run",
+        "cases",
+        "refs",
+        "sent",
+        "refused",
+        "statuses",
+        "written back",
+        title="Demo: health referrals (refs: referrals addressed to the hospital)",
+    )
     for label, report in result.runs:
         table.add_row(
             label,
-            str(report.records_new),
-            str(report.records_read),
-            str(report.pages),
-            str(report.records_already_seen),
+            str(report.cases_examined),
+            str(report.referrals_routed),
+            _counts(report.delivered),
+            str(sum(report.refused.values())),
+            str(report.status_updates),
+            str(report.write_backs),
         )
     out.print(table)
-    out.print(f"Primero version {result.primero_version}; state kept in {result.state_url}")
+    out.print(
+        f"FHIR server: {result.tasks} Tasks, {result.service_requests} ServiceRequests. "
+        f"Primero referral statuses of the new referrals: {result.statuses}. "
+        f"Linked-record rows in their cases: {result.linked_rows}."
+    )
+    out.print(f"state kept in {result.state_url}")
     if not result.ok:
-        out.print("[red]the demo did not behave as expected[/]")
+        for problem in result.problems:
+            out.print(f"[red]problem:[/] {problem}")
         raise typer.Exit(1)
-    out.print("[green]demo passed: everything once, nothing twice, edits picked up[/]")
+    out.print(
+        "[green]demo passed: every referral once, identified data only after acceptance, "
+        "outcomes visible in Primero, nothing sent twice[/]"
+    )
+
+
+def _counts(counter: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(counter.items())) or "-"

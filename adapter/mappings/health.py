@@ -20,6 +20,7 @@ from adapter.mappings.fhir import (
     OrgRef,
     build_content_update_bundle,
     build_referral_bundle,
+    content_fingerprint,
     to_json,
 )
 from adapter.mappings.fhir_probe import CapacityProbe, build_probe_bundle
@@ -34,16 +35,19 @@ _ELSEWHERE = {"case_code", "protection_concerns", "services_section", "stage"}
 
 @dataclass(frozen=True)
 class Document:
-    """One outbound document: what the connector delivers, and its content fingerprint."""
+    """One outbound document: what the connector delivers, and the fingerprint of what the
+    department will hold after it. The fingerprint, not the document, decides whether anything
+    changed: a referral and a later update of the same content must compare equal."""
 
     kind: str
     body: dict[str, Any]
+    content_hash: str
     not_carried: tuple[str, ...] = ()
 
-    @property
-    def content_hash(self) -> str:
-        canonical = json.dumps(self.body, sort_keys=True, separators=(",", ":"), default=str)
-        return hashlib.sha256(canonical.encode()).hexdigest()
+
+def _body_hash(body: dict[str, Any]) -> str:
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -69,7 +73,8 @@ class HealthMapping:
                 probe=disclosure.payload,
             )
         )
-        return Document("probe", {"referral_key": referral.key, "bundle": _json(bundle)})
+        body = {"referral_key": referral.key, "bundle": _json(bundle)}
+        return Document("probe", body, _body_hash(body))
 
     def referral(
         self, referral: RoutedReferral, disclosure: Disclosure, *, after_probe: bool
@@ -80,18 +85,20 @@ class HealthMapping:
             "after_probe": after_probe,
             "bundle": _json(build_referral_bundle(health)),
         }
-        return Document("referral", body, not_carried)
+        return Document("referral", body, content_fingerprint(health), not_carried)
 
     def update(self, referral: RoutedReferral, disclosure: Disclosure) -> Document:
         health, not_carried = self._health_referral(referral, disclosure)
         body = {"referral_key": referral.key, "bundle": _json(build_content_update_bundle(health))}
-        return Document("update", body, not_carried)
+        return Document("update", body, content_fingerprint(health), not_carried)
 
     def cancel(self, referral_key: str, reason: str) -> Document:
-        return Document("cancel", {"referral_key": referral_key, "reason": reason})
+        body = {"referral_key": referral_key, "reason": reason}
+        return Document("cancel", body, _body_hash(body))
 
     def withdraw(self, referral_key: str) -> Document:
-        return Document("withdraw", {"referral_key": referral_key, "reason": "consent-withdrawn"})
+        body = {"referral_key": referral_key, "reason": "consent-withdrawn"}
+        return Document("withdraw", body, _body_hash(body))
 
     def _health_referral(
         self, referral: RoutedReferral, disclosure: Disclosure

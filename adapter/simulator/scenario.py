@@ -26,7 +26,9 @@ from adapter.config import (
 )
 from adapter.privacy.settings import PrivacySettings
 
-CPO = ("cp_worker1", "sim-password")  # the simulator's synthetic CPO account
+# The simulator's synthetic accounts share one password; none of them exists outside it.
+SIM_PASSWORD = "sim-password"  # noqa: S105
+CPO = ("cp_worker1", SIM_PASSWORD)
 HEALTH_AGENCY = "agency-civil-hospital-karachi"
 POLICY_DIR = Path(__file__).resolve().parents[2] / "config" / "policy"
 
@@ -47,7 +49,7 @@ def health_settings(
         primero=PrimeroSettings(
             url=primero_url,
             username="cpims-adapter",
-            password=SecretStr("sim-password"),
+            password=SecretStr(SIM_PASSWORD),
             backoff_seconds=0.05,
         ),
         state=StateSettings(url=state_url),
@@ -154,3 +156,21 @@ def _post(session: requests.Session, url: str, data: dict[str, Any]) -> dict[str
     answer.raise_for_status()
     body: dict[str, Any] = answer.json()["data"]
     return body
+
+
+def install_linked_records_form(primero_url: str) -> None:
+    """What an administrator does once: install the form (CP and GBV modules) and grant the
+    integration role read-write on it."""
+    from adapter.primero import PrimeroClient
+    from adapter.primero.linked_records import FORM_ID, install_forms
+
+    with PrimeroClient(
+        primero_url, auth="basic", username="primero_admin", password=SIM_PASSWORD
+    ) as admin:
+        install_forms(admin, module_ids=("primeromodule-cp", "primeromodule-gbv"))
+    answer = requests.put(
+        f"{primero_url}/_sim/roles/role-integration/forms",
+        json={"forms": {FORM_ID: "rw"}},
+        timeout=10,
+    )
+    answer.raise_for_status()

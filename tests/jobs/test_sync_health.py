@@ -13,14 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 from adapter.config import Settings
 from adapter.jobs.sync import open_job
 from adapter.mappings.fhir import case_code_system
 from adapter.mappings.fhir_codes import REFERRAL_SYSTEM
 from adapter.primero import PrimeroClient
-from adapter.primero.linked_records import FORM_ID, SUBFORM_FIELD, install_forms
+from adapter.primero.linked_records import SUBFORM_FIELD
 from adapter.privacy import KeyRing, pending_deletion_requests
 from adapter.simulator.fhir_server import start_fhir_server
 from adapter.simulator.hospital import Hospital
@@ -28,6 +27,7 @@ from adapter.simulator.primero import PrimeroSimulator
 from adapter.simulator.scenario import (
     cpo_edit,
     health_settings,
+    install_linked_records_form,
     refer_children_to_health,
     referral_status,
 )
@@ -41,7 +41,7 @@ def world(tmp_path: Path, state_url: str) -> Iterator[dict[str, Any]]:
     fhir = start_fhir_server(tmp_path)
     try:
         with PrimeroSimulator(cases=0) as sim, Hospital(fhir.base_url) as hospital:
-            _install_linked_records_form(sim)
+            install_linked_records_form(sim.url)
             kek = secrets.token_bytes(32)
             settings = health_settings(
                 primero_url=sim.url, fhir_url=fhir.base_url, state_url=state_url, kek=kek
@@ -59,19 +59,6 @@ def world(tmp_path: Path, state_url: str) -> Iterator[dict[str, Any]]:
             }
     finally:
         fhir.cleanup()
-
-
-def _install_linked_records_form(sim: PrimeroSimulator) -> None:
-    with PrimeroClient(
-        sim.url, auth="basic", username="primero_admin", password="sim-password"
-    ) as admin:
-        install_forms(admin)
-    answer = requests.put(
-        f"{sim.url}/_sim/roles/role-integration/forms",
-        json={"forms": {FORM_ID: "rw"}},
-        timeout=10,
-    )
-    answer.raise_for_status()
 
 
 def sync(settings: Settings) -> Any:
