@@ -92,23 +92,65 @@ class SyncSettings(_Section):
     lease_seconds: int = Field(900, ge=10)
 
 
+class SftpSettings(_Section):
+    """A CSV drop on the department's SFTP server (``[departments.<name>.sftp]``)."""
+
+    host: str
+    port: int = Field(22, ge=1, le=65535)
+    username: str
+    # Key authentication only; the host key must be known (no trust on first use).
+    private_key_file: Path
+    known_hosts_file: Path
+    outbound_dir: str = "to_department"
+    inbound_dir: str = "from_department"
+    rejects_dir: str = "rejects"
+
+
+class EmailSettings(_Section):
+    """E-mail as a last-resort transport for file drops (``[departments.<name>.email]``)."""
+
+    smtp_host: str
+    smtp_port: int = Field(587, ge=1, le=65535)
+    starttls: bool = True
+    username: str | None = None
+    password: SecretStr | None = None
+    password_file: Path | None = None
+    sender: str
+    recipients: list[str]
+
+
 class DepartmentSettings(_Section):
     """How to reach one department system (``[departments.<name>]``)."""
 
-    # fhir (health); later issues add rest and sftp.
-    connector: Literal["fhir"] = "fhir"
-    base_url: str
-    auth: Literal["none", "bearer", "basic"] = "none"
+    # fhir (health), rest (JSON API driven by a mapping file), sftp (CSV files driven by a
+    # mapping file, with e-mail as a last resort).
+    connector: Literal["fhir", "rest", "sftp"] = "fhir"
+    base_url: str | None = None
+    # none | bearer (token) | basic (username + password) | api_key (header) | oauth2
+    # (client credentials at token_url).
+    auth: Literal["none", "bearer", "basic", "api_key", "oauth2"] = "none"
     username: str | None = None
     password: SecretStr | None = None
     password_file: Path | None = None
     token: SecretStr | None = None
     token_file: Path | None = None
+    api_key_header: str = "X-API-Key"
+    api_key: SecretStr | None = None
+    api_key_file: Path | None = None
+    token_url: str | None = None
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    client_secret_file: Path | None = None
+    scope: str | None = None
     timeout_seconds: float = Field(30.0, gt=0)
     verify_tls: bool = True
     # The receiving organisation: the FHIR Task owner / ServiceRequest performer.
     organization_system: str = "urn:cpims-adapter:organization"
-    organization: str
+    organization: str = ""
+    # rest and sftp: the department's mapping file (default config/mappings/<name>.toml).
+    mapping_file: Path | None = None
+    sftp: SftpSettings | None = None
+    email: EmailSettings | None = None
     # An anonymous capacity probe first, identified data only once the receiver accepts
     # (Data Protection supplement; privacy.md §6.3). Turn off only where a data-sharing
     # agreement makes the probe pointless.
@@ -118,21 +160,49 @@ class DepartmentSettings(_Section):
     max_attempts: int = Field(8, ge=1, le=100)
     concurrency: int = Field(4, ge=1, le=64)
     rate_per_second: float = Field(20.0, gt=0)
+    # The inbound API: SHA-256 (hex) of each API key this department's system may present —
+    # the keys themselves are never stored — and/or the subjects of its mTLS client certificates.
+    inbound_api_key_sha256: list[str] = []
+    inbound_client_cert_subjects: list[str] = []
 
-    @field_validator("base_url")
+    @field_validator("base_url", "token_url")
     @classmethod
-    def _base_url_has_scheme(cls, value: str) -> str:
+    def _url_has_scheme(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         value = value.strip().rstrip("/")
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with https:// (or http:// for a simulator on loopback)")
         return value
 
+    @model_validator(mode="after")
+    def _connector_needs(self) -> DepartmentSettings:
+        if self.connector in ("fhir", "rest") and not self.base_url:
+            raise ValueError(f"connector '{self.connector}' needs base_url")
+        if self.connector == "fhir" and not self.organization:
+            raise ValueError("connector 'fhir' needs organization (the receiving Organization)")
+        if self.connector == "sftp" and self.sftp is None and self.email is None:
+            raise ValueError("connector 'sftp' needs an [sftp] (or, last resort, [email]) table")
+        if self.auth == "oauth2" and not (self.token_url and self.client_id):
+            raise ValueError("auth 'oauth2' needs token_url and client_id")
+        return self
+
     def secret(self) -> str | None:
+        """The secret the configured ``auth`` uses, from its value or its file."""
         if self.auth == "bearer":
             return _read_secret(self.token, self.token_file, "departments.*.token")
         if self.auth == "basic":
             return _read_secret(self.password, self.password_file, "departments.*.password")
+        if self.auth == "api_key":
+            return _read_secret(self.api_key, self.api_key_file, "departments.*.api_key")
+        if self.auth == "oauth2":
+            return _read_secret(
+                self.client_secret, self.client_secret_file, "departments.*.client_secret"
+            )
         return None
+
+    def mapping_path(self, department: str) -> Path:
+        return self.mapping_file or Path("config/mappings") / f"{department}.toml"
 
 
 class JobSettings(_Section):

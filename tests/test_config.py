@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import get_args, get_origin
 
 import pytest
+from pydantic import BaseModel
 
 from adapter.config import Settings, load_settings
 from adapter.errors import ConfigError
@@ -30,7 +31,13 @@ def test_example_config_is_valid_and_documents_every_key() -> None:
             assert re.search(rf"^\[{section}\.\w+\]", text, re.MULTILINE), section
         else:
             assert f"[{section}]" in text
-        for key in model.model_fields:  # type: ignore[union-attr]
+        for key, sub in model.model_fields.items():  # type: ignore[union-attr]
+            table = next((a for a in get_args(sub.annotation) if isinstance(a, type)), None)
+            if table is not None and issubclass(table, BaseModel):  # e.g. [departments.x.sftp]
+                assert re.search(rf"^\[{section}\.\w+\.{key}\]", text, re.MULTILINE), key
+                for inner in table.model_fields:
+                    assert re.search(rf"^#? ?{inner} = ", text, re.MULTILINE), f"{key}.{inner}"
+                continue
             assert re.search(rf"^#? ?{key} = ", text, re.MULTILINE), f"{section}.{key} undocumented"
 
 

@@ -56,7 +56,8 @@ class StatusUpdate:
 class Connector(Protocol):
     """A department system, as the engine sees it."""
 
-    department: str
+    @property
+    def department(self) -> str: ...
 
     def deliver(self, kind: str, document: Mapping[str, Any]) -> Delivery:
         """Deliver one document; idempotent for the same document. Raises ``Retryable``,

@@ -35,7 +35,7 @@ from adapter.departments.base import (
     StatusUpdate,
 )
 from adapter.departments.fhir import FhirClient
-from adapter.errors import Fatal
+from adapter.errors import ConfigError, Fatal
 from adapter.mappings.fhir_task import TaskUpdate
 
 # FHIR Task.status → the adapter's vocabulary (http://hl7.org/fhir/R4/valueset-task-status.html).
@@ -64,6 +64,11 @@ class HealthConnector:
 
     @classmethod
     def from_settings(cls, department: str, settings: DepartmentSettings) -> HealthConnector:
+        if settings.base_url is None or settings.auth not in ("none", "bearer", "basic"):
+            raise ConfigError(
+                f"departments.{department}: the FHIR connector needs base_url and auth "
+                "none, bearer or basic."
+            )
         secret = settings.secret()
         client = FhirClient(
             settings.base_url,

@@ -34,6 +34,7 @@ from adapter.departments.base import (
 )
 from adapter.errors import (
     AdapterError,
+    ConfigError,
     Fatal,
     LeaseHeld,
     MappingError,
@@ -47,7 +48,7 @@ from adapter.errors import (
 from adapter.jobs.pull import PageWriter, PullReport, pull_cases
 from adapter.jobs.ratelimit import RateBudget
 from adapter.jobs.writeback import WriteBack, apply_write_back
-from adapter.mappings.health import Document, HealthMapping
+from adapter.mappings.base import DepartmentMapping, Document
 from adapter.mappings.routing import RoutedReferral, route_referrals
 from adapter.primero import PrimeroClient
 from adapter.privacy import Disclosure, DisclosureGate, DisclosurePolicy, KeyRing, Stage
@@ -133,7 +134,7 @@ class SyncJob:
         keyring: KeyRing,
         policy: DisclosurePolicy,
         connector: Connector,
-        mapping: HealthMapping,
+        mapping: DepartmentMapping,
         emit: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.name = name
@@ -543,42 +544,28 @@ def open_job(
     settings: Settings, name: str, *, emit: Callable[[dict[str, Any]], None] | None = None
 ) -> Iterator[SyncJob]:
     """Build a job and everything it needs from the configuration; close it all afterwards."""
-    from adapter.departments.health import HealthConnector
-    from adapter.mappings.fhir import OrgRef
+    from adapter.jobs.departments import open_department
 
     job = settings.job(name)
-    department = settings.departments[job.department]
     policy = DisclosurePolicy.load(settings.privacy.policy_dir)
     if settings.primero.url is None:
-        from adapter.errors import ConfigError
-
         raise ConfigError(
             "primero.url is not set (config [primero] or CPIMS_ADAPTER_PRIMERO__URL)."
         )
     with (
         StateStore(settings.state.url) as store,
         PrimeroClient.from_settings(settings.primero) as client,
+        open_department(settings, job.department) as (connector, mapping),
     ):
         keyring = KeyRing.open(store, settings.privacy.load_kek())
-        connector = HealthConnector.from_settings(job.department, department)
-        mapping = HealthMapping(
-            department=job.department,
-            performer=OrgRef(system=department.organization_system, value=department.organization),
-            requester=OrgRef(
-                system=department.organization_system, value=job.requester_organization
-            ),
+        yield SyncJob(
+            settings,
+            name,
+            client=client,
+            store=store,
+            keyring=keyring,
+            policy=policy,
+            connector=connector,
+            mapping=mapping,
+            emit=emit,
         )
-        try:
-            yield SyncJob(
-                settings,
-                name,
-                client=client,
-                store=store,
-                keyring=keyring,
-                policy=policy,
-                connector=connector,
-                mapping=mapping,
-                emit=emit,
-            )
-        finally:
-            connector.close()

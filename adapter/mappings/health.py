@@ -8,13 +8,13 @@ carry yet (e.g. ``name``: the Patient stays pseudonymous, departments.md §1) is
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from adapter.mappings.base import Document, body_hash
 from adapter.mappings.fhir import (
     HealthReferral,
     OrgRef,
@@ -31,23 +31,6 @@ from adapter.privacy import Disclosure
 _DEMOGRAPHICS = {"date_of_birth": "date_of_birth", "sex": "sex", "location_current": "district"}
 # Keys that are expressed elsewhere in the bundle, or are bookkeeping.
 _ELSEWHERE = {"case_code", "protection_concerns", "services_section", "stage"}
-
-
-@dataclass(frozen=True)
-class Document:
-    """One outbound document: what the connector delivers, and the fingerprint of what the
-    department will hold after it. The fingerprint, not the document, decides whether anything
-    changed: a referral and a later update of the same content must compare equal."""
-
-    kind: str
-    body: dict[str, Any]
-    content_hash: str
-    not_carried: tuple[str, ...] = ()
-
-
-def _body_hash(body: dict[str, Any]) -> str:
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -74,7 +57,7 @@ class HealthMapping:
             )
         )
         body = {"referral_key": referral.key, "bundle": _json(bundle)}
-        return Document("probe", body, _body_hash(body))
+        return Document("probe", body, body_hash(body))
 
     def referral(
         self, referral: RoutedReferral, disclosure: Disclosure, *, after_probe: bool
@@ -94,11 +77,11 @@ class HealthMapping:
 
     def cancel(self, referral_key: str, reason: str) -> Document:
         body = {"referral_key": referral_key, "reason": reason}
-        return Document("cancel", body, _body_hash(body))
+        return Document("cancel", body, body_hash(body))
 
     def withdraw(self, referral_key: str) -> Document:
         body = {"referral_key": referral_key, "reason": "consent-withdrawn"}
-        return Document("withdraw", body, _body_hash(body))
+        return Document("withdraw", body, body_hash(body))
 
     def _health_referral(
         self, referral: RoutedReferral, disclosure: Disclosure
