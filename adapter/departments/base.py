@@ -8,7 +8,7 @@ vocabulary. The engine, the outbox and the Primero write-back never see a transp
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -51,6 +51,11 @@ class StatusUpdate:
     outputs: tuple[str, ...] = ()  # references to results (e.g. a medico-legal report)
     updated_at: datetime | None = None
     version: str | None = None
+    # What the department's record is: referral | fir | birth_registration | court_order.
+    record_type: str = "referral"
+    # Short, department-defined facts shown to the CPO in the linked record (e.g. FIR
+    # sections, investigating officer's rank); keys are field names, values are text.
+    details: Mapping[str, str] = field(default_factory=dict)
 
 
 class Connector(Protocol):
@@ -59,9 +64,10 @@ class Connector(Protocol):
     @property
     def department(self) -> str: ...
 
-    def deliver(self, kind: str, document: Mapping[str, Any]) -> Delivery:
-        """Deliver one document; idempotent for the same document. Raises ``Retryable``,
-        ``RateLimited`` or ``Fatal`` (adapter.errors)."""
+    def deliver(self, kind: str, document: Mapping[str, Any], *, idempotency_key: str) -> Delivery:
+        """Deliver one document; idempotent for the same document (``idempotency_key`` is
+        stable across re-sends: send it where the transport has a place for it). Raises
+        ``Retryable``, ``RateLimited`` or ``Fatal`` (adapter.errors)."""
         ...
 
     def status_updates(self, since: str | None) -> Iterator[tuple[StatusUpdate, str]]:

@@ -81,7 +81,10 @@ class HealthConnector:
         )
         return cls(department, client)
 
-    def deliver(self, kind: str, document: Mapping[str, Any]) -> Delivery:
+    def deliver(
+        self, kind: str, document: Mapping[str, Any], *, idempotency_key: str = ""
+    ) -> Delivery:
+        # FHIR conditional creates and If-Match updates make every send idempotent already.
         key = str(document["referral_key"])
         if kind == PROBE:
             result = self.client.send_transaction(document["bundle"])

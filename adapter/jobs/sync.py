@@ -404,7 +404,9 @@ class SyncJob:
         self, message: OutboxMessage, document: dict[str, Any], budget: RateBudget
     ) -> dict[str, Any]:
         budget.wait()
-        delivery = self.connector.deliver(message.kind, document)
+        delivery = self.connector.deliver(
+            message.kind, document, idempotency_key=message.idempotency_key
+        )
         if delivery.external_ref:
             self.links.update(message.link_key, external_ref=delivery.external_ref)
         self.report.delivered[message.kind] += 1
@@ -451,6 +453,8 @@ class SyncJob:
             external_ref=update.external_ref or link.external_ref,
             updated_at=update.updated_at.isoformat() if update.updated_at else None,
             mark_synced=self.job.mark_synced,
+            record_type=update.record_type,
+            details=dict(update.details),
         )
         body = json.dumps(write_back.to_json(), separators=(",", ":")).encode()
         key = str(uuid.uuid5(_NAMESPACE, f"wb:{link.link_key}:{update.status}:{update.version}"))

@@ -10,7 +10,7 @@ the subform row has a stable ``unique_id``, so a re-sent write updates it in pla
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -47,16 +47,20 @@ class WriteBack:
     updated_at: str | None
     mark_synced: bool = False
     record_type: str = "referral"
+    # Department-defined facts for the linked record (e.g. FIR sections), text only.
+    details: Mapping[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["outputs"] = list(self.outputs)
+        data["details"] = dict(self.details)
         return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> WriteBack:
         values = dict(data)
         values["outputs"] = tuple(values.get("outputs") or ())
+        values["details"] = dict(values.get("details") or {})
         return cls(**values)
 
 
@@ -66,6 +70,9 @@ def apply_write_back(client: PrimeroClient, write_back: WriteBack) -> dict[str, 
     if write_back.referral_id:
         changed["primero_status"] = _referral_status(client, write_back)
     note = write_back.note or write_back.reason
+    if write_back.details:
+        facts = "; ".join(f"{k}: {v}" for k, v in sorted(write_back.details.items()))
+        note = f"{facts}. {note}" if note else facts
     if write_back.outputs:
         note = f"{note or ''} [results: {', '.join(write_back.outputs)}]".strip()
     row = linked_record_row(
