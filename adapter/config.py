@@ -118,6 +118,9 @@ class EmailSettings(_Section):
     sender: str
     recipients: list[str]
 
+    def secret(self) -> str | None:
+        return _read_secret(self.password, self.password_file, "departments.*.email.password")
+
 
 class DepartmentSettings(_Section):
     """How to reach one department system (``[departments.<name>]``)."""

@@ -436,6 +436,7 @@ class SyncJob:
             remote_note=update.note,
             remote_outputs=list(update.outputs),
             remote_updated_at=update.updated_at,
+            remote_version=update.version,
             external_ref=update.external_ref or link.external_ref,
         )
         if not self.job.write_back:
@@ -519,11 +520,13 @@ class SyncJob:
 
 
 def _is_news(link: Link, update: StatusUpdate) -> bool:
-    """False for an update already applied (the poll re-reads its boundary on purpose)."""
+    """False for an update already applied (the poll re-reads its boundary on purpose).
+    Status and time alone are not enough: two different court orders can share both."""
     return not (
         link.remote_status == update.status
         and link.remote_updated_at == update.updated_at
         and update.updated_at is not None
+        and (update.version is None or link.remote_version == update.version)
     )
 
 

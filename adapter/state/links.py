@@ -35,6 +35,7 @@ class Link:
     remote_note: str | None
     remote_outputs: list[str] | None
     remote_updated_at: datetime | None
+    remote_version: str | None
     primero_status: str | None
     written_back_status: str | None
     created_at: datetime
