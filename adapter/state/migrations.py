@@ -209,10 +209,184 @@ def _m0003_sync(conn: Connection) -> None:
         sa.Column("remote_note", sa.Text),
         sa.Column("remote_outputs", sa.JSON),
         sa.Column("remote_updated_at", UTCDateTime),
+        sa.Column("remote_version", sa.String(100)),
         sa.Column("primero_status", sa.String(40)),
         sa.Column("written_back_status", sa.String(40)),
         sa.Column("created_at", UTCDateTime, nullable=False),
         sa.Column("updated_at", UTCDateTime, nullable=False),
+    )
+    md.create_all(conn)
+
+
+def _m0004_inbox(conn: Connection) -> None:
+    """The inbound API's inbox: one row per (department, message_id) it accepted, with the
+    answer it gave, so a replayed message gets the same answer and changes nothing."""
+    md = sa.MetaData()
+    sa.Table(
+        "inbox",
+        md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("department", sa.String(100), nullable=False),
+        sa.Column("message_id", sa.String(36), nullable=False),
+        sa.Column("route", sa.String(60), nullable=False),
+        sa.Column("request_hash", sa.String(64), nullable=False),
+        sa.Column("status", sa.String(20), nullable=False),
+        sa.Column("response_status", sa.Integer, nullable=False),
+        sa.Column("response_body", sa.JSON, nullable=False),
+        sa.Column("link_key", sa.String(200)),
+        sa.Column("received_at", UTCDateTime, nullable=False),
+        sa.UniqueConstraint("department", "message_id", name="uq_inbox_department_message"),
+    )
+    md.create_all(conn)
+
+
+def _m0005_registry(conn: Connection) -> None:
+    """Offender registry (issue 6; privacy.md §6.6): keys, imports, entries, blocking index,
+    establishments, checks, appeals, monitored workers, notifications (query-side mirror in
+    adapter/registry/_tables.py)."""
+    md = sa.MetaData()
+    sa.Table(
+        "registry_keys",
+        md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("role", sa.String(20), nullable=False),
+        sa.Column("version", sa.Integer, nullable=False),
+        sa.Column("wrapped", sa.LargeBinary, nullable=False),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+        sa.UniqueConstraint("role", "version", name="uq_registry_keys_role_version"),
+    )
+    sa.Table(
+        "registry_imports",
+        md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("batch_ref", sa.String(24), nullable=False, unique=True),
+        sa.Column("source", sa.String(60), nullable=False),
+        sa.Column("officer", sa.String(120), nullable=False),
+        sa.Column("file_sha256", sa.String(64), nullable=False, unique=True),
+        sa.Column("rows", sa.Integer, nullable=False),
+        sa.Column("created", sa.Integer, nullable=False),
+        sa.Column("unchanged", sa.Integer, nullable=False),
+        sa.Column("imported_at", UTCDateTime, nullable=False),
+    )
+    sa.Table(
+        "registry_entries",
+        md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("entry_ref", sa.String(24), nullable=False, unique=True),
+        sa.Column("source", sa.String(60), nullable=False),
+        sa.Column("source_ref", sa.String(120), nullable=False),
+        sa.Column("import_id", sa.Integer),
+        sa.Column("cnic_mac", sa.String(64), index=True),
+        sa.Column("status", sa.String(20), nullable=False),
+        sa.Column("sealed", sa.LargeBinary, nullable=False),
+        sa.Column("wrapped_dek", sa.LargeBinary, nullable=False),
+        sa.Column("block_keys", sa.String(400), nullable=False),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+        sa.Column("updated_at", UTCDateTime, nullable=False),
+        sa.Column("review_due", UTCDateTime, nullable=False),
+        sa.Column("removed_at", UTCDateTime),
+        sa.Column("removed_by", sa.String(120)),
+        sa.Column("removal_reason", sa.String(500)),
+        sa.UniqueConstraint("source", "source_ref", name="uq_registry_entries_source_ref"),
+        sa.Index("ix_registry_entries_review", "status", "review_due"),
+    )
+    sa.Table(
+        "registry_blocks",
+        md,
+        sa.Column("block_key", sa.String(24), primary_key=True),
+        sa.Column("entry_id", sa.Integer, primary_key=True),
+        sa.Column("name_keys", sa.String(400), nullable=False),
+        sa.Column("father_keys", sa.String(400), nullable=False),
+        sa.Column("dob_mac", sa.String(32), nullable=False),
+        sqlite_with_rowid=False,
+    )
+    sa.Table(
+        "registry_establishments",
+        md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("registration_number", sa.String(60), nullable=False, unique=True),
+        sa.Column("name", sa.String(200), nullable=False),
+        sa.Column("officer1_name", sa.String(120), nullable=False),
+        sa.Column("officer1_email", sa.String(200), nullable=False),
+        sa.Column("officer2_name", sa.String(120), nullable=False),
+        sa.Column("officer2_email", sa.String(200), nullable=False),
+        sa.Column("api_key_sha256", sa.String(64), nullable=False, unique=True),
+        sa.Column("daily_quota", sa.Integer, nullable=False),
+        sa.Column("monthly_quota", sa.Integer, nullable=False),
+        sa.Column("status", sa.String(20), nullable=False),
+        sa.Column("status_reason", sa.String(200)),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+        sa.Column("updated_at", UTCDateTime, nullable=False),
+    )
+    sa.Table(
+        "registry_checks",
+        md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("check_ref", sa.String(24), nullable=False, unique=True),
+        sa.Column("establishment_id", sa.Integer, nullable=False),
+        sa.Column("subject_mac", sa.String(64)),
+        sa.Column("near_mac", sa.String(32)),
+        sa.Column("consent_ref", sa.String(80), unique=True),
+        sa.Column("purpose", sa.String(40)),
+        sa.Column("position", sa.String(120)),
+        sa.Column("status", sa.String(20), nullable=False),
+        sa.Column("rule", sa.String(40), nullable=False),
+        sa.Column("candidates", sa.String(400)),
+        sa.Column("sealed", sa.LargeBinary),
+        sa.Column("wrapped_dek", sa.LargeBinary),
+        sa.Column("worker_id", sa.Integer),
+        sa.Column("checked_at", UTCDateTime, nullable=False),
+        sa.Column("valid_until", UTCDateTime, nullable=False),
+        sa.Column("review_due_by", UTCDateTime),
+        sa.Column("resolution", sa.String(20)),
+        sa.Column("resolved_by", sa.String(120)),
+        sa.Column("resolved_at", UTCDateTime),
+        sa.Column("resolution_note", sa.String(500)),
+        sa.Index("ix_registry_checks_establishment", "establishment_id", "checked_at"),
+        sa.Index("ix_registry_checks_subject", "subject_mac", "checked_at"),
+        sa.Index("ix_registry_checks_queue", "status", "resolved_at"),
+    )
+    sa.Table(
+        "registry_appeals",
+        md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("appeal_ref", sa.String(24), nullable=False, unique=True),
+        sa.Column("check_id", sa.Integer),
+        sa.Column("entry_id", sa.Integer),
+        sa.Column("grounds", sa.LargeBinary, nullable=False),
+        sa.Column("status", sa.String(20), nullable=False),
+        sa.Column("received_by", sa.String(120), nullable=False),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+        sa.Column("decided_by", sa.String(120)),
+        sa.Column("decided_at", UTCDateTime),
+        sa.Column("decision_note", sa.String(500)),
+    )
+    sa.Table(
+        "registry_workers",
+        md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("worker_ref", sa.String(24), nullable=False, unique=True),
+        sa.Column("establishment_id", sa.Integer, nullable=False),
+        sa.Column("subject_mac", sa.String(64), nullable=False, index=True),
+        sa.Column("check_id", sa.Integer, nullable=False),
+        sa.Column("sealed", sa.LargeBinary, nullable=False),
+        sa.Column("wrapped_dek", sa.LargeBinary, nullable=False),
+        sa.Column("registered_at", UTCDateTime, nullable=False),
+        sa.Column("ended_at", UTCDateTime),
+    )
+    sa.Table(
+        "registry_notifications",
+        md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("establishment_id", sa.Integer, nullable=False),
+        sa.Column("worker_id", sa.Integer, nullable=False),
+        sa.Column("check_ref", sa.String(24), nullable=False),
+        sa.Column("officer_name", sa.String(120), nullable=False),
+        sa.Column("officer_email", sa.String(200), nullable=False),
+        sa.Column("status", sa.String(20), nullable=False),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+        sa.Column("delivered_at", UTCDateTime),
+        sa.Index("ix_registry_notifications_pending", "delivered_at"),
     )
     md.create_all(conn)
 
@@ -222,4 +396,6 @@ MIGRATIONS: list[Migration] = [
     Migration(1, "spine: cursors, runs, leases", _m0001_spine),
     Migration(2, "privacy: keys, codes, overrides, deletions, events, audit", _m0002_privacy),
     Migration(3, "sync: outbox and links", _m0003_sync),
+    Migration(4, "inbound API: inbox", _m0004_inbox),
+    Migration(5, "registry: entries, blocks, establishments, checks, appeals", _m0005_registry),
 ]

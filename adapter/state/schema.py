@@ -105,9 +105,31 @@ links = sa.Table(
     sa.Column("remote_note", sa.Text),
     sa.Column("remote_outputs", sa.JSON),
     sa.Column("remote_updated_at", UTCDateTime),
+    sa.Column("remote_version", sa.String(100)),
     # The last status written back into Primero's referral, and to the linked-records form.
     sa.Column("primero_status", sa.String(40)),
     sa.Column("written_back_status", sa.String(40)),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+inbox = sa.Table(
+    "inbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    # Message ids are unique per department: two departments may pick the same UUID.
+    sa.Column("department", sa.String(100), nullable=False),
+    sa.Column("message_id", sa.String(36), nullable=False),
+    # The API route the message came by (referrals, referral-response, fir-links, ...).
+    sa.Column("route", sa.String(60), nullable=False),
+    # SHA-256 of route + path + canonical body: a replay must carry the same message.
+    sa.Column("request_hash", sa.String(64), nullable=False),
+    # accepted: answered, its Primero work committed to the outbox in the same transaction.
+    sa.Column("status", sa.String(20), nullable=False),
+    # The first answer, returned unchanged to every replay. Never holds personal data.
+    sa.Column("response_status", sa.Integer, nullable=False),
+    sa.Column("response_body", sa.JSON, nullable=False),
+    sa.Column("link_key", sa.String(200)),
+    sa.Column("received_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("department", "message_id", name="uq_inbox_department_message"),
 )
