@@ -20,3 +20,17 @@ def primero(
     from adapter.simulator.primero.server import serve_forever
 
     serve_forever(port=port, cases=cases, seed=seed, host=host)
+
+
+@app.command("department")
+def department(
+    name: Annotated[str, typer.Argument(help="police, birth_registration, courts or generic.")],
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8081,
+    auth: Annotated[str, typer.Option(help="none, api_key, basic or oauth2.")] = "api_key",
+    host: Annotated[str, typer.Option(help="Address to bind; keep loopback.")] = "127.0.0.1",
+) -> None:
+    """Serve a department system simulator (police, NADRA/union council, courts) until
+    interrupted; it prints its credentials and control API."""
+    from adapter.simulator.departments.server import serve_forever
+
+    serve_forever(name, port=port, host=host, auth=auth)  # type: ignore[arg-type]

@@ -152,7 +152,7 @@ class FileConnector:
         """Write the document as ``<department>-<kind>-<idempotency_key>.csv``; raises
         ``Retryable``, ``Fatal`` or ``MappingError``. The department gives no reference back."""
         name = file_name(self.department, kind, idempotency_key)
-        data = document_csv(document)
+        data = document_csv(_row_of(document))
         sidecar = sha256_sidecar(name, data)
         digest = hashlib.sha256(data).hexdigest()
         if self.sftp is None:
@@ -225,3 +225,12 @@ def _cell(value: Any, column: str) -> str:
         f"file connector: field '{column}' holds a {type(value).__name__}, which has no CSV "
         "form; map it to text, a number, a date, a list or an object."
     )
+
+
+def _row_of(document: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A mapping-file document is ``{referral_key, route, json}``: the file carries the
+    department's record (``json``) with the referral key beside it, not the envelope."""
+    record = document.get("json")
+    if isinstance(record, Mapping):
+        return {"referral_key": document.get("referral_key"), **record}
+    return document

@@ -38,6 +38,51 @@ def open_department(
             performer=OrgRef(system=config.organization_system, value=config.organization),
             requester=OrgRef(system=config.organization_system, value=requester),
         )
+    elif config.connector == "rest":
+        from adapter.departments.rest import RestConnector
+        from adapter.mappings.mapped import MappedMapping
+        from adapter.privacy import PolicySet
+
+        # The policy is read here too so a mapping that names a field no allow-list has
+        # fails at start-up, naming the key, instead of silently carrying nothing.
+        mapped = MappedMapping.load(
+            config.mapping_path(department),
+            department,
+            policy=PolicySet.load(settings.privacy.policy_dir),
+        )
+        if config.two_stage and not mapped.has_probe:
+            raise ConfigError(
+                f"departments.{department}.two_stage is true, but {mapped.source} has no "
+                "[documents.probe] for the anonymous capacity probe: add one, or set "
+                f"departments.{department}.two_stage = false where the data-sharing agreement "
+                "makes the probe pointless (e.g. a mandatory report to police)."
+            )
+        connector = RestConnector.from_settings(department, config, mapped)
+        mapping = mapped
+    elif config.connector == "sftp":
+        from adapter.departments.csv_import import InboundFormat
+        from adapter.departments.files import FileConnector
+        from adapter.mappings.mapped import MappedMapping
+        from adapter.privacy import PolicySet
+
+        mapped = MappedMapping.load(
+            config.mapping_path(department),
+            department,
+            policy=PolicySet.load(settings.privacy.policy_dir),
+        )
+        files = mapped.spec.files
+        inbound = (
+            InboundFormat(files.inbound.record_type, dict(files.inbound.columns))
+            if files and files.inbound
+            else None
+        )
+        connector = FileConnector.from_settings(
+            department,
+            config,
+            inbound=inbound,
+            email_kinds=tuple(files.email_kinds) if files else (),
+        )
+        mapping = mapped
     else:
         raise ConfigError(
             f"departments.{department}.connector = '{config.connector}' is not available yet."

@@ -1,0 +1,132 @@
+"""Run a simulated department system as a real HTTP server (uvicorn) on loopback, in a thread."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from types import TracebackType
+
+import uvicorn
+from fastapi import APIRouter
+
+from adapter.simulator.departments import birth_registration, courts, generic, police
+from adapter.simulator.departments.app import create_app
+from adapter.simulator.departments.state import AuthMode, DepartmentState
+
+# Each department's own routes (its API, then its control endpoints).
+ROUTERS: dict[str, list[APIRouter]] = {
+    "police": [police.router, police.control],
+    "birth_registration": [birth_registration.router, birth_registration.control],
+    "courts": [courts.router, courts.control],
+    "generic": [generic.router],
+}
+
+
+class DepartmentSimulator:
+    """A simulated department system on a free port of 127.0.0.1.
+
+    >>> with DepartmentSimulator("police", auth="oauth2") as police:
+    ...     Desk(police.url).register_fir(key, station="PS-Clifton", sections=["328-A"])
+
+    ``department`` is ``police``, ``birth_registration``, ``courts`` or ``generic``; ``auth``
+    is what its API asks for (``none``, ``api_key``, ``basic``, ``oauth2``; credentials in
+    ``adapter.simulator.departments.state``).
+    """
+
+    def __init__(
+        self,
+        department: str,
+        *,
+        auth: AuthMode = "api_key",
+        token_lifetime: int = 3600,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        if department not in ROUTERS:
+            raise ValueError(f"department must be one of {', '.join(ROUTERS)}")
+        self.host = host
+        self.port = port
+        self.state = DepartmentState(department, auth=auth, token_lifetime=token_lifetime)
+        self.app = create_app(self.state, ROUTERS[department])
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._socket: socket.socket | None = None
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. http://127.0.0.1:54321."""
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> DepartmentSimulator:
+        """Serve in a background thread; returns once the server accepts connections."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, self.port))
+        sock.listen(128)
+        self._socket = sock
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run,
+            kwargs={"sockets": [sock]},
+            name=f"{self.state.department}-simulator",
+            daemon=True,
+        )
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"{self.state.department} simulator did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        """Stop the server and close its socket."""
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        if self._socket is not None:
+            self._socket.close()
+        self._server = self._thread = self._socket = None
+
+    def __enter__(self) -> DepartmentSimulator:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def serve_forever(
+    department: str, *, port: int = 8081, host: str = "127.0.0.1", auth: AuthMode = "api_key"
+) -> None:
+    """Foreground server for a ``simulate`` command; stops on SIGINT / SIGTERM (uvicorn)."""
+    from adapter.simulator.departments.state import (
+        API_KEY,
+        API_KEY_HEADER,
+        BASIC_PASSWORD,
+        BASIC_USER,
+        CLIENT_ID,
+        CLIENT_SECRET,
+    )
+
+    sim = DepartmentSimulator(department, auth=auth, host=host, port=port)
+    login = {
+        "none": "no authentication",
+        "api_key": f"{API_KEY_HEADER}: {API_KEY}",
+        "basic": f"basic {BASIC_USER} / {BASIC_PASSWORD}",
+        "oauth2": f"oauth2 client {CLIENT_ID} / {CLIENT_SECRET} at /oauth/token",
+    }[auth]
+    print(
+        f"{department} simulator on http://{host}:{port}; {login} (control API: /_sim)",
+        flush=True,
+    )
+    config = uvicorn.Config(sim.app, host=host, port=port, log_level="warning", access_log=False)
+    uvicorn.Server(config).run()
