@@ -25,6 +25,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from adapter.api.settings import ApiSettings
 from adapter.errors import ConfigError
 from adapter.privacy.settings import PrivacySettings
 
@@ -249,6 +250,7 @@ class Settings(BaseSettings):
     privacy: PrivacySettings = PrivacySettings()
     departments: dict[str, DepartmentSettings] = {}
     jobs: dict[str, JobSettings] = {}
+    api: ApiSettings = ApiSettings()
 
     @model_validator(mode="after")
     def _jobs_name_known_departments(self) -> Settings:

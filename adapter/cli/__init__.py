@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from adapter.cli import _db, _demo, _forms, _primero, _privacy, _simulate, _sync
+from adapter.cli import _db, _demo, _forms, _primero, _privacy, _serve, _simulate, _sync
 from adapter.cli._common import app, exit_code_for, print_error
 from adapter.errors import AdapterError
 
@@ -20,6 +20,7 @@ _primero.register_check(app)
 _privacy.register(app)
 _sync.register(app)
 _forms.register(_primero.app)
+_serve.register(app)
 
 __all__ = ["app", "main"]
 

@@ -49,35 +49,56 @@ class RunRecord:
 
 
 def process_owner() -> str:
-    """A name for this process that is unique across hosts and restarts."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    """A name for this process, unique across hosts and restarts:
+    ``host:pid:start-time:nonce``. The start time tells a restarted process that got the
+    same PID (PID 1 in a container) from the one that died."""
+    pid = os.getpid()
+    return f"{socket.gethostname()}:{pid}:{_start_time(pid) or 0}:{uuid.uuid4().hex[:8]}"
 
 
 def _is_dead_local(owner: str) -> bool:
-    """True if ``owner`` (``host:pid:nonce``) names a process of this host that has exited."""
-    host, _, rest = owner.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
+    """True if ``owner`` names a process of this host that no longer runs."""
+    parts = owner.split(":")
+    if len(parts) < 3 or parts[0] != socket.gethostname() or not parts[1].isdigit():
         return False
-    pid = int(pid_text)
-    if pid == os.getpid():
+    pid = int(parts[1])
+    recorded_start = parts[2] if len(parts) >= 4 else None
+    if pid == os.getpid() and recorded_start is None:
         return False
+    current = _stat(pid)
+    if current is None:
+        return _gone(pid)
+    state, start = current
+    if state == "Z":
+        return True  # killed and not yet reaped: it holds nothing any more
+    # Same PID, another incarnation: the holder died and its PID was reused.
+    return recorded_start is not None and recorded_start != "0" and recorded_start != start
+
+
+def _gone(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return True
     except PermissionError:
         return False  # alive, someone else's
-    return _is_zombie(pid)
+    return False
 
 
-def _is_zombie(pid: int) -> bool:
-    # A killed child not yet reaped still answers kill(pid, 0); it holds nothing any more.
+def _stat(pid: int) -> tuple[str, str] | None:
+    """(state, start time in clock ticks since boot) from /proc, or None off Linux."""
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+            fields = stat.read().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
-        return False
+        return None
+    # After the ")" field 3 (state) is index 0 and field 22 (starttime) is index 19.
+    return fields[0], fields[19]
+
+
+def _start_time(pid: int) -> str | None:
+    found = _stat(pid)
+    return found[1] if found else None
 
 
 def normalise_url(url: str) -> str:
@@ -310,6 +331,13 @@ class StateStore:
             )
             if taken.rowcount != 1:
                 return None
+            if dead is not None:
+                # The dead holder's runs never finished: say so, for status and metrics.
+                conn.execute(
+                    schema.runs.update()
+                    .where(schema.runs.c.owner == dead, schema.runs.c.status == "running")
+                    .values(status="abandoned", finished_at=now, error_class="ProcessDied")
+                )
             token = conn.execute(sa.select(table.c.token).where(table.c.name == name)).scalar()
         return Lease(name=name, owner=owner, token=int(token or 0), expires_at=expires)
 

@@ -46,7 +46,6 @@ SYNC_COMMAND = [
 ]
 EXIT_LEASE_HELD = 75  # adapter/cli/__init__.py: another process holds the job's lease
 RUN_TIMEOUT = 180.0  # seconds; a whole run of the crash world takes a few
-MAX_REFUSALS = 60  # a minute of refused restarts: something holds the lease for good
 
 
 @dataclass
@@ -182,7 +181,6 @@ class SyncProcesses:
         self.world = world
         # A plain engine for watching (no BEGIN IMMEDIATE): reading never blocks the run.
         self.observer = sa.create_engine(normalise_url(world.state_url))
-        self.refused = 0  # restarts refused because a dead run's lease was still held
         self._started = 0
 
     def close(self) -> None:
@@ -190,14 +188,11 @@ class SyncProcesses:
 
     def run_to_end(self) -> dict[str, Any]:
         """One whole run, not killed; returns its stats as recorded in the runs table."""
-        while True:
-            process, log = self._start()
-            try:
-                process.wait(timeout=RUN_TIMEOUT)
-            finally:
-                _reap(process)
-            if not self._refused(process, log):
-                break
+        process, log = self._start()
+        try:
+            process.wait(timeout=RUN_TIMEOUT)
+        finally:
+            _reap(process)
         _expect_success(process, log)
         return self.last_run_stats()
 
@@ -206,24 +201,20 @@ class SyncProcesses:
         ``stage`` (``STARTING``: after it took the job's lease). Returns the last stage it
         committed work in, or "finished" if it ended before the kill.
         """
-        while True:
-            before = self.progress()
-            process, log = self._start()
-            try:
-                if self._wait_for_lease(process, log) and self._wait_for_stage(
-                    process, before, stage
-                ):
-                    time.sleep(delay)
-                    if process.poll() is None:
-                        os.kill(process.pid, signal.SIGKILL)
-                        process.wait(timeout=30)
-                        return self.progress().stage_reached(before)
-                process.wait(timeout=RUN_TIMEOUT)
-            finally:
-                _reap(process)
-            if not self._refused(process, log):
-                _expect_success(process, log)
-                return "finished"
+        before = self.progress()
+        process, log = self._start()
+        try:
+            if self._wait_for_lease(process, log) and self._wait_for_stage(process, before, stage):
+                time.sleep(delay)
+                if process.poll() is None:
+                    os.kill(process.pid, signal.SIGKILL)
+                    process.wait(timeout=30)
+                    return self.progress().stage_reached(before)
+            process.wait(timeout=RUN_TIMEOUT)
+        finally:
+            _reap(process)
+        _expect_success(process, log)
+        return "finished"
 
     def _wait_for_stage(
         self, process: subprocess.Popen[bytes], before: Progress, stage: str
@@ -249,16 +240,6 @@ class SyncProcesses:
                 stderr=subprocess.STDOUT,
             )
         return process, log
-
-    def _refused(self, process: subprocess.Popen[bytes], log: Path) -> bool:
-        """Count a run refused for a held lease; the caller starts another after a pause."""
-        if process.returncode != EXIT_LEASE_HELD:
-            return False
-        self.refused += 1
-        if self.refused > MAX_REFUSALS:
-            raise AssertionError(f"sync refused {self.refused} times:\n{_tail(log)}")
-        time.sleep(1.0)
-        return True
 
     def _wait_for_lease(self, process: subprocess.Popen[bytes], log: Path) -> bool:
         """True once ``process`` holds the job's lease; False if it exited first."""
@@ -311,6 +292,12 @@ class SyncProcesses:
 
 
 def _expect_success(process: subprocess.Popen[bytes], log: Path) -> None:
+    if process.returncode == EXIT_LEASE_HELD:
+        # Every run before this one was killed and reaped: none holds the lease any more.
+        raise AssertionError(
+            "a restart after SIGKILL was refused (exit 75): the killed run's lease was not "
+            f"taken over (StateStore.acquire_lease):\n{_tail(log)}"
+        )
     if process.returncode != 0:
         raise AssertionError(f"sync exited {process.returncode}:\n{_tail(log)}")
 

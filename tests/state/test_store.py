@@ -137,17 +137,35 @@ def test_a_lease_held_by_a_dead_process_on_this_host_is_taken_over(store: StateS
 
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     child.wait()  # the holder is gone, without releasing (as after SIGKILL)
-    dead_owner = f"{socket.gethostname()}:{child.pid}:deadbeef"
+    dead_owner = f"{socket.gethostname()}:{child.pid}:123:deadbeef"
     assert store.acquire_lease("job:crash", dead_owner, ttl_seconds=900) is not None
+    run_id = store.start_run("crash", dead_owner)
     taken = store.acquire_lease("job:crash", "restarted", ttl_seconds=900)
     assert taken is not None and taken.owner == "restarted"
+    (run,) = [r for r in store.recent_runs("crash") if r.id == run_id]
+    assert run.status == "abandoned" and run.finished_at is not None
+
+
+def test_a_restarted_process_with_the_dead_holders_pid_takes_over(store: StateStore) -> None:
+    """PID 1 in a container: the restarted process has the same PID, not the same start."""
+    import os
+    import socket
+
+    from adapter.state.store import process_owner
+
+    earlier = f"{socket.gethostname()}:{os.getpid()}:1:cafe"  # same PID, another start time
+    assert store.acquire_lease("job:pid1", earlier, ttl_seconds=900) is not None
+    me = process_owner()
+    assert store.acquire_lease("job:pid1", me, ttl_seconds=900) is not None
 
 
 def test_a_lease_held_by_a_live_process_or_another_host_is_respected(store: StateStore) -> None:
     import os
     import socket
 
-    alive = f"{socket.gethostname()}:{os.getppid()}:live"
+    from adapter.state.store import _start_time
+
+    alive = f"{socket.gethostname()}:{os.getppid()}:{_start_time(os.getppid())}:live"
     assert store.acquire_lease("job:a", alive, ttl_seconds=900) is not None
     assert store.acquire_lease("job:a", "other", ttl_seconds=900) is None
     remote = "another-host:1:x"

@@ -1,0 +1,497 @@
+"""The inbound API: departments post referrals, responses and records; the adapter carries them
+into Primero (issue 5). Routes are versioned under ``/v1/``; ``/openapi.json`` describes them.
+
+Every write follows one path: authenticate (401) → size (413) → media type (415) → strict JSON
+validation (400/422) → the inbound service (403/404/409, or 202 with the work committed to the
+outbox) → after the answer is sent, a drain delivers the work into Primero. A request that is
+refused changes nothing. Nothing here logs a body, a query string or a header value.
+"""
+
+# No `from __future__ import annotations`: FastAPI reads the route signatures at runtime, and
+# the `Department` dependency type below is local to create_app.
+import asyncio
+import contextlib
+import logging
+import re
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, Any, TypeVar
+
+from fastapi import BackgroundTasks, FastAPI, Request, Security
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from adapter._version import __version__
+from adapter.api.auth import Credentials, authenticate
+from adapter.api.errors import (
+    ApiError,
+    error_response,
+    field_path,
+    from_inbound,
+    from_validation,
+)
+from adapter.api.schemas import (
+    REQUEST_MODELS,
+    CourtOrderIn,
+    ErrorBody,
+    FirLinkIn,
+    Health,
+    RecordAccepted,
+    ReferralAccepted,
+    ReferralIn,
+    ResponseAccepted,
+    ResponseIn,
+    VerificationIn,
+)
+from adapter.api.settings import ApiSettings
+from adapter.config import Settings
+from adapter.errors import AdapterError
+from adapter.jobs.inbound import (
+    INBOUND_JOB,
+    Answer,
+    Envelope,
+    InboundError,
+    InboundService,
+    IntakeOptions,
+    request_hash,
+)
+from adapter.primero import PrimeroClient
+from adapter.privacy import KeyRing
+from adapter.state import StateStore
+
+log = logging.getLogger("adapter.api")
+
+API_PREFIX = "/v1"
+_REFERRAL_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,149}$")
+_JSON = "application/json"
+_M = TypeVar("_M", bound=BaseModel)
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "Malformed JSON or Content-Length."},
+    401: {"model": ErrorBody, "description": "Missing or unknown credentials."},
+    403: {"model": ErrorBody, "description": "A case code not issued to your department."},
+    404: {"model": ErrorBody, "description": "No such referral for your department."},
+    409: {
+        "model": ErrorBody,
+        "description": "message_id reused for a different message, or the referral is closed.",
+    },
+    413: {"model": ErrorBody, "description": "Body larger than the configured limit."},
+    415: {"model": ErrorBody, "description": "Body not sent as application/json."},
+    422: {"model": ErrorBody, "description": "A field is missing, unknown, or invalid."},
+    503: {"model": ErrorBody, "description": "The adapter cannot take messages right now."},
+}
+
+DESCRIPTION = """\
+Departments (health, police, NADRA birth registration, courts) send the child protection unit
+referrals, answers to its referrals, FIR links, court orders and birth-verification results.
+
+* **Authentication**: your department's API key as `Authorization: Bearer <key>` or
+  `X-API-Key: <key>`, or your department's TLS client certificate (mutual TLS).
+* **Case references**: the `case_code` the adapter issued to *your* department (or the
+  `referral_key` of a referral it delivered to you). Another department's code is refused (403)
+  and recorded as a security event.
+* **Idempotency**: every write carries a `message_id` (UUID). Re-sending a message returns the
+  first answer (same status and body, header `Idempotent-Replayed: true`) and changes nothing;
+  a different message under a used id is refused (409).
+* **Answers**: `202 Accepted` once the message is stored; the adapter then writes it into
+  Primero. Errors are `{"error": {"code", "message", "field"}}` and never repeat your values.
+* **Never send** CNIC numbers: they are refused wherever they appear.
+"""
+
+
+def create_app(
+    settings: Settings,
+    *,
+    store: StateStore,
+    keyring: KeyRing,
+    primero_client_factory: Callable[[], PrimeroClient],
+    api_settings: ApiSettings | None = None,
+) -> FastAPI:
+    """The inbound API over ``store`` and ``keyring``; Primero is reached through clients made
+    by ``primero_client_factory`` (one per drain, closed afterwards).
+
+    ``api_settings`` defaults to ``settings.api`` once that section is mounted, else to the
+    defaults. Raises ConfigError for malformed department credentials.
+    """
+    api = api_settings or getattr(settings, "api", None) or ApiSettings()
+    credentials = Credentials.from_departments(settings.departments)
+    service = InboundService(
+        settings,
+        store,
+        keyring,
+        intake=IntakeOptions(
+            module_id=api.module_id, owners=api.responsible_cpo, default_owner=api.default_cpo
+        ),
+    )
+    drainer = Drainer(service, settings, primero_client_factory)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # Work a crash left in the outbox is delivered at start-up, then retried on a timer.
+        task = asyncio.create_task(drainer.loop(api.drain_interval_seconds))
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    app = FastAPI(
+        title="cpims-adapter inbound API",
+        version=__version__,
+        description=DESCRIPTION,
+        docs_url=None,  # the Swagger UI loads scripts from a CDN: not on a child-data host
+        redoc_url=None,
+        openapi_url="/openapi.json",
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    app.state.drainer = drainer
+    app.add_middleware(EdgeMiddleware)
+    _install_error_handlers(app)
+
+    bearer_scheme = HTTPBearer(auto_error=False, description="Your department's API key.")
+    key_scheme = APIKeyHeader(
+        name="X-API-Key", auto_error=False, description="Your department's API key."
+    )
+
+    async def calling_department(
+        request: Request,
+        bearer: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
+        api_key: Annotated[str | None, Security(key_scheme)],
+    ) -> str:
+        department = authenticate(
+            credentials,
+            bearer=bearer.credentials if bearer else None,
+            api_key=api_key,
+            scope=request.scope,
+        )
+        request.state.department = department  # for the access log line
+        return department
+
+    Department = Annotated[str, Security(calling_department)]
+
+    async def message(request: Request, model: type[_M]) -> _M:
+        raw = await read_body(request, api.max_body_bytes)
+        try:
+            return model.model_validate_json(raw)
+        except ValidationError as exc:
+            raise from_validation(exc, model) from None
+
+    async def answer(background: BackgroundTasks, handler: Callable[[], Answer]) -> JSONResponse:
+        try:
+            result = await run_in_threadpool(handler)
+        except InboundError as exc:
+            raise from_inbound(exc) from None
+        for job in result.jobs:
+            # Runs after the answer is sent: the message is already safe in the outbox.
+            background.add_task(drainer.drain, job)
+        headers = {"Idempotent-Replayed": "true"} if result.replayed else {}
+        return JSONResponse(
+            result.body, status_code=result.status_code, headers=headers, background=background
+        )
+
+    def envelope(department: str, route: str, body: BaseModel, path: str = "") -> Envelope:
+        message_id = str(body.model_dump()["message_id"])
+        digest = request_hash(route, path, body.model_dump(mode="json"))
+        return Envelope(department, message_id, route, digest)
+
+    @app.post(
+        f"{API_PREFIX}/referrals",
+        **_documented(ReferralIn, ReferralAccepted, "Refer a child to the child protection unit"),
+    )
+    async def submit_referral(
+        request: Request, background: BackgroundTasks, department: Department
+    ) -> Response:
+        """Create (or complete) the child's case in Primero, owned by the responsible CPO and
+        flagged for review; a possible match with an existing case is flagged, never merged.
+        The answer carries the case code your department uses for this child from now on."""
+        body = await message(request, ReferralIn)
+        env = envelope(department, "referrals", body)
+        return await answer(background, lambda: service.receive_referral(env, body.to_intake()))
+
+    @app.post(
+        f"{API_PREFIX}/referrals/{{referral_key}}/response",
+        **_documented(ResponseIn, ResponseAccepted, "Accept, reject or complete a referral"),
+    )
+    async def respond_to_referral(
+        referral_key: str, request: Request, background: BackgroundTasks, department: Department
+    ) -> Response:
+        """Answer a referral the child protection unit sent your department. The status and
+        note appear in the Primero referral and the case's linked department records."""
+        if not _REFERRAL_KEY.match(referral_key):
+            raise ApiError(
+                422,
+                "invalid_format",
+                "referral_key must be the key from the referral the adapter delivered (letters, "
+                "digits and . _ : / -, up to 150 characters).",
+                field="referral_key",
+            )
+        body = await message(request, ResponseIn)
+        env = envelope(department, "referral-response", body, referral_key)
+        return await answer(
+            background, lambda: service.respond(env, body.to_response(referral_key))
+        )
+
+    @app.post(
+        f"{API_PREFIX}/fir-links",
+        **_documented(FirLinkIn, RecordAccepted, "Link a case to an FIR"),
+    )
+    async def post_fir_link(
+        request: Request, background: BackgroundTasks, department: Department
+    ) -> Response:
+        """Record an FIR about the child (departments.md §4); shown in the case's linked
+        department records as record type `fir`."""
+        body = await message(request, FirLinkIn)
+        env = envelope(department, "fir-links", body)
+        return await answer(background, lambda: service.record(env, body.to_record()))
+
+    @app.post(
+        f"{API_PREFIX}/court-orders",
+        **_documented(CourtOrderIn, RecordAccepted, "Record a court order about a case"),
+    )
+    async def post_court_order(
+        request: Request, background: BackgroundTasks, department: Department
+    ) -> Response:
+        """Record a court order (departments.md §5); shown in the case's linked department
+        records as record type `court_order`."""
+        body = await message(request, CourtOrderIn)
+        env = envelope(department, "court-orders", body)
+        return await answer(background, lambda: service.record(env, body.to_record()))
+
+    @app.post(
+        f"{API_PREFIX}/birth-verifications",
+        **_documented(VerificationIn, RecordAccepted, "Record a birth-verification result"),
+    )
+    async def post_birth_verification(
+        request: Request, background: BackgroundTasks, department: Department
+    ) -> Response:
+        """Record a birth-registration check (departments.md §3): match status and
+        registration number only, as record type `birth_registration`."""
+        body = await message(request, VerificationIn)
+        env = envelope(department, "birth-verifications", body)
+        return await answer(background, lambda: service.record(env, body.to_record()))
+
+    @app.get(
+        f"{API_PREFIX}/health",
+        response_model=Health,
+        responses={503: _ERRORS[503]},
+        summary="Is the API up and its state store reachable?",
+    )
+    async def health() -> Response:
+        """No credentials needed; says nothing about cases or departments."""
+        try:
+            await run_in_threadpool(store.schema_version)
+        except AdapterError:
+            raise ApiError(
+                503, "state_store_unavailable", "the state store cannot be reached."
+            ) from None
+        return JSONResponse({"status": "ok", "version": __version__})
+
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+class Drainer:
+    """Delivers queued Primero work after requests and on a timer; never raises."""
+
+    def __init__(
+        self,
+        service: InboundService,
+        settings: Settings,
+        client_factory: Callable[[], PrimeroClient],
+    ) -> None:
+        self.service = service
+        self.settings = settings
+        self.client_factory = client_factory
+
+    def drain(self, job: str) -> None:
+        """Deliver ``job``'s queued work; a failure leaves it queued (and is logged)."""
+        try:
+            self.service.drain(self.client_factory, job, max_attempts=self._max_attempts(job))
+        except Exception as exc:  # noqa: BLE001 - the work stays queued; say why, no data
+            reason = str(exc) if isinstance(exc, AdapterError) else type(exc).__name__
+            log.warning("Primero work of job %s stays queued: %s", job, reason)
+
+    def drain_all(self) -> None:
+        """Inbound work, and answers queued under sync jobs (their runs deliver them too)."""
+        for job in (INBOUND_JOB, *sorted(self.settings.jobs)):
+            self.drain(job)
+
+    async def loop(self, interval: float) -> None:
+        """Drain at once, then every ``interval`` seconds (0: only once)."""
+        while True:
+            await run_in_threadpool(self.drain_all)
+            if interval <= 0:
+                return
+            await asyncio.sleep(interval)
+
+    def _max_attempts(self, job: str) -> int:
+        configured = self.settings.jobs.get(job)
+        department = self.settings.departments.get(configured.department) if configured else None
+        return department.max_attempts if department else 8
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The raw body, refusing (413) anything over ``limit`` bytes before it is parsed, and
+    anything but JSON (415)."""
+    length = request.headers.get("content-length")
+    if length is not None:
+        if not length.isdigit():
+            raise ApiError(400, "bad_content_length", "Content-Length must be a number of bytes.")
+        if int(length) > limit:
+            raise _too_large(limit)
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media != _JSON:
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            "send the body as JSON with the header Content-Type: application/json.",
+        )
+    chunks: list[bytes] = []
+    size = 0
+    # Chunked uploads have no Content-Length: count while reading, stop at the limit.
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(
+        413,
+        "body_too_large",
+        f"the body is larger than {limit} bytes: send only the fields this API documents.",
+    )
+
+
+def _documented(model: type[BaseModel], accepted: type[BaseModel], summary: str) -> dict[str, Any]:
+    """Route options: the body schema (validated by hand, strictly) and every answer."""
+    return {
+        "summary": summary,
+        "status_code": 202,
+        "response_class": JSONResponse,
+        "responses": {202: {"model": accepted, "description": "Accepted."}, **_ERRORS},
+        "openapi_extra": {
+            "requestBody": {
+                "required": True,
+                "content": {_JSON: {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}},
+            }
+        },
+    }
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes
+    )
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for model in REQUEST_MODELS:
+        definition = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, nested in definition.pop("$defs", {}).items():
+            components.setdefault(name, nested)
+        components[model.__name__] = definition
+    app.openapi_schema = schema
+    return schema
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    async def api_error(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ApiError)
+        return exc.response()
+
+    async def adapter_error(_: Request, exc: Exception) -> Response:
+        # Our messages carry no personal data (errors.py); the client gets none of it.
+        log.error("inbound request failed: %s: %s", type(exc).__name__, exc)
+        return error_response(
+            503,
+            "temporarily_unavailable",
+            "the adapter cannot take this message now; nothing was stored. Retry later.",
+            headers={"Retry-After": "30"},
+        )
+
+    async def http_error(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 404:
+            return error_response(404, "not_found", "no such route: see /openapi.json.")
+        if exc.status_code == 405:
+            return error_response(
+                405,
+                "method_not_allowed",
+                "this route does not take that method: see /openapi.json.",
+            )
+        return error_response(exc.status_code, "http_error", "the request was refused.")
+
+    async def request_invalid(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        first = exc.errors()[0]
+        loc = [p for p in first.get("loc", ()) if p not in ("body", "path", "query", "header")]
+        field = field_path(loc)
+        return error_response(
+            422, "invalid_request", f"{field or 'the request'} is not valid here.", field
+        )
+
+    app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(AdapterError, adapter_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, request_invalid)
+
+
+class EdgeMiddleware:
+    """One access-log line per request (method, route *template*, status, time, department;
+    never the raw path's query string or a body) and a last-resort 500 that neither logs nor
+    returns more than the exception's class."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        answered: float | None = None
+        status = 500
+        response_started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal status, response_started, answered
+            if message["type"] == "http.response.start":
+                status, response_started = int(message["status"]), True
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                answered = time.perf_counter()  # the drain that follows is not the client's wait
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception as exc:  # noqa: BLE001 - answered as a 500; the class is logged
+            log.error("inbound request failed: %s", type(exc).__name__)
+            if not response_started:
+                response = error_response(
+                    500,
+                    "internal_error",
+                    "the adapter failed on this request; nothing to fix "
+                    "on your side. Retry later with the same message_id.",
+                )
+                await response(scope, receive, watch)
+        finally:
+            route = getattr(scope.get("route"), "path", "-")
+            department = (scope.get("state") or {}).get("department", "-")
+            log.info(
+                "%s %s %d %.0fms department=%s",
+                scope.get("method"),
+                route,
+                status,
+                ((answered or time.perf_counter()) - started) * 1000,
+                department,
+            )
