@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 
 from adapter.cli._common import out
 from adapter.logs import configure_logging
@@ -18,7 +18,7 @@ def register(root: typer.Typer) -> None:
 def demo(
     cases: Annotated[int, typer.Option(help="Synthetic background cases in Primero.")] = 300,
 ) -> None:
-    """Referrals from a Primero simulator to a real FHIR server and back, with a report."""
+    """Referrals from a Primero simulator to a FHIR server and three departments, with a report."""
     from adapter.jobs.demo import run_demo
 
     configure_logging("WARNING")
@@ -49,6 +49,27 @@ def demo(
         f"Primero referral statuses of the new referrals: {result.statuses}. "
         f"Linked-record rows in their cases: {result.linked_rows}."
     )
+    summary = Table(
+        Column("department", no_wrap=True, min_width=len("birth_registration")),
+        "children",
+        "sent",
+        "statuses back",
+        "written back",
+        "linked rows",
+        title="Demo: all departments (children: the demo's new referrals; sent: all documents)",
+    )
+    for part in result.departments:
+        summary.add_row(
+            part.department,
+            str(part.children),
+            str(part.sent),
+            str(part.statuses_back),
+            str(part.written_back),
+            str(part.linked_rows),
+        )
+    out.print(summary)
+    statuses = "; ".join(f"{p.department} {_counts(p.statuses)}" for p in result.departments)
+    out.print(f"Primero referral statuses of the new referrals: {statuses}.")
     out.print(f"state kept in {result.state_url}")
     if not result.ok:
         for problem in result.problems:
@@ -56,7 +77,8 @@ def demo(
         raise typer.Exit(1)
     out.print(
         "[green]demo passed: every referral once, identified data only after acceptance, "
-        "outcomes visible in Primero, nothing sent twice[/]"
+        "outcomes visible in Primero, nothing sent twice; police, birth registration and "
+        "courts the same way[/]"
     )
 
 

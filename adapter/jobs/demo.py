@@ -7,6 +7,18 @@ simulator and a real FHIR server, with a SQLite state store and a simulated hosp
    accepted ones (pseudonymous Patient, ServiceRequest, Consent) and writes statuses back.
 3. The hospital completes some, with a medico-legal report; the CPO sees "done" in Primero.
 4. Nothing changed: the next run sends nothing.
+
+Then the same engine carries referrals to the three REST departments, each a simulator with
+its shipped mapping (config/mappings/) and policy (config/policy/) files:
+
+- police: three children (two with consent, one under a mandatory report a supervisor
+  recorded) → the police register FIRs → the FIR links show in Primero;
+- birth registration: a verification search for three children, answered at once (two
+  registered births, one not found) → the answers show in Primero;
+- courts: case summaries for two children under a recorded court order → the court makes
+  orders → the orders show in Primero.
+
+Each ends with a run that sends nothing.
 """
 
 from __future__ import annotations
@@ -17,10 +29,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from adapter.config import Settings
 from adapter.jobs.sync import SyncReport, open_job
 from adapter.primero import PrimeroClient
 from adapter.primero.linked_records import SUBFORM_FIELD
-from adapter.privacy import KeyRing
+from adapter.privacy import KeyRing, OverrideBasis
+from adapter.simulator.departments import DepartmentSimulator, Desk
+from adapter.simulator.departments.scenario import (
+    COURT_AGENCY,
+    COURT_SERVICE,
+    NADRA_AGENCY,
+    police_settings,
+    record_override,
+    refer_children,
+    rest_settings,
+)
 from adapter.simulator.scenario import (
     SIM_PASSWORD,
     health_settings,
@@ -31,6 +54,31 @@ from adapter.simulator.scenario import (
 from adapter.state import StateStore
 
 DEMO_REFERRALS = 12
+DEPARTMENTS = ["health", "police", "birth_registration", "courts"]
+NADRA_SERVICE = "registration_service"
+
+
+@dataclass
+class DepartmentRun:
+    """One department's part of the demo: the runs, and what its CPOs' children show."""
+
+    department: str
+    children: int
+    runs: list[tuple[str, SyncReport]] = field(default_factory=list)
+    linked_rows: int = 0
+    statuses: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def sent(self) -> int:
+        return sum(sum(r.delivered.values()) for _, r in self.runs)
+
+    @property
+    def statuses_back(self) -> int:
+        return sum(r.status_updates for _, r in self.runs)
+
+    @property
+    def written_back(self) -> int:
+        return sum(r.write_backs for _, r in self.runs)
 
 
 @dataclass
@@ -43,6 +91,7 @@ class DemoResult:
     service_requests: int = 0
     statuses: dict[str, int] = field(default_factory=dict)
     linked_rows: int = 0
+    departments: list[DepartmentRun] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -71,7 +120,7 @@ def run_demo(
                 primero_url=sim.url, fhir_url=fhir.base_url, state_url=state_url, kek=kek
             )
             with StateStore(state_url) as store:
-                KeyRing.init(store, kek, ["health", "police", "birth_registration", "courts"])
+                KeyRing.init(store, kek, DEPARTMENTS)
             referred = refer_children_to_health(sim.url, DEMO_REFERRALS)
             say(f"CPOs refer {DEMO_REFERRALS} more children to Civil Hospital Karachi in Primero")
             result = DemoResult(sim.url, fhir.base_url, state_url)
@@ -122,9 +171,221 @@ def run_demo(
                 result.statuses[status] = result.statuses.get(status, 0) + 1
             result.statuses = dict(sorted(result.statuses.items()))
             result.linked_rows = _linked_rows(sim.url, [case_id for case_id, _ in referred])
+            health = DepartmentRun("health", DEMO_REFERRALS, list(result.runs))
+            health.linked_rows, health.statuses = result.linked_rows, result.statuses
+            result.departments.append(health)
+            _run_departments(result, settings, kek, say)
     finally:
         fhir.cleanup()
     return result
+
+
+def _run_departments(
+    result: DemoResult, health: Settings, kek: bytes, say: Callable[[str], None]
+) -> None:
+    """Police, birth registration and courts, one after the other, through the same engine."""
+    primero_url, state_url = result.primero_url, result.state_url
+    with (
+        DepartmentSimulator("police", auth="oauth2") as police,
+        DepartmentSimulator("birth_registration", auth="oauth2") as nadra,
+        DepartmentSimulator("courts", auth="basic") as court,
+        Desk(police.url) as police_desk,
+        Desk(nadra.url) as nadra_desk,
+        Desk(court.url) as court_desk,
+    ):
+        say(f"department simulators: police {police.url}, birth registration {nadra.url}")
+        say(f"  and courts {court.url}, through the same sync engine and mapping files")
+        parts = [
+            health,
+            police_settings(
+                primero_url=primero_url, police_url=police.url, state_url=state_url, kek=kek
+            ),
+            rest_settings(
+                primero_url=primero_url,
+                state_url=state_url,
+                kek=kek,
+                department="birth_registration",
+                base_url=nadra.url,
+                agencies=[NADRA_AGENCY],
+                services=[NADRA_SERVICE],
+                purpose="birth_registration",
+                auth="oauth2",
+            ),
+            rest_settings(
+                primero_url=primero_url,
+                state_url=state_url,
+                kek=kek,
+                department="courts",
+                base_url=court.url,
+                agencies=[COURT_AGENCY],
+                services=[COURT_SERVICE],
+                purpose="court_order",
+                auth="basic",
+            ),
+        ]
+        settings = Settings(
+            primero=health.primero,
+            state=health.state,
+            sync=health.sync,
+            privacy=health.privacy,
+            departments={k: v for part in parts for k, v in part.departments.items()},
+            jobs={k: v for part in parts for k, v in part.jobs.items()},
+        )
+        _police(result, settings, police_desk, kek, say)
+        _birth_registration(result, settings, nadra_desk, say)
+        _courts(result, settings, court_desk, kek, say)
+
+
+def _begin(
+    result: DemoResult, settings: Settings, department: str, children: int
+) -> tuple[DepartmentRun, Callable[[str], SyncReport]]:
+    part = DepartmentRun(department, children)
+    result.departments.append(part)
+
+    def sync(label: str) -> SyncReport:
+        with open_job(settings, department) as job:
+            report = job.run()
+        part.runs.append((label, report))
+        return report
+
+    return part, sync
+
+
+def _finish(
+    result: DemoResult,
+    part: DepartmentRun,
+    sync: Callable[[str], SyncReport],
+    referred: list[tuple[str, str]],
+    record_type: str,
+    expected_status: str,
+    say: Callable[[str], None],
+) -> None:
+    """Look at what the CPOs see in Primero, then check a last run sends nothing."""
+    name = part.department
+    rows = _rows(result.primero_url, [case_id for case_id, _ in referred])
+    ours = [row for row in rows if row.get("link_department") == name]
+    part.linked_rows = len(ours)
+    for case_id, referral_id in referred:
+        status = referral_status(result.primero_url, case_id, referral_id) or "unknown"
+        part.statuses[status] = part.statuses.get(status, 0) + 1
+    part.statuses = dict(sorted(part.statuses.items()))
+    references = ", ".join(str(row.get("link_external_reference")) for row in ours)
+    say(f"{name}: {len(ours)} linked {record_type} rows in Primero ({references})")
+    if len(ours) != len(referred) or any(
+        row.get("link_record_type") != record_type for row in ours
+    ):
+        result.problems.append(f"{name}: not every child has one {record_type} row in Primero")
+    if part.statuses != {expected_status: len(referred)}:
+        result.problems.append(f"{name}: Primero referral statuses {part.statuses}")
+    again = sync("no change")
+    say(f"{name}: nothing changed, the next run sends {sum(again.delivered.values())}")
+    if again.enqueued or again.delivered or again.retrying or again.dead_lettered:
+        result.problems.append(f"{name}: a run with nothing changed still sent something")
+
+
+def _police(
+    result: DemoResult, settings: Settings, desk: Desk, kek: bytes, say: Callable[[str], None]
+) -> None:
+    part, sync = _begin(result, settings, "police", 3)
+    referred = refer_children(result.primero_url, 2)
+    referred += refer_children(
+        result.primero_url, 1, concerns=["sexually_exploited"], consent=False
+    )
+    record_override(result.state_url, kek, referred[-1][0], "police")
+    say("police: CPOs refer 3 children to the Sindh Police WCPC (2 consented, 1 mandatory report)")
+    first = sync("referrals")
+    keys = {f"ref-{referral_id}" for _, referral_id in referred}
+    held = {r["referral_key"] for r in desk.records()}
+    say(
+        f"police: {sum(first.delivered.values())} referrals sent; ours at the police: "
+        f"{len(keys & held)}"
+    )
+    if not keys <= held:
+        result.problems.append("police: a referral did not reach the police")
+    for n, key in enumerate(sorted(keys)):
+        desk.register_fir(
+            key,
+            station="PS-Kalri",
+            year=2026,
+            sections=["PPC 328-A"],
+            investigating_officer={"rank": "SI", "name": f"Synthetic Officer {n}"},
+        )
+    say(f"police: the station registers {len(keys)} FIRs")
+    second = sync("FIRs back")
+    say(f"police: {second.status_updates} statuses back, {second.write_backs} written back")
+    _finish(result, part, sync, referred, "fir", "accepted", say)
+
+
+def _birth_registration(
+    result: DemoResult, settings: Settings, desk: Desk, say: Callable[[str], None]
+) -> None:
+    part, sync = _begin(result, settings, "birth_registration", 3)
+    referred = refer_children(result.primero_url, 3, agency=NADRA_AGENCY, service=NADRA_SERVICE)
+    # The registry already holds the births of the first two (refer_children's names).
+    for n in range(2):
+        desk.add_registered_child(
+            given_name="Synthetic",
+            family_name=f"Child{n}",
+            birth_date=f"{2010 + n}-0{1 + n}-15",
+            sex="female" if n % 2 else "male",
+            registration_number=f"BRN-4220-{2010 + n}-00004{n}",
+        )
+    say("birth_registration: CPOs ask NADRA to verify 3 children's birth registration")
+    first = sync("searches")
+    matched = sum(1 for r in desk.records() if r.get("status") == "match")
+    say(
+        f"birth_registration: {sum(first.delivered.values())} searches sent, answered at once "
+        f"({matched} registered); {first.write_backs} written back"
+    )
+    if matched != 2 or first.write_backs < len(referred):
+        result.problems.append("birth_registration: the registry's answers did not come back")
+    _finish(result, part, sync, referred, "birth_registration", "done", say)
+
+
+def _courts(
+    result: DemoResult, settings: Settings, desk: Desk, kek: bytes, say: Callable[[str], None]
+) -> None:
+    part, sync = _begin(result, settings, "courts", 2)
+    referred = refer_children(result.primero_url, 2, agency=COURT_AGENCY, service=COURT_SERVICE)
+    for n, (case_id, _) in enumerate(referred):
+        record_override(
+            result.state_url,
+            kek,
+            case_id,
+            "courts",
+            basis=OverrideBasis.COURT_ORDER,
+            legal_reference=f"Juvenile Court Karachi, order JC-{114 + n}/2026",
+        )
+    say("courts: CPOs send case summaries for 2 children under a recorded court order")
+    first = sync("summaries")
+    keys = {f"ref-{referral_id}" for _, referral_id in referred}
+    held = {r["referral_key"] for r in desk.records()}
+    say(
+        f"courts: {sum(first.delivered.values())} case summaries sent; ours at the court: "
+        f"{len(keys & held)}"
+    )
+    if not keys <= held:
+        result.problems.append("courts: a case summary did not reach the court")
+    for n, key in enumerate(sorted(keys)):
+        desk.make_order(
+            key,
+            court={"type": "juvenile", "name": "Juvenile Court Karachi", "district": "South"},
+            case_number=f"JC-{114 + n}",
+            case_year=2026,
+            order_type="supervision",
+            order_date="2026-03-01",
+        )
+    say(f"courts: the court makes {len(keys)} supervision orders")
+    second = sync("orders back")
+    say(f"courts: {second.status_updates} statuses back, {second.write_backs} written back")
+    _finish(result, part, sync, referred, "court_order", "accepted", say)
+
+
+def _rows(primero_url: str, case_ids: list[str]) -> list[dict[str, object]]:
+    with PrimeroClient(
+        primero_url, auth="basic", username="cpims-adapter", password=SIM_PASSWORD
+    ) as client:
+        return [dict(row) for c in case_ids for row in client.get_case(c).get(SUBFORM_FIELD) or []]
 
 
 def _linked_rows(primero_url: str, case_ids: list[str]) -> int:
