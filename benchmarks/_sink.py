@@ -115,11 +115,11 @@ class SinkConnector:
         self.url = url
         self.session = new_session()
 
-    def deliver(self, kind: str, document: Mapping[str, Any]) -> Delivery:
+    def deliver(self, kind: str, document: Mapping[str, Any], *, idempotency_key: str) -> Delivery:
         answer = self.session.post(
             f"{self.url}/{kind}",
             data=json.dumps(document, separators=(",", ":")),
-            headers={"Content-Type": "application/json"},
+            headers={"Content-Type": "application/json", "Idempotency-Key": idempotency_key},
             timeout=30,
         )
         answer.raise_for_status()

@@ -19,10 +19,12 @@ import argparse
 import cProfile
 import json
 import os
+import pstats
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +35,10 @@ import requests
 from _sink import SinkConnector, new_session, reset_sink, sink_stats
 
 from adapter.config import Settings
+from adapter.jobs.departments import open_department
 from adapter.jobs.sync import SyncJob
-from adapter.mappings.fhir import OrgRef
-from adapter.mappings.health import HealthMapping
 from adapter.primero import PrimeroClient
-from adapter.privacy import DisclosurePolicy, KeyRing
+from adapter.privacy import DisclosurePolicy, KeyRing, KeyringError
 from adapter.simulator.scenario import CPO, health_settings
 from adapter.state import StateStore
 
@@ -88,83 +89,84 @@ def bench_settings(primero: str, sink: str, state_url: str, kek: bytes) -> Setti
 def run_sync(
     primero: str, sink: str, state_path: str, profile: str | None = None
 ) -> dict[str, Any]:
+    """One timed ``SyncJob.run()`` of the health job, delivering to the sink; a state store
+    that already has keys (an earlier run) is continued, so the run is incremental."""
     kek = bytes.fromhex(os.environ["CPIMS_BENCH_KEK"])
     state_url = f"sqlite:///{state_path}"
     settings = bench_settings(primero, sink, state_url, kek)
-    job_settings = settings.job("health")
-    department = settings.departments["health"]
     with (
         StateStore(state_url) as store,
         PrimeroClient.from_settings(settings.primero) as client,
     ):
         try:
             keyring = KeyRing.open(store, kek)
-        except Exception:  # noqa: BLE001 - a fresh state store: make its keys
+        except KeyringError:  # a fresh state store: make its keys
             keyring = KeyRing.init(store, kek, ["health"])
         connector = SinkConnector("health", sink)
-        job = SyncJob(
-            settings,
-            "health",
-            client=client,
-            store=store,
-            keyring=keyring,
-            policy=DisclosurePolicy.load(settings.privacy.policy_dir),
-            connector=connector,
-            mapping=HealthMapping(
-                department="health",
-                performer=OrgRef(
-                    system=department.organization_system, value=department.organization
-                ),
-                requester=OrgRef(
-                    system=department.organization_system,
-                    value=job_settings.requester_organization,
-                ),
-            ),
-        )
+        # The engine's own mapping for the department; its connector is replaced by the sink's.
+        with open_department(settings, "health") as (_, mapping):
+            job = SyncJob(
+                settings,
+                "health",
+                client=client,
+                store=store,
+                keyring=keyring,
+                policy=DisclosurePolicy.load(settings.privacy.policy_dir),
+                connector=connector,
+                mapping=mapping,
+            )
         phases = _time_phases(job)
         reset_sink(sink)
         before = primero_requests(primero)
         rss_start = rss_kib("VmRSS")
-        profiler = cProfile.Profile() if profile else None
+        profiler = _AllThreads() if profile else None
         started = time.perf_counter()
         if profiler is not None:
-            profiler.enable()
+            profiler.start()
         report = job.run()
         seconds = time.perf_counter() - started
-        if profiler is not None:
-            profiler.disable()
-            profiler.dump_stats(profile)
+        if profiler is not None and profile is not None:
+            profiler.stop(profile)
         connector.close()
     return {
         "seconds": seconds,
         "cases": report.cases_examined,
+        "unchanged": report.unchanged,
+        "already_seen": report.pull.records_already_seen if report.pull else None,
         "primero_requests": requests_since(primero, before),
         "posts": sink_stats(sink)["posts"],
+        "enqueued": dict(report.enqueued),
         "delivered": dict(report.delivered),
         "refused": dict(report.refused),
+        "failed_attempts": report.retrying + report.dead_lettered,
         "rss_start_kib": rss_start,
         "rss_peak_kib": rss_kib("VmHWM"),
         "phases": {name: round(total, 3) for name, total in phases.items()},
     }
 
 
-# Engine steps timed inside a run (wall seconds, summed; the instance attribute shadows the
-# method, so the engine calls the timed one). `plan` is policy + mapping, per referral.
-_PHASES = {
-    "_referrals_of": "referral_gets",
-    "_plan": "policy_and_mapping",
-    "_apply_plans": "page_transaction",
-    "deliver": "delivery",
-    "poll_statuses": "status_poll",
-    "advance_accepted_probes": "probe_scan",
-    "write_back": "write_back",
-}
+# Engine steps timed inside a run (wall seconds, summed). The instance attribute shadows the
+# method, so the engine calls the timed one. All run on the main thread except inside
+# `deliver`, whose workers are threads; `outbox_due` is part of `delivery`, `overrides_read`
+# part of `policy_and_mapping` (`_plan`: policy, pseudonymisation and mapping, per referral).
+_PHASES = (
+    ("", "_referrals_of", "referral_gets"),
+    ("", "_plan", "policy_and_mapping"),
+    ("gate", "overrides", "overrides_read"),
+    ("", "_apply_plans", "page_transaction"),
+    ("", "deliver", "delivery"),
+    ("outbox", "due", "outbox_due"),
+    ("", "poll_statuses", "status_poll"),
+    ("", "advance_accepted_probes", "probe_scan"),
+    ("", "write_back", "write_back"),
+)
 
 
 def _time_phases(job: SyncJob) -> dict[str, float]:
-    totals = dict.fromkeys(_PHASES.values(), 0.0)
-    for attribute, name in _PHASES.items():
-        method = getattr(job, attribute)
+    totals = {name: 0.0 for _, _, name in _PHASES}
+    for owner_name, attribute, name in _PHASES:
+        owner = getattr(job, owner_name) if owner_name else job
+        method = getattr(owner, attribute)
 
         def timed(*args: Any, _method: Any = method, _name: str = name, **kwargs: Any) -> Any:
             started = time.perf_counter()
@@ -173,8 +175,44 @@ def _time_phases(job: SyncJob) -> dict[str, float]:
             finally:
                 totals[_name] += time.perf_counter() - started
 
-        setattr(job, attribute, timed)
+        setattr(owner, attribute, timed)
     return totals
+
+
+class _AllThreads:
+    """cProfile in the calling thread and in every thread started meanwhile (the engine's
+    referral fetchers and delivery workers). ``stop`` writes ``<path>.main`` (pull, planning,
+    page transactions) and ``<path>.threads`` (the pool threads, merged).
+
+    In the pool threads a C call that releases the GIL (a socket read, ``stat``, a SQLite
+    statement) also absorbs the time spent waiting to get the GIL back, so their self times
+    are upper bounds."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.main = cProfile.Profile()
+        self.threads: list[cProfile.Profile] = []
+
+    def start(self) -> None:
+        threading.setprofile(self._in_new_thread)
+        self.main.enable()
+
+    def _in_new_thread(self, frame: Any, event: str, arg: Any) -> None:
+        profile = cProfile.Profile()
+        with self.lock:
+            self.threads.append(profile)
+        profile.enable()  # replaces this hook for the rest of the thread
+
+    def stop(self, path: str) -> None:
+        self.main.disable()
+        threading.setprofile(None)  # type: ignore[arg-type]
+        self.main.dump_stats(f"{path}.main")
+        with self.lock:
+            if self.threads:
+                merged = pstats.Stats(self.threads[0])
+                for profile in self.threads[1:]:
+                    merged.add(profile)
+                merged.dump_stats(f"{path}.threads")
 
 
 def run_bare(primero: str, sink: str) -> dict[str, Any]:
@@ -241,9 +279,10 @@ def run_bare(primero: str, sink: str) -> dict[str, Any]:
 def run_edit(primero: str, count: int, round_no: int) -> dict[str, Any]:
     """A CPO edits the ``count`` most recently updated referred cases through Primero's API.
 
-    Each edit sets a date of birth that is new in every round: health receives
-    ``date_of_birth``, so every edited referral has new content (a flip back to an earlier
-    value would hit an existing idempotency key and send nothing).
+    Each edit sets a date of birth in a month of its own (``_world.py`` gives every case
+    2015-06-15; health receives year and month): every edited referral gets content it never
+    had before. (Content seen before would hit an existing idempotency key and rightly send
+    nothing.)
     """
     with requests.Session() as cpo:
         cpo.auth = CPO
@@ -254,7 +293,7 @@ def run_edit(primero: str, count: int, round_no: int) -> dict[str, Any]:
         )
         answer.raise_for_status()
         referred = [c for c in answer.json()["data"] if c.get("services_section")][:count]
-        birth = (date(2012, 1, 1) + timedelta(days=round_no)).isoformat()
+        birth = f"{2014 + (round_no - 1) // 12}-{(round_no - 1) % 12 + 1:02d}-15"
 
         def edit(case: dict[str, Any]) -> None:
             cpo.patch(

@@ -79,6 +79,9 @@ def _case(
             "consent_for_services": True,
             "disclosure_other_orgs": True,
             "protection_concerns": [CONCERN],
+            # One known birth month, so that an edit to another month is always news.
+            "date_of_birth": "2015-06-15",
+            "age": 10,
             "owned_by": CPO,
             "owned_by_agency_id": CPO_AGENCY,
             "created_by": CPO,

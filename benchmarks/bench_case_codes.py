@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import statistics
 import sys
 import tempfile
 import time
@@ -28,19 +29,22 @@ from adapter.privacy import KeyRing, new_short_code
 from adapter.state import StateStore
 
 
-def rate(label: str, n: int, fn: Callable[[int], object]) -> float:
+def rate(label: str, n: int, fn: Callable[[int], object], repetitions: int = 1) -> float:
+    """Operations per second of ``fn`` over ``n`` calls: the median of ``repetitions`` runs."""
     fn(0)  # warm caches (key objects, regexes)
-    start = time.perf_counter()
-    for i in range(n):
-        fn(i)
-    elapsed = time.perf_counter() - start
-    ops = n / elapsed
+    rates = []
+    for _ in range(repetitions):
+        start = time.perf_counter()
+        for i in range(n):
+            fn(i)
+        rates.append(n / (time.perf_counter() - start))
+    ops = statistics.median(rates)
     print(f"{label:<44} {ops:>12,.0f} ops/s")
     return ops
 
 
-def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
+def measure(n: int = 100_000, repetitions: int = 3) -> dict[str, float]:
+    """Ops/s (median of ``repetitions``) of the baseline and of each case-code operation."""
     ids = [str(uuid.uuid4()) for _ in range(n)]
     raw = [uuid.UUID(i).bytes for i in ids]
     mac_key = secrets.token_bytes(32)
@@ -49,22 +53,40 @@ def main() -> None:
         ring = KeyRing.init(store, secrets.token_bytes(32), ["health", "police"])
         codes = [ring.case_code(i, "health") for i in ids]
         print(f"case codes, one core, n = {n:,}")
-        base = rate(
-            "baseline: HMAC-SHA256(16 bytes)",
-            n,
-            lambda i: hmac.new(mac_key, raw[i], hashlib.sha256).digest(),
-        )
-        issue = rate("issue: KeyRing.case_code", n, lambda i: ring.case_code(ids[i], "health"))
-        verify = rate(
-            "verify: KeyRing.open_case_code",
-            n,
-            lambda i: ring.open_case_code(codes[i], "health"),
-        )
-        short = rate("short printed code: new_short_code", n, lambda i: new_short_code())
+        result = {
+            "baseline": rate(
+                "baseline: HMAC-SHA256(16 bytes)",
+                n,
+                lambda i: hmac.new(mac_key, raw[i], hashlib.sha256).digest(),
+                repetitions,
+            ),
+            "issue": rate(
+                "issue: KeyRing.case_code",
+                n,
+                lambda i: ring.case_code(ids[i], "health"),
+                repetitions,
+            ),
+            "verify": rate(
+                "verify: KeyRing.open_case_code",
+                n,
+                lambda i: ring.open_case_code(codes[i], "health"),
+                repetitions,
+            ),
+            "short": rate(
+                "short printed code: new_short_code", n, lambda i: new_short_code(), repetitions
+            ),
+        }
         store.close()
+    return result
+
+
+def main() -> None:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
+    result = measure(n, repetitions=1)
+    base = result["baseline"]
     print()
-    for label, ops in (("issue", issue), ("verify", verify), ("short code", short)):
-        print(f"{label:<12} costs {base / ops:5.2f}x a bare HMAC-SHA256")
+    for label, key in (("issue", "issue"), ("verify", "verify"), ("short code", "short")):
+        print(f"{label:<12} costs {base / result[key]:5.2f}x a bare HMAC-SHA256")
 
 
 if __name__ == "__main__":

@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import socket
 import ssl
 import threading
-import time
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any
@@ -29,6 +27,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from adapter.api.settings import ApiSettings
 from adapter.errors import ConfigError
+from adapter.serving import BackgroundServer, bind
 
 # Headers beyond this are refused by h11 before the app runs (the body has its own limit).
 _MAX_HEADER_BYTES = 16 * 1024
@@ -106,17 +105,6 @@ def uvicorn_config(app: Any, api: ApiSettings) -> uvicorn.Config:
     )
 
 
-def bind(host: str, port: int) -> socket.socket:
-    """A listening socket (port 0: a free one)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(128)
-    sock.set_inheritable(True)
-    return sock
-
-
 def base_url(api: ApiSettings, host: str, port: int) -> str:
     name = f"[{host}]" if ":" in host else host
     return f"{'https' if api.tls else 'http'}://{name}:{port}"
@@ -165,40 +153,23 @@ class ApiServer:
         self.api = api
         self.host = host
         self.port = port
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._socket: socket.socket | None = None
+        self._serving: BackgroundServer | None = None
 
     @property
     def url(self) -> str:
         return base_url(self.api, self.host, self.port)
 
     def start(self) -> ApiServer:
-        self._socket = bind(self.host, self.port)
-        self.port = self._socket.getsockname()[1]
-        self._server = uvicorn.Server(uvicorn_config(self.app, self.api))
-        self._thread = threading.Thread(
-            target=self._server.run,
-            kwargs={"sockets": [self._socket]},
-            name="cpims-adapter-api",
-            daemon=True,
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the inbound API did not start")
-            time.sleep(0.01)
+        sock = bind(self.host, self.port)
+        self.port = sock.getsockname()[1]
+        self._serving = BackgroundServer(uvicorn_config(self.app, self.api), sock, "inbound API")
+        self._serving.start()
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        if self._socket is not None:
-            self._socket.close()
-        self._server = self._thread = self._socket = None
+        if self._serving is not None:
+            self._serving.stop()
+        self._serving = None
 
     def __enter__(self) -> ApiServer:
         return self.start()

@@ -51,7 +51,14 @@ from adapter.jobs.writeback import WriteBack, apply_write_back
 from adapter.mappings.base import DepartmentMapping, Document
 from adapter.mappings.routing import RoutedReferral, route_referrals
 from adapter.primero import PrimeroClient
-from adapter.privacy import Disclosure, DisclosureGate, DisclosurePolicy, KeyRing, Stage
+from adapter.privacy import (
+    ConsentOverride,
+    Disclosure,
+    DisclosureGate,
+    DisclosurePolicy,
+    KeyRing,
+    Stage,
+)
 from adapter.state import StateStore
 from adapter.state.links import Link, Links, link_key
 from adapter.state.outbox import Outbox, OutboxMessage
@@ -109,6 +116,11 @@ class SyncReport:
         }
 
 
+# What handling one outbox message returns: the result to keep on the message, and the link
+# columns it changed (written in the same transaction as the message's "sent").
+_Handled = tuple[dict[str, Any], dict[str, Any]]
+
+
 @dataclass(frozen=True)
 class _Plan:
     """One thing a page decided to do, applied inside the page's transaction."""
@@ -151,6 +163,7 @@ class SyncJob:
         self.links = Links(store)
         self.emit = emit
         self.report = SyncReport(job=name, department=self.job.department)
+        self._page_overrides: dict[str, list[ConsentOverride]] = {}
 
     # -- the run --------------------------------------------------------------------------
 
@@ -210,6 +223,7 @@ class SyncJob:
         ]
         self.report.referrals_routed += len(routed)
         links = self.links.many([link_key(self.job.department, ref.key) for _, ref in routed])
+        self._page_overrides = self.gate.overrides_many({str(case["id"]) for case, _ in routed})
         plans = [
             plan
             for case, ref in routed
@@ -251,7 +265,7 @@ class SyncJob:
             self.job.purpose,
             stage,
             codes=self.keyring,
-            overrides=self.gate.overrides(case_id),
+            overrides=self._page_overrides.get(case_id, []),
             referral=ref.transition,
         )
         if not decision.allowed:
@@ -349,31 +363,33 @@ class SyncJob:
     def _drain(
         self,
         destination: str,
-        handle: Callable[[OutboxMessage, dict[str, Any]], dict[str, Any] | None],
+        handle: Callable[[OutboxMessage, dict[str, Any]], _Handled],
         *,
         concurrency: int,
         max_attempts: int,
     ) -> None:
-        while True:
-            due = [
-                m for m in self.outbox.due(destination, limit=concurrency * 8) if m.job == self.name
-            ]
-            if not due:
-                return
-            with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        with ThreadPoolExecutor(max_workers=concurrency) as pool:
+            while True:
+                due = [
+                    m
+                    for m in self.outbox.due(destination, limit=concurrency * 8)
+                    if m.job == self.name
+                ]
+                if not due:
+                    return
                 list(pool.map(lambda m: self._attempt(m, handle, max_attempts), due))
 
     def _attempt(
         self,
         message: OutboxMessage,
-        handle: Callable[[OutboxMessage, dict[str, Any]], dict[str, Any] | None],
+        handle: Callable[[OutboxMessage, dict[str, Any]], _Handled],
         max_attempts: int,
     ) -> None:
         try:
             plain = self.keyring.decrypt_payload(
                 message.payload, context=message.idempotency_key.encode()
             )
-            result = handle(message, json.loads(plain))
+            result, link_values = handle(message, json.loads(plain))
         except PrimeroAuthError:
             raise  # every later call would fail the same way: stop the run, lose nothing
         except Exception as exc:  # noqa: BLE001 - every failure is recorded, none is lost
@@ -398,19 +414,22 @@ class SyncJob:
             else:
                 self.report.retrying += 1
             return
-        self.outbox.mark_sent(message.id, result)
+        # One transaction: the delivery and what it taught us about the link.
+        with self.store.transaction() as conn:
+            self.outbox.mark_sent(message.id, result, conn)
+            if link_values:
+                self.links.upsert(conn, message.link_key, **link_values)
 
     def _deliver_one(
         self, message: OutboxMessage, document: dict[str, Any], budget: RateBudget
-    ) -> dict[str, Any]:
+    ) -> _Handled:
         budget.wait()
         delivery = self.connector.deliver(
             message.kind, document, idempotency_key=message.idempotency_key
         )
-        if delivery.external_ref:
-            self.links.update(message.link_key, external_ref=delivery.external_ref)
         self.report.delivered[message.kind] += 1
-        return {"external_ref": delivery.external_ref}
+        link_values = {"external_ref": delivery.external_ref} if delivery.external_ref else {}
+        return {"external_ref": delivery.external_ref}, link_values
 
     # -- statuses: department → links → write-back ----------------------------------------
 
@@ -472,9 +491,7 @@ class SyncJob:
     def advance_accepted_probes(self) -> None:
         """For every probe the department accepted: decide the identified disclosure on the
         case as it is now, and queue the identified referral (privacy.md §6.3 stage 3)."""
-        for link in self.links.for_job(self.name):
-            if link.stage != STAGE_PROBE or link.remote_status != ACCEPTED:
-                continue
+        for link in self.links.for_job(self.name, stage=STAGE_PROBE, remote_status=ACCEPTED):
             case = self.client.get_case(link.case_id)
             transitions = self.client.list_referrals(link.case_id) if link.referral_id else []
             ref = next(
@@ -511,12 +528,11 @@ class SyncJob:
                     content_hash=document.content_hash,
                 )
 
-    def _write_back_one(self, message: OutboxMessage, document: dict[str, Any]) -> dict[str, Any]:
+    def _write_back_one(self, message: OutboxMessage, document: dict[str, Any]) -> _Handled:
         write_back = WriteBack.from_json(document)
         applied = apply_write_back(self.client, write_back)
-        self.links.update(message.link_key, written_back_status=write_back.status, **applied)
         self.report.write_backs += 1
-        return {"status": write_back.status}
+        return {"status": write_back.status}, {"written_back_status": write_back.status, **applied}
 
 
 def _is_news(link: Link, update: StatusUpdate) -> bool:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -99,6 +99,11 @@ class DisclosureGate:
         """The adapter's recorded overrides for one case (read in a short transaction)."""
         with self.store.transaction() as conn:
             return load_overrides(conn, case_id)
+
+    def overrides_many(self, case_ids: Iterable[str]) -> dict[str, list[ConsentOverride]]:
+        """The recorded overrides of many cases, in one transaction (a sync page's cases)."""
+        with self.store.transaction() as conn:
+            return {case_id: load_overrides(conn, case_id) for case_id in case_ids}
 
     def record(
         self, conn: Connection, decision: Disclosure, case_id: str, *, now: datetime | None = None

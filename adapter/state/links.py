@@ -75,14 +75,18 @@ class Links:
             rows = conn.execute(sa.select(schema.links).where(schema.links.c.link_key.in_(keys)))
             return {row.link_key: Link(**row._mapping) for row in rows}
 
-    def for_job(self, job: str) -> list[Link]:
+    def for_job(
+        self, job: str, *, stage: str | None = None, remote_status: str | None = None
+    ) -> list[Link]:
+        """The job's links, optionally only those at ``stage`` with ``remote_status``."""
+        table = schema.links
+        query = sa.select(table).where(table.c.job == job).order_by(table.c.link_key)
+        if stage is not None:
+            query = query.where(table.c.stage == stage)
+        if remote_status is not None:
+            query = query.where(table.c.remote_status == remote_status)
         with self.store.transaction() as conn:
-            rows = conn.execute(
-                sa.select(schema.links)
-                .where(schema.links.c.job == job)
-                .order_by(schema.links.c.link_key)
-            )
-            return [Link(**row._mapping) for row in rows]
+            return [Link(**row._mapping) for row in conn.execute(query)]
 
     def upsert(self, conn: Connection, key: str, **values: Any) -> None:
         """Insert the link or update the given columns."""

@@ -116,14 +116,23 @@ class Outbox:
         with self.store.transaction() as conn:
             return [_message(row) for row in conn.execute(query)]
 
-    def mark_sent(self, message_id: int, result: dict[str, Any] | None = None) -> None:
+    def mark_sent(
+        self,
+        message_id: int,
+        result: dict[str, Any] | None = None,
+        conn: Connection | None = None,
+    ) -> None:
+        """Record a delivery; pass ``conn`` to commit it with what the delivery taught us."""
+        if conn is None:
+            with self.store.transaction() as own:
+                self.mark_sent(message_id, result, own)
+            return
         now = utcnow()
-        with self.store.transaction() as conn:
-            conn.execute(
-                schema.outbox.update()
-                .where(schema.outbox.c.id == message_id)
-                .values(status=SENT, sent_at=now, updated_at=now, result=result, payload=b"")
-            )
+        conn.execute(
+            schema.outbox.update()
+            .where(schema.outbox.c.id == message_id)
+            .values(status=SENT, sent_at=now, updated_at=now, result=result, payload=b"")
+        )
 
     def mark_failed(
         self,

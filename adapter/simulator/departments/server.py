@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from types import TracebackType
 
 import uvicorn
 from fastapi import APIRouter
 
+from adapter.serving import BackgroundServer, bind
 from adapter.simulator.departments import birth_registration, courts, generic, police
 from adapter.simulator.departments.app import create_app
 from adapter.simulator.departments.state import AuthMode, DepartmentState
@@ -49,9 +47,7 @@ class DepartmentSimulator:
         self.port = port
         self.state = DepartmentState(department, auth=auth, token_lifetime=token_lifetime)
         self.app = create_app(self.state, ROUTERS[department])
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._socket: socket.socket | None = None
+        self._serving: BackgroundServer | None = None
 
     @property
     def url(self) -> str:
@@ -60,37 +56,18 @@ class DepartmentSimulator:
 
     def start(self) -> DepartmentSimulator:
         """Serve in a background thread; returns once the server accepts connections."""
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self.port))
-        sock.listen(128)
-        self._socket = sock
+        sock = bind(self.host, self.port)
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run,
-            kwargs={"sockets": [sock]},
-            name=f"{self.state.department}-simulator",
-            daemon=True,
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"{self.state.department} simulator did not start")
-            time.sleep(0.01)
+        self._serving = BackgroundServer(config, sock, f"{self.state.department}-simulator")
+        self._serving.start()
         return self
 
     def stop(self) -> None:
         """Stop the server and close its socket."""
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        if self._socket is not None:
-            self._socket.close()
-        self._server = self._thread = self._socket = None
+        if self._serving is not None:
+            self._serving.stop()
+        self._serving = None
 
     def __enter__(self) -> DepartmentSimulator:
         return self.start()

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import signal
-import socket
 import threading
-import time
 from types import TracebackType
 from typing import Any
 
 import uvicorn
 
+from adapter.serving import BackgroundServer, bind
 from adapter.simulator.primero.app import create_app
 from adapter.simulator.primero.seed import seed
 from adapter.simulator.primero.seed_access import SEED_PASSWORD, load_access
@@ -33,15 +32,6 @@ def build_state(cases: int = 0, seed_value: int = 42, **options: Any) -> Simulat
     return state
 
 
-def _bind(host: str, port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(128)
-    sock.set_inheritable(True)
-    return sock
-
-
 class PrimeroSimulator:
     """A simulated Primero v2 server on a real socket.
 
@@ -58,9 +48,7 @@ class PrimeroSimulator:
         self.host = host
         self.port = port
         self.state = build_state(cases, seed, **options)
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._socket: socket.socket | None = None
+        self._serving: BackgroundServer | None = None
 
     @property
     def url(self) -> str:
@@ -70,37 +58,22 @@ class PrimeroSimulator:
 
     def start(self) -> PrimeroSimulator:
         """Serve in a background thread; returns once the server accepts connections."""
-        self._socket = _bind(self.host, self.port)
-        self.port = self._socket.getsockname()[1]
+        sock = bind(self.host, self.port)
+        self.port = sock.getsockname()[1]
         if self.state.options.hostname == Options().hostname:
             self.state.options.hostname = f"{self.host}:{self.port}"
         config = uvicorn.Config(
             create_app(self.state), log_level="warning", access_log=False, lifespan="on"
         )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run,
-            kwargs={"sockets": [self._socket]},
-            name="primero-simulator",
-            daemon=True,
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("Primero simulator did not start")
-            time.sleep(0.01)
+        self._serving = BackgroundServer(config, sock, "primero-simulator")
+        self._serving.start()
         return self
 
     def stop(self) -> None:
         """Stop the server and the webhook worker, and close the socket."""
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        if self._socket is not None:
-            self._socket.close()
-        self._server = self._thread = self._socket = None
+        if self._serving is not None:
+            self._serving.stop()
+        self._serving = None
 
     def __enter__(self) -> PrimeroSimulator:
         return self.start()
@@ -119,7 +92,7 @@ def serve_forever(
 ) -> None:
     """Foreground server for `cpims-adapter simulate primero`; stops on SIGINT / SIGTERM."""
     state = build_state(cases, seed)
-    sock = _bind(host, port)
+    sock = bind(host, port)
     bound = sock.getsockname()[1]
     state.options.hostname = f"{host}:{bound}"
     print(

@@ -1,0 +1,488 @@
+"""Offender registry at 1,000,000 entries: import time and check latency (issue 6).
+
+    .venv/bin/python benchmarks/bench_registry.py                 # 1,000,000 entries, ~4 min
+    .venv/bin/python benchmarks/bench_registry.py --entries 100000 --quick
+
+What it does, on SQLite in a temporary directory:
+
+1. generates synthetic Pakistani identities (Zipf-weighted given names, so blocks are as uneven
+   as real ones; distinct random CNICs; DOBs 1960-2005);
+2. **import**: writes the first ``--import-rows`` as a CSV, signs it (Ed25519 over its SHA-256)
+   and times ``Registry.import_signed_csv`` end to end (verify, parse, key, seal, insert);
+3. **bulk build**: the remaining entries through the same preparation and insert code, the
+   preparation forked over the CPU cores (the benchmark's shortcut, reported separately);
+4. **in-process**: the matching stage alone (both stages + decision, one read transaction) and
+   the whole ``Registry.check`` (quota, consent, matching, record, audit, abuse detection)
+   for exact hits (DO_NOT_ENGAGE), fuzzy-only matches (PENDING_REVIEW) and misses (CLEAR);
+   p50/p99 of each, and a two-sample Kolmogorov-Smirnov test of hit vs miss check times
+   (privacy.md §7 item 3);
+5. **HTTP**: the same three kinds through ``POST /v1/registry/checks`` on a uvicorn server on
+   127.0.0.1 (a child process of this script, stopped by its PID).
+
+Prints a text block to paste into BENCHMARKS.md. Goals (issue 6 brief): matching p99 ≤ 1 ms
+exact and ≤ 10 ms fuzzy in-process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import csv
+import math
+import multiprocessing
+import os
+import random
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import httpx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from adapter.privacy import KeyRing
+from adapter.registry import (
+    CSV_COLUMNS,
+    CheckRequest,
+    Registry,
+    RegistrySettings,
+    ingest,
+    sign_file,
+)
+from adapter.registry import checks as check_module
+from adapter.registry.index import block_rows, index_query
+from adapter.state import StateStore
+
+MALE = (
+    "Ali Ahmed Hassan Hussain Bilal Usman Umar Hamza Imran Kamran Asif Arif Tariq Zafar Naveed "
+    "Shahid Sajid Khalid Faisal Fahad Adnan Aamir Abid Adeel Afzal Akbar Akram Amjad Anwar Arshad "
+    "Asad Ashfaq Aslam Ayaz Azhar Babar Danish Ehsan Farhan Farooq Ghulam Haider Haris Iqbal "
+    "Irfan Ishaq Jamil Javed Junaid Kashif Kaleem Majid Mansoor Masood Mehmood Mubashir Mudassar "
+    "Mushtaq Nadeem Naeem Nasir Nauman Nawaz Noman Omer Pervaiz Qaiser Qasim Rafiq Rashid Rauf "
+    "Rehan Rizwan Saad Saeed Salman Saleem Sami Sarfraz Shafiq Shahzad Shakeel Shoaib Sohail "
+    "Sultan Tahir Talha Tanveer Tauseef Usama Waheed Waqar Waqas Waseem Yasir Younas Yousaf "
+    "Zahid Zeeshan Zubair Zulfiqar Raza Hamid Jawad Abbas Anees Atif Bashir Fawad Hafeez"
+).split()
+FEMALE = (
+    "Ayesha Fatima Zainab Khadija Maryam Amna Sana Hina Saima Nadia Rabia Sadia Asma Bushra Farah "
+    "Huma Iqra Javeria Kiran Lubna Mehwish Naila Nazia Noreen Rubina Samina Shazia Sidra Sumaira "
+    "Tahira Uzma Yasmin Zubaida Aqsa Anum Mahnoor Hafsa Rukhsana Shabana Parveen Nasreen Rizwana"
+).split()
+SURNAMES = (
+    "Khan Malik Butt Chaudhry Qureshi Sheikh Awan Raja Mirza Siddiqui Abbasi Bhatti Gill Cheema "
+    "Baig Rana Jatt Arain Rajput Shah Syed Hashmi Gillani Niazi Afridi Yousafzai Khattak Baloch "
+    "Memon Soomro Jamali Mengal Ansari Farooqi"
+).split()
+
+
+def zipf_choice(rnd: random.Random, items: Sequence[str], weights: list[float]) -> str:
+    return rnd.choices(items, weights)[0]
+
+
+def make_people(n: int, seed: int = 7) -> list[dict[str, str]]:
+    """``n`` synthetic identities as CSV rows (distinct CNICs)."""
+    rnd = random.Random(seed)
+    male_w = [1 / (i + 1) ** 0.8 for i in range(len(MALE))]
+    female_w = [1 / (i + 1) ** 0.8 for i in range(len(FEMALE))]
+    cnics: set[str] = set()
+    rows = []
+    for i in range(n):
+        while True:
+            cnic = f"{rnd.randint(1, 8)}{rnd.randrange(10**11):011d}{rnd.randrange(10)}"
+            if cnic not in cnics:
+                cnics.add(cnic)
+                break
+        father = f"{zipf_choice(rnd, MALE, male_w)} {rnd.choice(SURNAMES)}"
+        if rnd.random() < 0.8:
+            given = zipf_choice(rnd, MALE, male_w)
+            prefix = "Muhammad " if rnd.random() < 0.45 else ""
+            second = f" {zipf_choice(rnd, MALE, male_w)}" if rnd.random() < 0.4 else ""
+            name = f"{prefix}{given}{second} {rnd.choice(SURNAMES)}"
+        else:
+            name = (
+                f"{zipf_choice(rnd, FEMALE, female_w)} {rnd.choice(['Bibi', 'Begum', *SURNAMES])}"
+            )
+        rows.append(
+            {
+                "source_ref": f"NSOR-{i:08d}",
+                "cnic": f"{cnic[:5]}-{cnic[5:12]}-{cnic[12]}",
+                "full_name": name,
+                "father_name": father,
+                "full_name_urdu": "",
+                "father_name_urdu": "",
+                "date_of_birth": f"{rnd.randint(1960, 2005)}-{rnd.randint(1, 12):02d}-"
+                f"{rnd.randint(1, 28):02d}",
+                "offence_code": "ppc_377a",
+                "conviction_date": f"{rnd.randint(2010, 2025)}-01-15",
+                "court": "lhc",
+            }
+        )
+    return rows
+
+
+def spelling_variant(name: str) -> str:
+    """A realistic re-spelling: Muhammad → Mohd., and one vowel change elsewhere."""
+    name = name.replace("Muhammad ", "Mohd. ")
+    for a, b in (("ee", "i"), ("oo", "u"), ("ai", "ay"), ("a", "e")):
+        if a in name[3:]:
+            return name[:3] + name[3:].replace(a, b, 1)
+    return name
+
+
+# --- statistics --------------------------------------------------------------------------------
+
+
+def pct(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+
+
+def ks_test(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
+    """Two-sample Kolmogorov-Smirnov D and its asymptotic p-value."""
+    xs, ys = sorted(a), sorted(b)
+    i = j = 0
+    d = 0.0
+    while i < len(xs) and j < len(ys):
+        if xs[i] <= ys[j]:
+            i += 1
+        else:
+            j += 1
+        d = max(d, abs(i / len(xs) - j / len(ys)))
+    en = math.sqrt(len(xs) * len(ys) / (len(xs) + len(ys)))
+    lam = (en + 0.12 + 0.11 / en) * d
+    p = 2 * sum((-1) ** (k - 1) * math.exp(-2 * k * k * lam * lam) for k in range(1, 101))
+    return d, max(0.0, min(1.0, p))
+
+
+def timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return (time.perf_counter() - start) * 1000
+
+
+def line(label: str, ms: Sequence[float]) -> str:
+    return f"| {label:<44} | {statistics.median(ms):8.2f} | {pct(ms, 0.99):8.2f} | {len(ms):>6,} |"
+
+
+# --- building ------------------------------------------------------------------------------------
+
+_WORKER_CTX: Any = None
+_ENTRY_COLUMNS = (
+    "id entry_ref source source_ref import_id cnic_mac status sealed wrapped_dek block_keys "
+    "created_at updated_at review_due"
+).split()
+_BLOCK_COLUMNS = "block_key entry_id name_keys father_keys dob_mac".split()
+_INSERT_ENTRIES = (
+    "INSERT INTO registry_entries (id, entry_ref, source, source_ref, import_id, cnic_mac, "
+    "status, sealed, wrapped_dek, block_keys, created_at, updated_at, review_due) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_BLOCKS = (
+    "INSERT INTO registry_blocks (block_key, entry_id, name_keys, father_keys, dob_mac) "
+    "VALUES (?, ?, ?, ?, ?)"
+)
+Rows = list[tuple[Any, ...]]
+
+
+def _sqlite_time(value: datetime) -> str:
+    # What SQLAlchemy's SQLite DateTime stores for UTCDateTime (naive UTC, microseconds).
+    return value.astimezone(UTC).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _prepare_chunk(job: tuple[int, list[dict[str, str]]]) -> tuple[Rows, Rows]:
+    """Parse, key and seal one chunk exactly as an import does; rows ready for executemany."""
+    first_id, rows = job
+    ctx = _WORKER_CTX
+    offences = frozenset(ctx.settings.offences)
+    now = datetime.now(UTC)
+    entries: Rows = []
+    blocks: Rows = []
+    for offset, row in enumerate(rows):
+        draft = ingest.parse_row(row, source="import:bench_bulk", offences=offences)
+        prepared = ingest._prepare(ctx, draft, now, None)
+        values = {**prepared.row, "id": first_id + offset}
+        for key in ("created_at", "updated_at", "review_due"):
+            values[key] = _sqlite_time(values[key])
+        entries.append(tuple(values[c] for c in _ENTRY_COLUMNS))
+        for block in block_rows(prepared.index, first_id + offset):
+            blocks.append(tuple(block[c] for c in _BLOCK_COLUMNS))
+    return entries, blocks
+
+
+def bulk_build(registry: Registry, rows: list[dict[str, str]], workers: int) -> float:
+    """The benchmark's shortcut for the entries beyond the timed import: the same parse, key
+    and seal code (``ingest.parse_row`` / ``ingest._prepare``) forked over ``workers``
+    processes, rows written with the driver's executemany and ids assigned here."""
+    global _WORKER_CTX
+    _WORKER_CTX = registry.context
+    start = time.perf_counter()
+    store = registry.context.store
+    with store.transaction() as conn:
+        top = conn.exec_driver_sql("SELECT coalesce(max(id), 0) FROM registry_entries")
+        first = int(top.scalar_one()) + 1
+    jobs = [(first + i, rows[i : i + 5000]) for i in range(0, len(rows), 5000)]
+    context = multiprocessing.get_context("fork")
+    with context.Pool(workers) as pool:
+        for entries, blocks in pool.imap(_prepare_chunk, jobs):
+            with store.transaction() as conn:
+                conn.exec_driver_sql(_INSERT_ENTRIES, entries)
+                conn.exec_driver_sql(_INSERT_BLOCKS, blocks)
+    return time.perf_counter() - start
+
+
+# --- requests ------------------------------------------------------------------------------------
+
+
+def requests_for(
+    rows: list[dict[str, str]], n: int, seed: int = 11
+) -> dict[str, list[dict[str, str]]]:
+    """Request bodies: exact hits, fuzzy-only (new CNIC, re-spelt name), clear misses."""
+    rnd = random.Random(seed)
+    chosen = rnd.sample(rows, 2 * n)
+    consent = iter(range(10**9))
+
+    def body(cnic: str, name: str, father: str, dob: str) -> dict[str, str]:
+        return {
+            "cnic": cnic,
+            "full_name": name,
+            "father_name": father,
+            "date_of_birth": dob,
+            "consent_ref": f"CF-{next(consent):09d}-{secrets.token_hex(3)}",
+            "position": "Teacher",
+            "purpose": "education",
+        }
+
+    def fresh_cnic() -> str:
+        # Registered CNICs are random 13-digit strings; a middle part starting 9 plus the
+        # fresh-check is overwhelmingly new, and any collision would only show as a hit.
+        middle = f"9{rnd.randrange(10**6):06d}"
+        return f"{rnd.randint(1, 8)}{rnd.randrange(10**4):04d}-{middle}-{rnd.randrange(10)}"
+
+    exact = [
+        body(r["cnic"], r["full_name"], r["father_name"], r["date_of_birth"]) for r in chosen[:n]
+    ]
+    fuzzy = [
+        body(fresh_cnic(), spelling_variant(r["full_name"]), r["father_name"], r["date_of_birth"])
+        for r in chosen[n:]
+    ]
+    # Misses: people drawn from the same name distribution (so their blocks are as large as
+    # a hit's), never registered: a fair hit-vs-miss timing comparison.
+    clear = [
+        body(fresh_cnic(), r["full_name"], r["father_name"], r["date_of_birth"])
+        for r in make_people(n, seed=seed + 1)
+    ]
+    return {"exact": exact, "fuzzy": fuzzy, "clear": clear}
+
+
+def fresh(body: dict[str, str]) -> dict[str, str]:
+    return {**body, "consent_ref": f"CF-{secrets.token_hex(8)}"}
+
+
+# --- HTTP server child ---------------------------------------------------------------------------
+
+
+def serve(url: str, port: int) -> None:
+    import uvicorn
+
+    from adapter.registry.api import create_app
+
+    kek = base64.b64decode(os.environ["BENCH_REGISTRY_KEK"])
+    settings = RegistrySettings.model_validate_json(os.environ["BENCH_REGISTRY_SETTINGS"])
+    store = StateStore(url)
+    registry = Registry.open(store, KeyRing.open(store, kek), settings)
+    print(f"READY http://127.0.0.1:{port}", flush=True)
+    uvicorn.run(create_app(registry), host="127.0.0.1", port=port, log_level="warning")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# --- main ----------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--entries", type=int, default=1_000_000)
+    parser.add_argument("--import-rows", type=int, default=100_000)
+    parser.add_argument("--checks", type=int, default=1000, help="per kind, in-process")
+    parser.add_argument("--http-checks", type=int, default=300, help="per kind, over HTTP")
+    parser.add_argument("--quick", action="store_true", help="small sizes for a smoke run")
+    parser.add_argument("--serve", nargs=2, metavar=("URL", "PORT"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.serve[0], int(args.serve[1]))
+        return
+    if args.quick:
+        args.entries, args.import_rows, args.checks, args.http_checks = 20_000, 5_000, 200, 100
+    args.import_rows = min(args.import_rows, args.entries)
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-registry-"))
+    url = f"sqlite:///{tmp}/registry.sqlite3"
+    officer_key = Ed25519PrivateKey.generate()
+    public = base64.b64encode(
+        officer_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    ).decode()
+    settings = RegistrySettings(officer_keys={"bench.officer": public})
+    kek = secrets.token_bytes(32)
+    store = StateStore(url)
+    ring = KeyRing.init(store, kek, ["health"])
+    registry = Registry.open(store, ring, settings)
+    establishment, api_key = registry.add_establishment(
+        "BENCH-001",
+        "Benchmark School",
+        (("Officer One", "one@school.example"), ("Officer Two", "two@school.example")),
+        registered_by="bench",
+        daily_quota=10_000_000,
+        monthly_quota=100_000_000,
+    )
+
+    print(f"generating {args.entries:,} identities …", flush=True)
+    people = make_people(args.entries)
+    csv_path, sig_path = tmp / "extract.csv", tmp / "extract.csv.sig"
+    with csv_path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
+        writer.writeheader()
+        writer.writerows(people[: args.import_rows])
+    sig_path.write_bytes(sign_file(csv_path, officer_key))
+
+    print(f"importing {args.import_rows:,} signed rows …", flush=True)
+    result = registry.import_signed_csv(csv_path, sig_path, "bench.officer")
+    import_rate = result.created / result.seconds
+    workers = max(1, os.cpu_count() or 1)
+    rest = people[args.import_rows :]
+    print(f"bulk-building {len(rest):,} more ({workers} preparing processes) …", flush=True)
+    bulk_seconds = bulk_build(registry, rest, workers) if rest else 0.0
+    db_mib = sum(f.stat().st_size for f in tmp.glob("registry.sqlite3*")) / 2**20
+
+    kinds = requests_for(people, args.checks)
+    ctx = registry.context
+    exact_ms: dict[str, list[float]] = {k: [] for k in kinds}
+    fuzzy_ms: dict[str, list[float]] = {k: [] for k in kinds}
+    candidates: list[int] = []
+    stage: dict[str, list[float]] = {k: [] for k in kinds}
+    full: dict[str, list[float]] = {k: [] for k in kinds}
+    outcomes: dict[str, dict[str, int]] = {k: {} for k in kinds}
+    sizes: set[int] = set()
+    print("measuring in-process …", flush=True)
+    for i in range(args.checks):
+        for kind, bodies in kinds.items():
+            request = CheckRequest.model_validate(fresh(bodies[i]))
+            query = index_query(
+                request.cnic,
+                request.full_name,
+                request.father_name,
+                request.date_of_birth,
+                ctx.keys,
+            )
+
+            with ctx.store.engine.connect() as conn:
+                exact_ms[kind].append(timed(lambda q=query: check_module.exact_stage(ctx, conn, q)))
+                started = time.perf_counter()
+                found = check_module.fuzzy_stage(ctx, conn, query)
+                fuzzy_ms[kind].append((time.perf_counter() - started) * 1000)
+                candidates.append(len(found))
+                stage[kind].append(timed(lambda q=query: check_module.match(ctx, conn, q)))
+            started = time.perf_counter()
+            answer = registry.check(request, establishment)
+            full[kind].append((time.perf_counter() - started) * 1000)
+            outcomes[kind][str(answer.status)] = outcomes[kind].get(str(answer.status), 0) + 1
+            sizes.add(len(answer.to_json(settings.answer_bytes)))
+    d, p = ks_test(full["exact"], full["clear"])
+
+    print("measuring over HTTP …", flush=True)
+    port = free_port()
+    env = {
+        **os.environ,
+        "BENCH_REGISTRY_KEK": base64.b64encode(kek).decode(),
+        "BENCH_REGISTRY_SETTINGS": settings.model_dump_json(),
+    }
+    server = subprocess.Popen(
+        [sys.executable, __file__, "--serve", url, str(port)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    http: dict[str, list[float]] = {k: [] for k in kinds}
+    http_sizes: set[int] = set()
+    try:
+        assert server.stdout is not None
+        base = server.stdout.readline().split()[1]
+        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {api_key}"}) as client:
+            for _ in range(100):
+                try:
+                    client.get("/v1/registry/checks/RC-0000000000000000")
+                    break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+            for i in range(args.http_checks):
+                for kind, bodies in kinds.items():
+                    body = fresh(bodies[i])
+                    start = time.perf_counter()
+                    response = client.post("/v1/registry/checks", json=body)
+                    http[kind].append((time.perf_counter() - start) * 1000)
+                    response.raise_for_status()
+                    http_sizes.add(len(response.content))
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+
+    n = args.entries
+    print()
+    print(
+        f"### Offender registry, {n:,} entries (SQLite, {os.cpu_count()} cores, Python "
+        f"{sys.version.split()[0]})"
+    )
+    print()
+    print(
+        f"- signed import: {result.created:,} rows in {result.seconds:.1f} s = "
+        f"{import_rate:,.0f} rows/s (verify + parse + key + seal + insert; 1,000,000 rows ≈ "
+        f"{1_000_000 / import_rate:.0f} s)"
+    )
+    print(
+        f"- bulk build of the other {len(rest):,}: {bulk_seconds:.1f} s "
+        f"({workers} forked preparers); database {db_mib:,.0f} MiB"
+    )
+    print(f"- answer sizes (bytes) in-process {sorted(sizes)}, over HTTP {sorted(http_sizes)}")
+    print("- outcomes: " + "; ".join(f"{k} {v}" for k, v in outcomes.items()))
+    print(
+        f"- fuzzy candidates scored per check: median {statistics.median(candidates):.0f}, "
+        f"p99 {pct(candidates, 0.99):.0f}, max {max(candidates)}"
+    )
+    print(f"- timing side channel, check() hit vs miss: KS D = {d:.3f}, p = {p:.3g}")
+    print()
+    print("| latency (ms)                                 |      p50 |      p99 |      n |")
+    print("|----------------------------------------------|---------:|---------:|-------:|")
+    print(line("exact stage alone, hit (goal p99 ≤ 1)", exact_ms["exact"]))
+    print(line("exact stage alone, miss (goal p99 ≤ 1)", exact_ms["clear"]))
+    print(line("fuzzy stage alone, fuzzy-only (goal p99 ≤ 10)", fuzzy_ms["fuzzy"]))
+    print(line("fuzzy stage alone, miss (goal p99 ≤ 10)", fuzzy_ms["clear"]))
+    print(line("both stages + decision, exact hit", stage["exact"]))
+    print(line("both stages + decision, fuzzy-only", stage["fuzzy"]))
+    print(line("both stages + decision, miss", stage["clear"]))
+    print(line("Registry.check, exact hit → DO_NOT_ENGAGE", full["exact"]))
+    print(line("Registry.check, fuzzy-only → PENDING_REVIEW", full["fuzzy"]))
+    print(line("Registry.check, miss → CLEAR", full["clear"]))
+    print(line("HTTP POST /v1/registry/checks, exact hit", http["exact"]))
+    print(line("HTTP POST /v1/registry/checks, fuzzy-only", http["fuzzy"]))
+    print(line("HTTP POST /v1/registry/checks, miss", http["clear"]))
+    store.close()
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
