@@ -26,6 +26,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from adapter.api.settings import ApiSettings
+from adapter.registry.settings import RegistrySettings
 from adapter.errors import ConfigError
 from adapter.privacy.settings import PrivacySettings
 
@@ -251,6 +252,7 @@ class Settings(BaseSettings):
     departments: dict[str, DepartmentSettings] = {}
     jobs: dict[str, JobSettings] = {}
     api: ApiSettings = ApiSettings()
+    registry: RegistrySettings = RegistrySettings()
 
     @model_validator(mode="after")
     def _jobs_name_known_departments(self) -> Settings:

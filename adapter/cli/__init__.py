@@ -8,7 +8,17 @@ from __future__ import annotations
 
 import sys
 
-from adapter.cli import _db, _demo, _forms, _primero, _privacy, _serve, _simulate, _sync
+from adapter.cli import (
+    _db,
+    _demo,
+    _forms,
+    _primero,
+    _privacy,
+    _registry,
+    _serve,
+    _simulate,
+    _sync,
+)
 from adapter.cli._common import app, exit_code_for, print_error
 from adapter.errors import AdapterError
 
@@ -21,6 +31,7 @@ _privacy.register(app)
 _sync.register(app)
 _forms.register(_primero.app)
 _serve.register(app)
+_registry.register(app)
 
 __all__ = ["app", "main"]
 

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from adapter import __version__
 from adapter.config import Settings, load_settings
@@ -68,7 +69,8 @@ def settings() -> Settings:
 
 
 def print_error(message: str) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    # Messages name config sections like [primero]: escape them, or rich eats them as markup.
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True)
 
 
 def exit_code_for(exc: AdapterError) -> int:

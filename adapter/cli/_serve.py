@@ -51,6 +51,12 @@ def serve(
             primero_client_factory=lambda: PrimeroClient.from_settings(config.primero),
             api_settings=api,
         )
+        # The registry authenticates establishments itself (its own API keys and quotas), so
+        # its routes sit beside the departments' rather than behind their credentials.
+        from adapter.registry import Registry
+        from adapter.registry.api import build_router
+
+        app.include_router(build_router(Registry.open(store, keyring, config.registry)))
         if not any(
             d.inbound_api_key_sha256 or d.inbound_client_cert_subjects
             for d in config.departments.values()

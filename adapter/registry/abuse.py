@@ -1,0 +1,164 @@
+"""Enumeration and abuse detection (privacy.md §6.6 item 7, §7 items 1-4).
+
+Run in the transaction of every check (and of every rejected attempt), over the last
+``window_days``:
+
+* **sequential CNICs**: ``sequential_alert_count`` distinct CNICs from one establishment in one
+  run of 1,000 consecutive numbers (or the runs either side) → security event, lock. Compared
+  through keyed hashes of the first ten digits: no CNIC is kept to compare with;
+* **mismatch rate**: more than ``mismatch_alert_rate`` of an establishment's attempts are CNIC
+  hits with the wrong name/DOB or rejected requests (once there are ``mismatch_min_checks``)
+  → security event, lock. A fishing establishment guesses identities; a real one copies them
+  from the candidate's documents;
+* **one person, many establishments**: more than ``subject_alert_establishments`` distinct
+  establishments checked one subject → security event (no lock: the subject may simply be
+  applying widely, which an officer can tell).
+
+Monitoring rows (``worker_id`` set) are the registry's own doing and never count.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from adapter.privacy.events import record_security_event
+from adapter.registry import _audit
+from adapter.registry._context import Context
+from adapter.registry._tables import registry_checks
+from adapter.registry.establishments import lock
+from adapter.registry.matching import Rule
+from adapter.registry.models import Establishment, RegistryEventKind
+
+REJECTED = "REJECTED"
+
+
+def _own(establishment_id: int, since: datetime) -> list[sa.ColumnElement[bool]]:
+    return [
+        registry_checks.c.establishment_id == establishment_id,
+        registry_checks.c.checked_at >= since,
+        registry_checks.c.worker_id.is_(None),
+    ]
+
+
+def after_attempt(
+    ctx: Context,
+    conn: Connection,
+    establishment: Establishment,
+    *,
+    check_ref: str,
+    subject_mac: str | None,
+    near: tuple[str, str, str] | None,
+    now: datetime,
+) -> None:
+    """Look for the three patterns after one attempt was recorded; lock if warranted."""
+    settings = ctx.settings
+    since = now - timedelta(days=settings.window_days)
+    reasons: list[tuple[RegistryEventKind, str]] = []
+
+    if near is not None:
+        distinct = conn.execute(
+            sa.select(sa.func.count(sa.distinct(registry_checks.c.subject_mac))).where(
+                *_own(establishment.id, since), registry_checks.c.near_mac.in_(near)
+            )
+        ).scalar_one()
+        if distinct >= settings.sequential_alert_count:
+            reasons.append(
+                (
+                    RegistryEventKind.SEQUENTIAL_CNICS,
+                    f"{distinct} distinct CNICs within one run of consecutive numbers in "
+                    f"{settings.window_days} days",
+                )
+            )
+
+    total, bad = conn.execute(
+        sa.select(
+            sa.func.count(),
+            sa.func.coalesce(
+                sa.func.sum(
+                    sa.case(
+                        (
+                            sa.or_(
+                                registry_checks.c.status == REJECTED,
+                                registry_checks.c.rule == str(Rule.CNIC_HIT_MISMATCH),
+                            ),
+                            1,
+                        ),
+                        else_=0,
+                    )
+                ),
+                0,
+            ),
+        ).where(*_own(establishment.id, since))
+    ).one()
+    if total >= settings.mismatch_min_checks and bad / total > settings.mismatch_alert_rate:
+        reasons.append(
+            (
+                RegistryEventKind.MISMATCH_RATE,
+                f"{bad} of {total} attempts in {settings.window_days} days were mismatches or "
+                "rejected",
+            )
+        )
+
+    for kind, detail in reasons:
+        record_security_event(
+            conn,
+            kind,
+            department=None,
+            detail=f"establishment {establishment.registration_number}: {detail}; locked",
+            now=now,
+        )
+    if reasons:
+        lock(conn, establishment.id, str(reasons[0][0]), now=now)
+        _audit.record(
+            conn,
+            ctx.keyring,
+            "registry_establishment_locked",
+            now=now,
+            ref=check_ref,
+            establishment=establishment.registration_number,
+            reason=",".join(str(k) for k, _ in reasons),
+        )
+
+    if subject_mac is not None:
+        _subject_widely_checked(ctx, conn, establishment, subject_mac, check_ref, since, now)
+
+
+def _subject_widely_checked(
+    ctx: Context,
+    conn: Connection,
+    establishment: Establishment,
+    subject_mac: str,
+    check_ref: str,
+    since: datetime,
+    now: datetime,
+) -> None:
+    recent = sa.and_(
+        registry_checks.c.subject_mac == subject_mac,
+        registry_checks.c.checked_at >= since,
+        registry_checks.c.worker_id.is_(None),
+    )
+    establishments = conn.execute(
+        sa.select(sa.func.count(sa.distinct(registry_checks.c.establishment_id))).where(recent)
+    ).scalar_one()
+    before = conn.execute(
+        sa.select(sa.func.count()).where(
+            recent,
+            registry_checks.c.establishment_id == establishment.id,
+            registry_checks.c.check_ref != check_ref,
+        )
+    ).scalar_one()
+    # Alert when a *new* establishment takes the count over the limit, not on every re-check.
+    if establishments > ctx.settings.subject_alert_establishments and before == 0:
+        record_security_event(
+            conn,
+            RegistryEventKind.SUBJECT_WIDELY_CHECKED,
+            department=None,
+            detail=(
+                f"one subject was checked by {establishments} establishments in "
+                f"{ctx.settings.window_days} days (latest: check {check_ref})"
+            ),
+            now=now,
+        )

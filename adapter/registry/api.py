@@ -1,0 +1,185 @@
+"""The registry over HTTP: an ``APIRouter`` the inbound API mounts, and a standalone app.
+
+    app.include_router(build_router(registry))         # in the inbound API
+    uvicorn.run(create_app(registry), host="127.0.0.1") # standalone (tests, benchmark)
+
+Routes (``Authorization: Bearer <establishment API key>``):
+
+* ``POST /v1/registry/checks`` → 200 with the padded answer (the same byte length for CLEAR,
+  PENDING_REVIEW and DO_NOT_ENGAGE); 401 unknown key; 403 locked; 409 consent reference
+  already used; 413 body too large; 422 malformed (field names and shape problems only, never
+  a value); 429 quota used up, with ``Retry-After``;
+* ``GET /v1/registry/checks/{check_ref}`` → the current answer of one of the caller's checks;
+* ``POST /v1/registry/workers`` → 201 ``{"worker_ref": …}`` (continuous monitoring);
+* ``DELETE /v1/registry/workers/{worker_ref}`` → 204.
+
+Every response carries ``Cache-Control: no-store``: no proxy or browser may keep an answer
+(privacy.md §6.6 item 9, the NSOPW lesson). Blocking work runs in the thread pool.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from pydantic import BaseModel, ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from adapter.registry.errors import (
+    AuthenticationFailed,
+    ConsentRefUsed,
+    EstablishmentLocked,
+    InvalidState,
+    QuotaExceeded,
+    RequestRejected,
+    UnknownReference,
+)
+from adapter.registry.models import CheckAnswer, CheckRequest, Establishment, WorkerRegistration
+from adapter.registry.registry import Registry
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache", "X-Content-Type-Options": "nosniff"}
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+class _Refused(Exception):
+    """An HTTP refusal, turned into a JSON error response at the route's edge."""
+
+    def __init__(self, status: int, error: str, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status, self.error, self.extra = status, error, extra
+
+
+def _error(refused: _Refused) -> Response:
+    body = {"error": refused.error, "message": str(refused), **refused.extra}
+    headers = dict(NO_STORE)
+    if "retry_after" in refused.extra:
+        headers["Retry-After"] = str(refused.extra["retry_after"])
+    return Response(
+        json.dumps(body).encode(),
+        status_code=refused.status,
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+def _answer(answer: CheckAnswer, size: int) -> Response:
+    return Response(answer.to_json(size), media_type="application/json", headers=NO_STORE)
+
+
+def _problems(exc: ValidationError) -> list[dict[str, str]]:
+    # Location and message only: pydantic's "input" would echo the CNIC or the name back.
+    return [
+        {
+            "field": ".".join(str(p) for p in err["loc"])[:40] or "body",
+            "problem": err["msg"].removeprefix("Value error, ")[:200],
+        }
+        for err in exc.errors()
+    ]
+
+
+def build_router(registry: Registry) -> APIRouter:
+    """The registry routes, bound to ``registry``."""
+    router = APIRouter(prefix="/v1/registry", tags=["registry"])
+    limit = registry.settings.max_body_bytes
+    size = registry.settings.answer_bytes
+
+    def authenticate(request: Request) -> Establishment:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise _Refused(401, "unauthenticated", "send Authorization: Bearer <API key>.")
+        try:
+            return registry.authenticate(token.strip())
+        except AuthenticationFailed:
+            raise _Refused(401, "unauthenticated", "unknown API key.") from None
+        except EstablishmentLocked as exc:
+            raise _Refused(403, "locked", str(exc)) from None
+
+    async def parse(request: Request, model: type[_Model], establishment: Establishment) -> _Model:
+        declared = request.headers.get("content-length", "")
+        # Refuse on the declared length before reading a large body into memory.
+        too_large = declared.isdigit() and int(declared) > limit
+        body = b"" if too_large else await request.body()
+        if too_large or len(body) > limit:
+            await run_in_threadpool(registry.reject, establishment, "body_too_large")
+            raise _Refused(413, "too_large", f"the body must be at most {limit} bytes.")
+        try:
+            return model.model_validate(json.loads(body))
+        except ValidationError as exc:
+            await run_in_threadpool(registry.reject, establishment, "invalid_request")
+            raise _Refused(
+                422, "invalid_request", "the request is malformed.", problems=_problems(exc)
+            ) from None
+        except ValueError:
+            await run_in_threadpool(registry.reject, establishment, "invalid_request")
+            raise _Refused(422, "invalid_request", "the body must be a JSON object.") from None
+
+    async def guarded(work: Callable[[], Any]) -> Response:
+        try:
+            result = await work()
+        except _Refused as refused:
+            return _error(refused)
+        except QuotaExceeded as exc:
+            return _error(_Refused(429, "quota", str(exc), retry_after=exc.retry_after))
+        except ConsentRefUsed as exc:
+            return _error(_Refused(409, "consent_reused", str(exc)))
+        except RequestRejected as exc:
+            return _error(_Refused(422, exc.reason, str(exc)))
+        except EstablishmentLocked as exc:
+            return _error(_Refused(403, "locked", str(exc)))
+        except UnknownReference as exc:
+            return _error(_Refused(404, "not_found", str(exc)))
+        except InvalidState as exc:
+            return _error(_Refused(409, "invalid_state", str(exc)))
+        assert isinstance(result, Response)
+        return result
+
+    @router.post("/checks")
+    async def post_check(request: Request) -> Response:
+        async def work() -> Response:
+            establishment = await run_in_threadpool(authenticate, request)
+            check = await parse(request, CheckRequest, establishment)
+            answer = await run_in_threadpool(registry.check, check, establishment)
+            return _answer(answer, size)
+
+        return await guarded(work)
+
+    @router.get("/checks/{check_ref}")
+    async def get_check(check_ref: str, request: Request) -> Response:
+        async def work() -> Response:
+            establishment = await run_in_threadpool(authenticate, request)
+            answer = await run_in_threadpool(registry.check_status, check_ref[:40], establishment)
+            return _answer(answer, size)
+
+        return await guarded(work)
+
+    @router.post("/workers")
+    async def post_worker(request: Request) -> Response:
+        async def work() -> Response:
+            establishment = await run_in_threadpool(authenticate, request)
+            registration = await parse(request, WorkerRegistration, establishment)
+            ref = await run_in_threadpool(registry.register_worker, establishment, registration)
+            body = json.dumps({"worker_ref": ref}).encode()
+            return Response(body, status_code=201, media_type="application/json", headers=NO_STORE)
+
+        return await guarded(work)
+
+    @router.delete("/workers/{worker_ref}")
+    async def delete_worker(worker_ref: str, request: Request) -> Response:
+        async def work() -> Response:
+            establishment = await run_in_threadpool(authenticate, request)
+            await run_in_threadpool(registry.end_worker, establishment, worker_ref[:40])
+            return Response(status_code=204, headers=NO_STORE)
+
+        return await guarded(work)
+
+    return router
+
+
+def create_app(registry: Registry) -> FastAPI:
+    """A standalone app serving only the registry routes (tests, the benchmark, a small
+    deployment behind a TLS-terminating proxy). No OpenAPI pages: nothing to browse."""
+    app = FastAPI(title="cpims-adapter registry", docs_url=None, redoc_url=None, openapi_url=None)
+    app.include_router(build_router(registry))
+    return app
