@@ -26,9 +26,9 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from adapter.api.settings import ApiSettings
-from adapter.registry.settings import RegistrySettings
 from adapter.errors import ConfigError
 from adapter.privacy.settings import PrivacySettings
+from adapter.registry.settings import RegistrySettings
 
 ENV_PREFIX = "CPIMS_ADAPTER_"
 CONFIG_ENV = "CPIMS_ADAPTER_CONFIG"
