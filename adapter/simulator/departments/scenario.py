@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import requests
 from pydantic import SecretStr
@@ -25,6 +25,7 @@ from adapter.config import (
     JobSettings,
     PrimeroSettings,
     Settings,
+    SftpSettings,
     StateSettings,
     SyncSettings,
 )
@@ -48,10 +49,15 @@ from adapter.simulator.scenario import CPO, POLICY_DIR, SIM_PASSWORD
 from adapter.state import StateStore
 from adapter.state.types import utcnow
 
+if TYPE_CHECKING:
+    from adapter.simulator.primero import PrimeroSimulator
+
 MAPPINGS_DIR = Path(__file__).resolve().parents[3] / "config" / "mappings"
 POLICE_AGENCY = "agency-sindh-police"
 POLICE_SERVICE = "police_other_service"
 NADRA_AGENCY = "agency-nadra"
+NADRA_SERVICE = "registration_service"
+UNION_COUNCIL_AGENCY = "agency-union-council-saddar"
 COURT_AGENCY = "agency-juvenile-court-karachi"
 COURT_SERVICE = "legal_assistance_service"
 Auth = Literal["none", "api_key", "basic", "oauth2"]
@@ -136,6 +142,127 @@ def police_settings(
         services=[POLICE_SERVICE],
         auth=auth,
     )
+
+
+def birth_registration_settings(
+    *, primero_url: str, nadra_url: str, state_url: str, kek: bytes, auth: Auth = "oauth2"
+) -> Settings:
+    """Two jobs to the birth-registration department: ``birth_registration`` verifies a
+    child's registration with NADRA (referrals to ``NADRA_AGENCY``), ``registration_request``
+    asks the Union Council to register a birth the search did not find (referrals to
+    ``UNION_COUNCIL_AGENCY``); both for ``registration_service``."""
+    verify = rest_settings(
+        primero_url=primero_url,
+        state_url=state_url,
+        kek=kek,
+        department="birth_registration",
+        base_url=nadra_url,
+        agencies=[NADRA_AGENCY],
+        services=[NADRA_SERVICE],
+        purpose="birth_registration",
+        auth=auth,
+    )
+    request = JobSettings(
+        department="birth_registration",
+        purpose="registration_request",
+        agencies=[UNION_COUNCIL_AGENCY],
+        services=[NADRA_SERVICE],
+    )
+    return verify.model_copy(update={"jobs": {**verify.jobs, "registration_request": request}})
+
+
+def file_settings(
+    *,
+    primero_url: str,
+    state_url: str,
+    kek: bytes,
+    department: str,
+    sftp: SftpSettings,
+    agencies: Sequence[str],
+    services: Sequence[str] = (),
+    purpose: str = "referral",
+    mapping_file: Path | None = None,
+    policy_dir: Path = POLICY_DIR,
+) -> Settings:
+    """Settings for one job (named after the department) to a CSV-over-SFTP department."""
+    base = rest_settings(
+        primero_url=primero_url,
+        state_url=state_url,
+        kek=kek,
+        department=department,
+        base_url="http://127.0.0.1:9",  # replaced below: a file department has no URL
+        agencies=agencies,
+        services=services,
+        purpose=purpose,
+        auth="none",
+        mapping_file=mapping_file,
+        policy_dir=policy_dir,
+    )
+    files = DepartmentSettings(
+        connector="sftp",
+        sftp=sftp,
+        mapping_file=mapping_file or MAPPINGS_DIR / f"{department}.toml",
+        two_stage=False,
+        max_attempts=3,
+    )
+    return base.model_copy(update={"departments": {department: files}})
+
+
+def add_union_council(sim: PrimeroSimulator, unique_id: str = UNION_COUNCIL_AGENCY) -> None:
+    """A Primero administrator adds the Union Council as an agency providing
+    ``registration_service`` (the seed knows NADRA only), so CPOs can refer children to it."""
+    with sim.state.lock:
+        sim.state.agencies[unique_id] = {
+            "id": sim.state.next_id(),
+            "unique_id": unique_id,
+            "agency_code": unique_id.removeprefix("agency-").upper()[:12],
+            "name": {"en": "Union Council Saddar (birth registration)"},
+            "description": {"en": "Union Council Saddar (birth registration)"},
+            "services": [NADRA_SERVICE],
+            "disabled": False,
+            "logo_enabled": False,
+            "terms_of_use_enabled": False,
+        }
+
+
+def refer_again(
+    primero_url: str,
+    case_id: str,
+    *,
+    agency: str,
+    service: str,
+    notes: str = "Referred through cpims-adapter.",
+) -> str:
+    """The CPO adds a service row to an existing case and refers it to ``agency`` (a remote
+    referral). Returns the referral id."""
+    row_id = str(uuid.uuid4())
+    row = {
+        "unique_id": row_id,
+        "service_type": service,
+        "service_implementing_agency": agency,
+        "service_response_timeframe": "1_day",
+    }
+    with requests.Session() as cpo:
+        cpo.auth = CPO
+        answer = cpo.patch(
+            f"{primero_url}/api/v2/cases/{case_id}",
+            json={"data": {"services_section": [row]}},
+            timeout=30,
+        )
+        answer.raise_for_status()
+        referral = _post(
+            cpo,
+            f"{primero_url}/api/v2/cases/{case_id}/referrals",
+            {
+                "remote": True,
+                "service": service,
+                "service_record_id": row_id,
+                "transitioned_to_agency": agency,
+                "transitioned_to_remote": "Duty officer",
+                "notes": notes,
+            },
+        )
+    return str(referral["id"])
 
 
 def refer_children(
