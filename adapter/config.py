@@ -227,6 +227,10 @@ class JobSettings(_Section):
     write_back: bool = True
     # Also PATCH mark_synced/mark_synced_status (needs case:sync_external); off by default.
     mark_synced: bool = False
+    # Department facts also copied into Primero case fields, beside the linked record:
+    # "<record_type>.<fact>" = "<primero field>", e.g. "court_order.order_type" =
+    # "court_order_type". The integration role must be able to write those fields.
+    primero_fields: dict[str, str] = {}
 
 
 class LoggingSettings(_Section):

@@ -475,6 +475,7 @@ class SyncJob:
             mark_synced=self.job.mark_synced,
             record_type=update.record_type,
             details=dict(update.details),
+            case_fields=_case_fields(self.job.primero_fields, update),
         )
         body = json.dumps(write_back.to_json(), separators=(",", ":")).encode()
         key = str(uuid.uuid5(_NAMESPACE, f"wb:{link.link_key}:{update.status}:{update.version}"))
@@ -544,6 +545,16 @@ def _is_news(link: Link, update: StatusUpdate) -> bool:
         and update.updated_at is not None
         and (update.version is None or link.remote_version == update.version)
     )
+
+
+def _case_fields(configured: Mapping[str, str], update: StatusUpdate) -> dict[str, str]:
+    """The facts of ``update`` the job copies into Primero case fields."""
+    prefix = f"{update.record_type}."
+    return {
+        field: update.details[key[len(prefix) :]]
+        for key, field in configured.items()
+        if key.startswith(prefix) and update.details.get(key[len(prefix) :])
+    }
 
 
 def _is_fatal(exc: Exception) -> bool:

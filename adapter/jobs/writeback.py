@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from adapter.departments.base import ACCEPTED, COMPLETED, IN_PROGRESS, REJECTED
+from adapter.errors import PrimeroNoOp
 from adapter.primero import PrimeroClient
 from adapter.primero.linked_records import linked_record_row, write_linked_record
 from adapter.state.types import utcnow
@@ -49,11 +50,14 @@ class WriteBack:
     record_type: str = "referral"
     # Department-defined facts for the linked record (e.g. FIR sections), text only.
     details: Mapping[str, str] = field(default_factory=dict)
+    # Primero case fields to set from those facts, where the job configures it.
+    case_fields: Mapping[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["outputs"] = list(self.outputs)
         data["details"] = dict(self.details)
+        data["case_fields"] = dict(self.case_fields)
         return data
 
     @classmethod
@@ -61,6 +65,7 @@ class WriteBack:
         values = dict(data)
         values["outputs"] = tuple(values.get("outputs") or ())
         values["details"] = dict(values.get("details") or {})
+        values["case_fields"] = dict(values.get("case_fields") or {})
         return cls(**values)
 
 
@@ -88,6 +93,17 @@ def apply_write_back(client: PrimeroClient, write_back: WriteBack) -> dict[str, 
         ),
     )
     write_linked_record(client, write_back.case_id, row)
+    if write_back.case_fields:
+        updated = client.update_case(write_back.case_id, dict(write_back.case_fields))
+        if updated.dropped_fields:
+            raise PrimeroNoOp(
+                f"PATCH /api/v2/cases/{write_back.case_id}: Primero did not store "
+                f"{sorted(updated.dropped_fields)}: grant the integration role write access to "
+                "those fields, or remove them from jobs.<name>.primero_fields.",
+                status=200,
+                method="PATCH",
+                resource=f"/api/v2/cases/{write_back.case_id}",
+            )
     if write_back.mark_synced:
         client.mark_synced(
             write_back.case_id, f"urn:cpims-adapter:{write_back.department}", status="synced"
