@@ -43,6 +43,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -329,8 +330,14 @@ def main() -> None:
         return
     if args.quick:
         args.entries, args.import_rows, args.checks, args.http_checks = 20_000, 5_000, 200, 100
-    args.import_rows = min(args.import_rows, args.entries)
+    print(report(measure(args.entries, args.import_rows, args.checks, args.http_checks)))
 
+
+def measure(entries: int, import_rows: int, checks: int, http_checks: int) -> dict[str, Any]:
+    """Build a registry of ``entries`` (``import_rows`` of them by a signed import) and time
+    ``checks`` in-process and ``http_checks`` HTTP checks per kind; the figures as a dict
+    (``report`` renders them, ``run.py`` makes BENCHMARKS.md rows of them)."""
+    import_rows = min(import_rows, entries)
     tmp = Path(tempfile.mkdtemp(prefix="bench-registry-"))
     url = f"sqlite:///{tmp}/registry.sqlite3"
     officer_key = Ed25519PrivateKey.generate()
@@ -351,25 +358,25 @@ def main() -> None:
         monthly_quota=100_000_000,
     )
 
-    print(f"generating {args.entries:,} identities …", flush=True)
-    people = make_people(args.entries)
+    print(f"generating {entries:,} identities …", flush=True)
+    people = make_people(entries)
     csv_path, sig_path = tmp / "extract.csv", tmp / "extract.csv.sig"
     with csv_path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
         writer.writeheader()
-        writer.writerows(people[: args.import_rows])
+        writer.writerows(people[:import_rows])
     sig_path.write_bytes(sign_file(csv_path, officer_key))
 
-    print(f"importing {args.import_rows:,} signed rows …", flush=True)
+    print(f"importing {import_rows:,} signed rows …", flush=True)
     result = registry.import_signed_csv(csv_path, sig_path, "bench.officer")
     import_rate = result.created / result.seconds
     workers = max(1, os.cpu_count() or 1)
-    rest = people[args.import_rows :]
+    rest = people[import_rows:]
     print(f"bulk-building {len(rest):,} more ({workers} preparing processes) …", flush=True)
     bulk_seconds = bulk_build(registry, rest, workers) if rest else 0.0
     db_mib = sum(f.stat().st_size for f in tmp.glob("registry.sqlite3*")) / 2**20
 
-    kinds = requests_for(people, args.checks)
+    kinds = requests_for(people, checks)
     ctx = registry.context
     exact_ms: dict[str, list[float]] = {k: [] for k in kinds}
     fuzzy_ms: dict[str, list[float]] = {k: [] for k in kinds}
@@ -379,7 +386,7 @@ def main() -> None:
     outcomes: dict[str, dict[str, int]] = {k: {} for k in kinds}
     sizes: set[int] = set()
     print("measuring in-process …", flush=True)
-    for i in range(args.checks):
+    for i in range(checks):
         for kind, bodies in kinds.items():
             request = CheckRequest.model_validate(fresh(bodies[i]))
             query = index_query(
@@ -391,12 +398,12 @@ def main() -> None:
             )
 
             with ctx.store.engine.connect() as conn:
-                exact_ms[kind].append(timed(lambda q=query: check_module.exact_stage(ctx, conn, q)))
+                exact_ms[kind].append(timed(partial(check_module.exact_stage, ctx, conn, query)))
                 started = time.perf_counter()
                 found = check_module.fuzzy_stage(ctx, conn, query)
                 fuzzy_ms[kind].append((time.perf_counter() - started) * 1000)
                 candidates.append(len(found))
-                stage[kind].append(timed(lambda q=query: check_module.match(ctx, conn, q)))
+                stage[kind].append(timed(partial(check_module.match, ctx, conn, query)))
             started = time.perf_counter()
             answer = registry.check(request, establishment)
             full[kind].append((time.perf_counter() - started) * 1000)
@@ -429,7 +436,7 @@ def main() -> None:
                     break
                 except httpx.TransportError:
                     time.sleep(0.1)
-            for i in range(args.http_checks):
+            for i in range(http_checks):
                 for kind, bodies in kinds.items():
                     body = fresh(bodies[i])
                     start = time.perf_counter()
@@ -440,48 +447,74 @@ def main() -> None:
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
-
-    n = args.entries
-    print()
-    print(
-        f"### Offender registry, {n:,} entries (SQLite, {os.cpu_count()} cores, Python "
-        f"{sys.version.split()[0]})"
-    )
-    print()
-    print(
-        f"- signed import: {result.created:,} rows in {result.seconds:.1f} s = "
-        f"{import_rate:,.0f} rows/s (verify + parse + key + seal + insert; 1,000,000 rows ≈ "
-        f"{1_000_000 / import_rate:.0f} s)"
-    )
-    print(
-        f"- bulk build of the other {len(rest):,}: {bulk_seconds:.1f} s "
-        f"({workers} forked preparers); database {db_mib:,.0f} MiB"
-    )
-    print(f"- answer sizes (bytes) in-process {sorted(sizes)}, over HTTP {sorted(http_sizes)}")
-    print("- outcomes: " + "; ".join(f"{k} {v}" for k, v in outcomes.items()))
-    print(
-        f"- fuzzy candidates scored per check: median {statistics.median(candidates):.0f}, "
-        f"p99 {pct(candidates, 0.99):.0f}, max {max(candidates)}"
-    )
-    print(f"- timing side channel, check() hit vs miss: KS D = {d:.3f}, p = {p:.3g}")
-    print()
-    print("| latency (ms)                                 |      p50 |      p99 |      n |")
-    print("|----------------------------------------------|---------:|---------:|-------:|")
-    print(line("exact stage alone, hit (goal p99 ≤ 1)", exact_ms["exact"]))
-    print(line("exact stage alone, miss (goal p99 ≤ 1)", exact_ms["clear"]))
-    print(line("fuzzy stage alone, fuzzy-only (goal p99 ≤ 10)", fuzzy_ms["fuzzy"]))
-    print(line("fuzzy stage alone, miss (goal p99 ≤ 10)", fuzzy_ms["clear"]))
-    print(line("both stages + decision, exact hit", stage["exact"]))
-    print(line("both stages + decision, fuzzy-only", stage["fuzzy"]))
-    print(line("both stages + decision, miss", stage["clear"]))
-    print(line("Registry.check, exact hit → DO_NOT_ENGAGE", full["exact"]))
-    print(line("Registry.check, fuzzy-only → PENDING_REVIEW", full["fuzzy"]))
-    print(line("Registry.check, miss → CLEAR", full["clear"]))
-    print(line("HTTP POST /v1/registry/checks, exact hit", http["exact"]))
-    print(line("HTTP POST /v1/registry/checks, fuzzy-only", http["fuzzy"]))
-    print(line("HTTP POST /v1/registry/checks, miss", http["clear"]))
     store.close()
     shutil.rmtree(tmp, ignore_errors=True)
+    return {
+        "entries": entries,
+        "imported": result.created,
+        "import_seconds": result.seconds,
+        "import_rate": import_rate,
+        "bulk_rows": len(rest),
+        "bulk_seconds": bulk_seconds,
+        "workers": workers,
+        "db_mib": db_mib,
+        "sizes": sorted(sizes),
+        "http_sizes": sorted(http_sizes),
+        "outcomes": outcomes,
+        "candidates": candidates,
+        "ks": (d, p),
+        "exact_ms": exact_ms,
+        "fuzzy_ms": fuzzy_ms,
+        "stage": stage,
+        "full": full,
+        "http": http,
+    }
+
+
+def report(r: dict[str, Any]) -> str:
+    """The text block to paste into BENCHMARKS.md."""
+    exact_ms, fuzzy_ms, stage, full, http = (
+        r["exact_ms"],
+        r["fuzzy_ms"],
+        r["stage"],
+        r["full"],
+        r["http"],
+    )
+    rate, candidates, (d, p) = r["import_rate"], r["candidates"], r["ks"]
+    return "\n".join(
+        [
+            "",
+            f"### Offender registry, {r['entries']:,} entries (SQLite, {os.cpu_count()} cores, "
+            f"Python {sys.version.split()[0]})",
+            "",
+            f"- signed import: {r['imported']:,} rows in {r['import_seconds']:.1f} s = "
+            f"{rate:,.0f} rows/s (verify + parse + key + seal + insert; 1,000,000 rows ≈ "
+            f"{1_000_000 / rate:.0f} s)",
+            f"- bulk build of the other {r['bulk_rows']:,}: {r['bulk_seconds']:.1f} s "
+            f"({r['workers']} forked preparers); database {r['db_mib']:,.0f} MiB",
+            f"- answer sizes (bytes) in-process {r['sizes']}, over HTTP {r['http_sizes']}",
+            "- outcomes: " + "; ".join(f"{k} {v}" for k, v in r["outcomes"].items()),
+            f"- fuzzy candidates scored per check: median {statistics.median(candidates):.0f}, "
+            f"p99 {pct(candidates, 0.99):.0f}, max {max(candidates)}",
+            f"- timing side channel, check() hit vs miss: KS D = {d:.3f}, p = {p:.3g}",
+            "",
+            "| latency (ms)                                 |      p50 |      p99 |      n |",
+            "|----------------------------------------------|---------:|---------:|-------:|",
+            line("exact stage alone, hit (goal p99 ≤ 1)", exact_ms["exact"]),
+            line("exact stage alone, miss (goal p99 ≤ 1)", exact_ms["clear"]),
+            line("fuzzy stage alone, fuzzy-only (goal p99 ≤ 10)", fuzzy_ms["fuzzy"]),
+            line("fuzzy stage alone, miss (goal p99 ≤ 10)", fuzzy_ms["clear"]),
+            line("both stages + decision, exact hit", stage["exact"]),
+            line("both stages + decision, fuzzy-only", stage["fuzzy"]),
+            line("both stages + decision, miss", stage["clear"]),
+            line("Registry.check, exact hit → DO_NOT_ENGAGE", full["exact"]),
+            line("Registry.check, fuzzy-only → PENDING_REVIEW", full["fuzzy"]),
+            line("Registry.check, miss → CLEAR", full["clear"]),
+            line("HTTP POST /v1/registry/checks, exact hit", http["exact"]),
+            line("HTTP POST /v1/registry/checks, fuzzy-only", http["fuzzy"]),
+            line("HTTP POST /v1/registry/checks, miss", http["clear"]),
+        ]
+    )
 
 
 if __name__ == "__main__":

@@ -11,8 +11,10 @@ refused changes nothing. Nothing here logs a body, a query string or a header va
 # the `Department` dependency type below is local to create_app.
 import asyncio
 import contextlib
+import json
 import logging
 import re
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any, TypeVar
@@ -38,6 +40,8 @@ from adapter.api.errors import (
 )
 from adapter.api.schemas import (
     REQUEST_MODELS,
+    ConvictionAnswer,
+    ConvictionIn,
     CourtOrderIn,
     ErrorBody,
     FirLinkIn,
@@ -63,6 +67,9 @@ from adapter.jobs.inbound import (
 )
 from adapter.primero import PrimeroClient
 from adapter.privacy import KeyRing
+from adapter.privacy.events import record_security_event
+from adapter.registry import Registry
+from adapter.registry.settings import RegistrySettings
 from adapter.state import StateStore
 
 log = logging.getLogger("adapter.api")
@@ -101,7 +108,10 @@ referrals, answers to its referrals, FIR links, court orders and birth-verificat
   a different message under a used id is refused (409).
 * **Answers**: `202 Accepted` once the message is stored; the adapter then writes it into
   Primero. Errors are `{"error": {"code", "message", "field"}}` and never repeat your values.
-* **Never send** CNIC numbers: they are refused wherever they appear.
+* **Never send** CNIC numbers: they are refused wherever they appear, except in one route:
+  `POST /v1/convictions` (court departments only) names the convicted person for the
+  offender registry. Its answer is `accepted` or `not_registrable` and a reference, nothing
+  of it goes to Primero, and another department is refused (403, a security event).
 """
 
 
@@ -112,12 +122,15 @@ def create_app(
     keyring: KeyRing,
     primero_client_factory: Callable[[], PrimeroClient],
     api_settings: ApiSettings | None = None,
+    registry: Registry | None = None,
 ) -> FastAPI:
     """The inbound API over ``store`` and ``keyring``; Primero is reached through clients made
     by ``primero_client_factory`` (one per drain, closed afterwards).
 
     ``api_settings`` defaults to ``settings.api`` once that section is mounted, else to the
-    defaults. Raises ConfigError for malformed department credentials.
+    defaults. Conviction orders go to ``registry`` (default: opened over ``store`` with
+    ``settings.registry`` at the first order). Raises ConfigError for malformed department
+    credentials.
     """
     api = api_settings or getattr(settings, "api", None) or ApiSettings()
     credentials = Credentials.from_departments(settings.departments)
@@ -130,6 +143,18 @@ def create_app(
         ),
     )
     drainer = Drainer(service, settings, primero_client_factory)
+    registry_settings: RegistrySettings = (
+        registry.settings if registry else getattr(settings, "registry", RegistrySettings())
+    )
+    court_departments = frozenset(registry_settings.court_departments)
+    opened: list[Registry] = [registry] if registry else []
+    opening = threading.Lock()
+
+    def the_registry() -> Registry:
+        with opening:
+            if not opened:
+                opened.append(Registry.open(store, keyring, registry_settings))
+            return opened[0]
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -278,6 +303,55 @@ def create_app(
         env = envelope(department, "birth-verifications", body)
         return await answer(background, lambda: service.record(env, body.to_record()))
 
+    @app.post(
+        f"{API_PREFIX}/convictions",
+        include_in_schema=bool(court_departments),
+        **_conviction_documented(),
+    )
+    async def post_conviction(request: Request, department: Department) -> Response:
+        """A court's conviction order, for the offender registry (court departments only).
+        The answer is `accepted` (the order is on the register, or updated it) or
+        `not_registrable` (none of its offences is one the registry holds), with the entry's
+        reference. Nothing of it is written to Primero."""
+        if department not in court_departments:
+            await run_in_threadpool(_not_a_court, store, department)
+            raise ApiError(
+                403,
+                "not_a_court",
+                "only a court department may send conviction orders: refused.",
+            )
+        raw = await read_body(request, api.max_body_bytes)
+        try:
+            body = ConvictionIn.model_validate_json(raw)
+        except ValidationError as exc:
+            raise _conviction_invalid(exc) from None
+        reg = await run_in_threadpool(the_registry)
+        content = json.dumps(
+            {"route": "convictions", "body": body.model_dump(mode="json")},
+            sort_keys=True,
+            separators=(",", ":"),
+        )
+        env = Envelope(
+            department, str(body.message_id), "convictions", reg.context.keys.message_mac(content)
+        )
+
+        def ingest() -> tuple[str, str | None]:
+            offences = reg.settings.offences
+            code = next((c for c in body.offence_codes if c in offences), None)
+            if code is None:
+                return "not_registrable", None
+            result = reg.ingest_conviction(body.to_order(code))
+            if result.action == "not_registrable":
+                return "not_registrable", None
+            return "accepted", result.entry_ref
+
+        try:
+            result = await run_in_threadpool(service.receive_conviction, env, ingest)
+        except InboundError as exc:
+            raise from_inbound(exc) from None
+        headers = {"Idempotent-Replayed": "true"} if result.replayed else {}
+        return JSONResponse(result.body, status_code=result.status_code, headers=headers)
+
     @app.get(
         f"{API_PREFIX}/health",
         response_model=Health,
@@ -387,6 +461,38 @@ def _documented(model: type[BaseModel], accepted: type[BaseModel], summary: str)
             }
         },
     }
+
+
+def _conviction_documented() -> dict[str, Any]:
+    options = _documented(ConvictionIn, ConvictionAnswer, "Register a conviction order")
+    options["status_code"] = 200
+    responses = {k: v for k, v in options["responses"].items() if k not in (202, 404)}
+    responses[200] = {"model": ConvictionAnswer, "description": "Done (or a replay)."}
+    responses[403] = {"model": ErrorBody, "description": "Your department is not a court."}
+    options["responses"] = responses
+    return options
+
+
+def _not_a_court(store: StateStore, department: str) -> None:
+    with store.transaction() as conn:
+        record_security_event(
+            conn,
+            "conviction_from_non_court",
+            department=department,
+            detail="POST /v1/convictions from a department not in registry.court_departments",
+        )
+
+
+# Our own error types of the conviction message (schemas.py); errors.py words the others.
+_CONVICTION_TYPES = frozenset({"cnic_invalid", "name_invalid"})
+
+
+def _conviction_invalid(exc: ValidationError) -> ApiError:
+    first = exc.errors(include_url=False, include_input=False)[0]
+    if first["type"] in _CONVICTION_TYPES:
+        field = field_path(first["loc"])
+        return ApiError(422, "invalid_value", f"{field} {first['msg']}", field=field)
+    return from_validation(exc, ConvictionIn)
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

@@ -6,12 +6,17 @@ characters and refuses anything shaped like a CNIC: no route accepts parents' CN
 (privacy.md §6.4: NADRA keeps them), whether as a field or inside a note. Shapes follow
 departments.md §3 (birth verification), §4 (FIR link), §5 (court order).
 
+The one exception is ``POST /v1/convictions`` (courts only): a conviction order names the
+convicted adult by CNIC, names and date of birth for the offender registry; it never reaches
+Primero.
+
 Each message converts itself to the inbound service's plain types (``adapter.jobs.inbound``);
 the service never sees the wire format.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from datetime import date, timedelta
 from typing import Annotated, Any, Literal
@@ -30,7 +35,9 @@ from pydantic_core import PydanticCustomError
 
 from adapter.departments.base import ACCEPTED, COMPLETED, REJECTED
 from adapter.jobs.inbound import CaseRef, DepartmentRecord, Intake, ReferralResponse
-from adapter.privacy.normalise import ascii_digits
+from adapter.privacy.errors import IdentifierError
+from adapter.privacy.normalise import ascii_digits, normalise_cnic
+from adapter.registry.models import ConvictionOrder, check_name
 from adapter.state.types import utcnow
 
 # 5-7-1 digits with optional separators, in any digit script (ascii_digits folds them first).
@@ -493,6 +500,98 @@ class VerificationIn(_AboutCase):
         )
 
 
+# -- POST /v1/convictions (courts only; issue 6) -----------------------------------------------
+
+ConvictionNumber = Annotated[
+    str, StringConstraints(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9][A-Za-z0-9./:-]*$")
+]
+OffenceCode = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]{2,40}$")]
+
+
+def _cnic(value: str) -> str:
+    try:
+        return normalise_cnic(value)
+    except IdentifierError:
+        raise PydanticCustomError(
+            "cnic_invalid",
+            "must be a 13-digit CNIC starting with a province digit 1-8 (dashes optional).",
+        ) from None
+
+
+def _person_name(value: str) -> str:
+    value = _plain(value)
+    try:
+        return check_name(value)
+    except ValueError:
+        raise PydanticCustomError(
+            "name_invalid", "must be a name in one script, with letters and no lookalike letters."
+        ) from None
+
+
+def _adult_dob(value: date) -> date:
+    if value.year < 1900 or value > utcnow().date():
+        raise PydanticCustomError(
+            "future_date", "must be a real date of birth (after 1900, not in the future)."
+        )
+    return value
+
+
+CnicNumber = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_cnic)]
+PersonName = Annotated[
+    str, StringConstraints(min_length=1, max_length=200), AfterValidator(_person_name)
+]
+
+
+class ConvictedPerson(_Strict):
+    """Who was convicted, as the order names them. Never echoed, logged or sent to Primero."""
+
+    cnic: CnicNumber = Field(repr=False)
+    full_name: PersonName = Field(repr=False)
+    father_name: PersonName = Field(repr=False)
+    date_of_birth: Annotated[date, AfterValidator(_adult_dob)] = Field(repr=False)
+
+
+class ConvictionIn(_Message):
+    """A court's conviction order, for the offender registry (courts only)."""
+
+    court: Court
+    case_number: ConvictionNumber
+    order_ref: ConvictionNumber = Field(description="The order's own reference in the court.")
+    order_date: PastDate
+    offence_codes: Annotated[list[OffenceCode], Field(min_length=1, max_length=10)] = Field(
+        description="Offence codes of the conviction, e.g. ppc_377a (registry.offences)."
+    )
+    appeal_state: Literal["none", "under_appeal", "overturned"] = Field(
+        "none", description="under_appeal while an appeal is pending; overturned removes it."
+    )
+    person: ConvictedPerson
+
+    def court_id(self) -> str:
+        """A stable identifier of the court (``type-district-name``, at most 40 characters)."""
+        court = self.court
+        text = f"{court.type}-{court.district}-{court.name}".lower()
+        slug = re.sub(r"[^a-z0-9]+", "-", text).strip("-")
+        if len(slug) <= 40:
+            return slug
+        digest = hashlib.sha256(text.encode()).hexdigest()[:8]
+        return f"{slug[:31].rstrip('-')}-{digest}"
+
+    def to_order(self, offence_code: str) -> ConvictionOrder:
+        """The registry's order for one (registrable) offence of this conviction."""
+        person = self.person
+        return ConvictionOrder(
+            court=self.court_id(),
+            order_ref=f"{self.case_number}:{self.order_ref}",
+            order_date=self.order_date,
+            offence_code=offence_code,
+            cnic=person.cnic,
+            full_name=person.full_name,
+            father_name=person.father_name,
+            date_of_birth=person.date_of_birth,
+            appeal_state=self.appeal_state,
+        )
+
+
 # -- answers ----------------------------------------------------------------------------------
 
 
@@ -526,6 +625,14 @@ class RecordAccepted(BaseModel):
     record_type: Literal["fir", "court_order", "birth_registration"]
 
 
+class ConvictionAnswer(BaseModel):
+    message_id: str
+    status: Literal["accepted", "not_registrable"] = Field(
+        description="not_registrable: none of the offences is one the registry holds."
+    )
+    reference: str | None = Field(description="The registry entry's reference, if any.")
+
+
 class Health(BaseModel):
     status: Literal["ok"]
     version: str
@@ -537,6 +644,7 @@ REQUEST_MODELS: tuple[type[BaseModel], ...] = (
     FirLinkIn,
     CourtOrderIn,
     VerificationIn,
+    ConvictionIn,
 )
 
 

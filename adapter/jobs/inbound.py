@@ -469,6 +469,36 @@ class InboundService:
 
         return self._accept(envelope, work)
 
+    def receive_conviction(
+        self, envelope: Envelope, ingest: Callable[[], tuple[str, str | None]]
+    ) -> Answer:
+        """A court's conviction order, for the offender registry: ``ingest`` registers it
+        (``Registry.ingest_conviction``, idempotent per order) and gives (status, reference).
+
+        A replay answers from the inbox without calling ``ingest``. Nothing goes to Primero,
+        and nothing of the identity is stored here: the inbox keeps the answer only.
+        """
+        if (replayed := self._replay_only(envelope)) is not None:
+            return replayed
+        # The registry writes in its own transaction. A twin of this message racing us ingests
+        # the same order again, which changes nothing; the first answer stored wins below.
+        status, reference = ingest()
+
+        def work(conn: Connection) -> tuple[Answer, str | None]:
+            append_entry(
+                conn,
+                self.keyring,
+                {
+                    "event": "inbound_conviction",
+                    "department": envelope.department,
+                    "stage": status,
+                },
+            )
+            body = {"message_id": envelope.message_id, "status": status, "reference": reference}
+            return Answer(200, body), None
+
+        return self._accept(envelope, work)
+
     def _replay_only(self, envelope: Envelope) -> Answer | None:
         # Checked before resolving: a replay must not record a second security event or
         # depend on a link that changed since the first answer.

@@ -94,6 +94,11 @@ class RegistryKeys:
         """``HMAC(K_reg, cnic)`` in hex: the stored and logged form of a CNIC (§6.6 item 6)."""
         return hmac.digest(self._index, b"cnic|" + cnic.encode("ascii"), "sha256").hex()
 
+    def message_mac(self, text: str) -> str:
+        """Keyed hash of an inbound message that carries an identity (the inbox's request
+        hash of a conviction order): a plain SHA-256 of a CNIC and names could be guessed."""
+        return hmac.digest(self._index, b"message|" + text.encode("utf-8"), "sha256").hex()
+
     def near_mac(self, prefix10: int) -> str:
         """Keyed hash of a CNIC's first ten digits (a run of 1,000 consecutive numbers)."""
         message = f"near|{prefix10:010d}".encode("ascii")

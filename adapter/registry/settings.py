@@ -46,6 +46,9 @@ class RegistrySettings(BaseModel):
     # Registry officers who may sign an import: name → base64 of the raw 32-byte Ed25519
     # public key. The signature covers the file's SHA-256 (ingest.py).
     officer_keys: dict[str, str] = {}
+    # Departments (names under [departments]) whose conviction orders the inbound API accepts
+    # at POST /v1/convictions: the court connector. Empty: that route refuses everyone (403).
+    court_departments: list[str] = []
 
     # Default quotas for a new establishment (privacy.md §6.6 item 7: e.g. 20/day, 200/month).
     daily_quota: int = Field(20, ge=1, le=100_000)
