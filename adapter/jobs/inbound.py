@@ -37,16 +37,9 @@ from adapter.config import Settings
 from adapter.departments.base import CANCELLED, COMPLETED, FAILED, REJECTED
 from adapter.errors import (
     AdapterError,
-    Fatal,
-    MappingError,
-    PolicyViolation,
-    PrimeroAuthError,
-    PrimeroConflict,
-    PrimeroForbidden,
-    PrimeroNotFound,
-    PrimeroValidationError,
     StateError,
 )
+from adapter.jobs.delivery import Handled, Handler, attempt
 from adapter.jobs.writeback import WriteBack, apply_write_back
 from adapter.primero import PrimeroClient, Record
 from adapter.primero.linked_records import linked_record_row, write_linked_record
@@ -627,8 +620,22 @@ class InboundService:
                 try:
                     while due := self._due(job, now=now):
                         client = client or client_factory()
+                        handle = self._handler(client)
                         for message in due:
-                            self._attempt(client, message, max_attempts, report)
+                            outcome = attempt(
+                                message,
+                                handle,
+                                outbox=self.outbox,
+                                links=self.links,
+                                keyring=self.keyring,
+                                max_attempts=max_attempts,
+                            )
+                            if outcome == "sent":
+                                report.delivered += 1
+                            elif outcome == "dead":
+                                report.dead_lettered += 1
+                            else:
+                                report.retrying += 1
                 finally:
                     self.store.release_lease(lease)
         finally:
@@ -636,82 +643,23 @@ class InboundService:
                 client.close()
         return report
 
-    def _due(self, job: str, *, now: datetime | None, limit: int = 32) -> list[OutboxMessage]:
-        # Outbox.due without the other jobs' rows: at most one message per link, oldest
-        # first, so a later message about the same record never overtakes an earlier one.
-        table = schema.outbox
-        earliest = (
-            sa.select(sa.func.min(table.c.id))
-            .where(
-                table.c.destination == PRIMERO,
-                table.c.job == job,
-                table.c.status.in_([PENDING, DEAD]),
-            )
-            .group_by(table.c.link_key)
-        )
-        query = (
-            sa.select(table.c.id)
-            .where(
-                table.c.id.in_(earliest),
-                table.c.status == PENDING,
-                table.c.next_attempt_at <= (now or utcnow()),
-            )
-            .order_by(table.c.id)
-            .limit(limit)
-        )
-        with self.store.transaction() as conn:
-            ids = list(conn.execute(query).scalars())
-        return [m for i in ids if (m := self.outbox.get(int(i))) is not None]
+    def _due(self, job: str, *, now: datetime | None) -> list[OutboxMessage]:
+        return self.outbox.due(PRIMERO, job=job, limit=32, now=now)
 
-    def _attempt(
-        self,
-        client: PrimeroClient,
-        message: OutboxMessage,
-        max_attempts: int,
-        report: DrainReport,
-    ) -> None:
-        try:
-            plain = self.keyring.decrypt_payload(
-                message.payload, context=message.idempotency_key.encode()
-            )
-            document = json.loads(plain)
+    def _handler(self, client: PrimeroClient) -> Handler:
+        def handle(message: OutboxMessage, document: dict[str, Any]) -> Handled:
             if message.kind == KIND_INTAKE:
-                result = self._apply_intake(client, document)
-            else:
-                result = self._apply_write_back(client, message, document)
-        except PrimeroAuthError:
-            raise  # every later call would fail the same way: stop, lose nothing
-        except Exception as exc:  # noqa: BLE001 - every failure is recorded, none is lost
-            # Our errors carry no personal data; a foreign exception keeps only its class.
-            text = str(exc) if isinstance(exc, AdapterError) else exc.__class__.__name__
-            status = self.outbox.mark_failed(
-                message.id,
-                error_class=exc.__class__.__name__,
-                error=text,
-                retry_after=getattr(exc, "retry_after", None),
-                max_attempts=max_attempts,
-                fatal=_is_fatal(exc),
-            )
-            if status == DEAD:
-                report.dead_lettered += 1
-                log.warning(
-                    "inbound message %s is a dead letter after %s",
-                    message.id,
-                    exc.__class__.__name__,
-                )
-            else:
-                report.retrying += 1
-            return
-        self.outbox.mark_sent(message.id, result)
-        report.delivered += 1
+                return self._apply_intake(client, document), {}
+            return self._apply_write_back(client, message, document)
+
+        return handle
 
     def _apply_write_back(
         self, client: PrimeroClient, message: OutboxMessage, document: Mapping[str, Any]
-    ) -> dict[str, Any]:
+    ) -> Handled:
         write_back = WriteBack.from_json(document)
         applied = apply_write_back(client, write_back)
-        self.links.update(message.link_key, written_back_status=write_back.status, **applied)
-        return {"status": write_back.status}
+        return {"status": write_back.status}, {"written_back_status": write_back.status, **applied}
 
     def _apply_intake(self, client: PrimeroClient, document: Mapping[str, Any]) -> dict[str, Any]:
         """Create the case (or complete the one already there), flag it for the responsible
@@ -932,16 +880,6 @@ def _refusal_text(kind: str) -> str:
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
-
-
-def _is_fatal(exc: Exception) -> bool:
-    """Retrying cannot succeed: Primero refused the content, or the payload is unusable.
-    Transport trouble and unknown errors are retried."""
-    if isinstance(exc, Fatal | MappingError | PolicyViolation | ValueError | KeyError):
-        return True
-    return isinstance(
-        exc, PrimeroValidationError | PrimeroNotFound | PrimeroForbidden | PrimeroConflict
-    )
 
 
 def request_hash(route: str, path: str, body: Mapping[str, Any]) -> str:

@@ -35,16 +35,9 @@ from adapter.departments.base import (
 from adapter.errors import (
     AdapterError,
     ConfigError,
-    Fatal,
     LeaseHeld,
-    MappingError,
-    PolicyViolation,
-    PrimeroAuthError,
-    PrimeroConflict,
-    PrimeroForbidden,
-    PrimeroNotFound,
-    PrimeroValidationError,
 )
+from adapter.jobs.delivery import Handled, Handler, attempt
 from adapter.jobs.pull import PageWriter, PullReport, pull_cases
 from adapter.jobs.ratelimit import RateBudget
 from adapter.jobs.writeback import WriteBack, apply_write_back
@@ -114,11 +107,6 @@ class SyncReport:
             "not_carried": sorted(self.not_carried),
             "pull": self.pull.stats() if self.pull else None,
         }
-
-
-# What handling one outbox message returns: the result to keep on the message, and the link
-# columns it changed (written in the same transaction as the message's "sent").
-_Handled = tuple[dict[str, Any], dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -363,66 +351,32 @@ class SyncJob:
     def _drain(
         self,
         destination: str,
-        handle: Callable[[OutboxMessage, dict[str, Any]], _Handled],
+        handle: Handler,
         *,
         concurrency: int,
         max_attempts: int,
     ) -> None:
-        with ThreadPoolExecutor(max_workers=concurrency) as pool:
-            while True:
-                due = [
-                    m
-                    for m in self.outbox.due(destination, limit=concurrency * 8)
-                    if m.job == self.name
-                ]
-                if not due:
-                    return
-                list(pool.map(lambda m: self._attempt(m, handle, max_attempts), due))
-
-    def _attempt(
-        self,
-        message: OutboxMessage,
-        handle: Callable[[OutboxMessage, dict[str, Any]], _Handled],
-        max_attempts: int,
-    ) -> None:
-        try:
-            plain = self.keyring.decrypt_payload(
-                message.payload, context=message.idempotency_key.encode()
-            )
-            result, link_values = handle(message, json.loads(plain))
-        except PrimeroAuthError:
-            raise  # every later call would fail the same way: stop the run, lose nothing
-        except Exception as exc:  # noqa: BLE001 - every failure is recorded, none is lost
-            # Our errors carry no personal data; a foreign exception keeps only its class.
-            text = str(exc) if isinstance(exc, AdapterError) else exc.__class__.__name__
-            status = self.outbox.mark_failed(
-                message.id,
-                error_class=exc.__class__.__name__,
-                error=text,
-                retry_after=getattr(exc, "retry_after", None),
+        def one(message: OutboxMessage) -> None:
+            outcome = attempt(
+                message,
+                handle,
+                outbox=self.outbox,
+                links=self.links,
+                keyring=self.keyring,
                 max_attempts=max_attempts,
-                fatal=_is_fatal(exc),
             )
-            if status == "dead":
+            if outcome == "dead":
                 self.report.dead_lettered += 1
-                log.warning(
-                    "message %s to %s is a dead letter after %s",
-                    message.id,
-                    message.destination,
-                    exc.__class__.__name__,
-                )
-            else:
+            elif outcome == "retrying":
                 self.report.retrying += 1
-            return
-        # One transaction: the delivery and what it taught us about the link.
-        with self.store.transaction() as conn:
-            self.outbox.mark_sent(message.id, result, conn)
-            if link_values:
-                self.links.upsert(conn, message.link_key, **link_values)
+
+        with ThreadPoolExecutor(max_workers=concurrency) as pool:
+            while due := self.outbox.due(destination, job=self.name, limit=concurrency * 8):
+                list(pool.map(one, due))
 
     def _deliver_one(
         self, message: OutboxMessage, document: dict[str, Any], budget: RateBudget
-    ) -> _Handled:
+    ) -> Handled:
         budget.wait()
         delivery = self.connector.deliver(
             message.kind, document, idempotency_key=message.idempotency_key
@@ -529,7 +483,7 @@ class SyncJob:
                     content_hash=document.content_hash,
                 )
 
-    def _write_back_one(self, message: OutboxMessage, document: dict[str, Any]) -> _Handled:
+    def _write_back_one(self, message: OutboxMessage, document: dict[str, Any]) -> Handled:
         write_back = WriteBack.from_json(document)
         applied = apply_write_back(self.client, write_back)
         self.report.write_backs += 1
@@ -555,16 +509,6 @@ def _case_fields(configured: Mapping[str, str], update: StatusUpdate) -> dict[st
         for key, field in configured.items()
         if key.startswith(prefix) and update.details.get(key[len(prefix) :])
     }
-
-
-def _is_fatal(exc: Exception) -> bool:
-    """Retrying the same payload cannot succeed: a department's or Primero's refusal of the
-    content, or a mapping or policy error. Transport trouble and unknown errors are retried."""
-    if isinstance(exc, Fatal | MappingError | PolicyViolation):
-        return True
-    return isinstance(
-        exc, PrimeroValidationError | PrimeroNotFound | PrimeroForbidden | PrimeroConflict
-    )
 
 
 def _reason_class(reason: str) -> str:

@@ -92,17 +92,22 @@ class Outbox:
         return True
 
     def due(
-        self, destination: str, *, limit: int = 100, now: datetime | None = None
+        self,
+        destination: str,
+        *,
+        job: str | None = None,
+        limit: int = 100,
+        now: datetime | None = None,
     ) -> list[OutboxMessage]:
         """Pending messages ready to send, oldest first, at most one per ``link_key``: a later
-        message about the same referral (an update) never overtakes an earlier one."""
+        message about the same referral (an update) never overtakes an earlier one. ``job``
+        keeps to one job's rows — in SQL, so other jobs' rows cannot fill the ``limit``."""
         table = schema.outbox
         now = now or utcnow()
-        earliest = (
-            sa.select(sa.func.min(table.c.id))
-            .where(table.c.destination == destination, table.c.status.in_([PENDING, DEAD]))
-            .group_by(table.c.link_key)
-        )
+        conditions = [table.c.destination == destination, table.c.status.in_([PENDING, DEAD])]
+        if job is not None:
+            conditions.append(table.c.job == job)
+        earliest = sa.select(sa.func.min(table.c.id)).where(*conditions).group_by(table.c.link_key)
         query = (
             sa.select(table)
             .where(
