@@ -27,8 +27,11 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from adapter.api.settings import ApiSettings
 from adapter.errors import ConfigError
+from adapter.incidents.settings import IncidentSettings
+from adapter.ops.settings import OpsSettings, SchedulerSettings
 from adapter.privacy.settings import PrivacySettings
 from adapter.registry.settings import RegistrySettings
+from adapter.retention.settings import RetentionSettings
 
 ENV_PREFIX = "CPIMS_ADAPTER_"
 CONFIG_ENV = "CPIMS_ADAPTER_CONFIG"
@@ -257,6 +260,10 @@ class Settings(BaseSettings):
     jobs: dict[str, JobSettings] = {}
     api: ApiSettings = ApiSettings()
     registry: RegistrySettings = RegistrySettings()
+    scheduler: SchedulerSettings = SchedulerSettings()
+    ops: OpsSettings = OpsSettings()
+    retention: RetentionSettings = RetentionSettings()
+    incidents: IncidentSettings = IncidentSettings()
 
     @model_validator(mode="after")
     def _jobs_name_known_departments(self) -> Settings:

@@ -391,6 +391,18 @@ def _m0005_registry(conn: Connection) -> None:
     md.create_all(conn)
 
 
+def _m0006_retention(conn: Connection) -> None:
+    """Retention (policy §3.6): case archives under per-case keys, tombstones, aggregates."""
+
+
+def _m0007_incidents(conn: Connection) -> None:
+    """Breach handling (policy §3.4): incidents, their notices and notifications."""
+
+
+def _m0008_service(conn: Connection) -> None:
+    """`cpims-adapter run`: the instances of the service and their heartbeats."""
+
+
 # Append new migrations at the end; never edit or reorder released ones.
 MIGRATIONS: list[Migration] = [
     Migration(1, "spine: cursors, runs, leases", _m0001_spine),
@@ -398,4 +410,7 @@ MIGRATIONS: list[Migration] = [
     Migration(3, "sync: outbox and links", _m0003_sync),
     Migration(4, "inbound API: inbox", _m0004_inbox),
     Migration(5, "registry: entries, blocks, establishments, checks, appeals", _m0005_registry),
+    Migration(6, "retention: archives, tombstones, aggregates", _m0006_retention),
+    Migration(7, "incidents: breach incidents and notifications", _m0007_incidents),
+    Migration(8, "service: instances and heartbeats", _m0008_service),
 ]
