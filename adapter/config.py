@@ -234,6 +234,28 @@ class JobSettings(_Section):
     # "<record_type>.<fact>" = "<primero field>", e.g. "court_order.order_type" =
     # "court_order_type". The integration role must be able to write those fields.
     primero_fields: dict[str, str] = {}
+    # `cpims-adapter run`: every `every_seconds`, or on a 5-field crontab in UTC (wins if set).
+    every_seconds: int = Field(300, ge=10)
+    cron: str | None = None
+    # A run still going after this long is stopped between pages (nothing is lost: the next
+    # run resumes from the watermark).
+    deadline_seconds: int = Field(3600, ge=30)
+
+    @field_validator("cron")
+    @classmethod
+    def _cron_parses(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(value, timezone="UTC")
+        except ValueError as exc:
+            raise ValueError(
+                f"'{value}' is not a 5-field crontab (minute hour day month weekday), "
+                f"e.g. '*/15 * * * *': {exc}"
+            ) from None
+        return value
 
 
 class LoggingSettings(_Section):
