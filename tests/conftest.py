@@ -14,6 +14,21 @@ from tests.support.servers import PostgresServer, start_postgres
 _db_counter = itertools.count(1)
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--long",
+        action="store_true",
+        default=False,
+        help="heavy trials: many more crash kills, fuzz examples and fault rounds (not in CI)",
+    )
+
+
+@pytest.fixture(scope="session")
+def long_mode(request: pytest.FixtureRequest) -> bool:
+    """True under ``pytest --long``: tests scale their trial counts up."""
+    return bool(request.config.getoption("--long"))
+
+
 def _skip_postgres() -> bool:
     return os.environ.get("CPIMS_ADAPTER_SKIP_POSTGRES") == "1"
 
