@@ -28,10 +28,9 @@ def serve(
 ) -> None:
     """Serve the inbound API departments call (loopback unless TLS is configured);
     its OpenAPI description is at /openapi.json."""
-    from adapter.api import ApiSettings, create_app
+    from adapter.api import ApiSettings
     from adapter.api.server import serve_api
-    from adapter.primero import PrimeroClient
-    from adapter.privacy import KeyRing
+    from adapter.jobs.service import inbound_app
     from adapter.state import StateStore
 
     config = settings()
@@ -43,20 +42,7 @@ def serve(
         )
     _route_server_logs()
     with StateStore(config.state.url) as store:
-        keyring = KeyRing.open(store, config.privacy.load_kek())
-        app = create_app(
-            config,
-            store=store,
-            keyring=keyring,
-            primero_client_factory=lambda: PrimeroClient.from_settings(config.primero),
-            api_settings=api,
-        )
-        # The registry authenticates establishments itself (its own API keys and quotas), so
-        # its routes sit beside the departments' rather than behind their credentials.
-        from adapter.registry import Registry
-        from adapter.registry.api import build_router
-
-        app.include_router(build_router(Registry.open(store, keyring, config.registry)))
+        app = inbound_app(config, store)
         if not any(
             d.inbound_api_key_sha256 or d.inbound_client_cert_subjects
             for d in config.departments.values()

@@ -91,12 +91,16 @@ def pull_cases(
     keep_ids: bool = False,
     dry_run: bool = False,
     lease: Lease | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> PullReport:
     """Pull the cases changed since ``job``'s watermark (or ``since``) and advance it.
 
     Raises ``LeaseHeld`` if another process is running ``job``. With ``dry_run`` the
     watermark stays where it was (``on_page`` still runs; its writer does not). A caller that
     already holds the job's ``lease`` (the sync engine) passes it, and records the run itself.
+    ``should_stop`` is asked after every committed page (SIGTERM, a run's deadline): when it
+    says so the pull ends there with ``status = "interrupted"`` and loses nothing, since the
+    next run resumes from the watermark that page committed.
     """
     started = time.monotonic()
     own_lease = lease is None
@@ -134,13 +138,20 @@ def pull_cases(
                 writer = on_page(fresh) if on_page is not None and fresh else None
                 if not dry_run:
                     with store.transaction() as conn:
+                        # The fence first: a run that lost its lease commits nothing more.
+                        if store.renew_lease(lease, lease_seconds, conn) is None:
+                            raise LeaseHeld(f"job '{job}' lost its lease mid-run; stopped safely.")
                         if writer is not None:
                             writer(conn)
                         store.set_cursor(job, STREAM_CASES, watermark.to_text(), conn)
-                if store.renew_lease(lease, lease_seconds) is None:
-                    raise LeaseHeld(f"job '{job}' lost its lease mid-run; stopping safely.")
+                elif store.renew_lease(lease, lease_seconds) is None:
+                    raise LeaseHeld(f"job '{job}' lost its lease mid-run; stopped safely.")
+                if should_stop is not None and should_stop():
+                    report.status = "interrupted"
+                    break
         report.newest_change = watermark.second
-        report.status = "ok"
+        if report.status != "interrupted":
+            report.status = "ok"
     except BaseException as exc:
         report.status = "failed"
         report.duration_seconds = time.monotonic() - started

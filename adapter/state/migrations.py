@@ -401,6 +401,19 @@ def _m0007_incidents(conn: Connection) -> None:
 
 def _m0008_service(conn: Connection) -> None:
     """`cpims-adapter run`: the instances of the service and their heartbeats."""
+    md = sa.MetaData()
+    sa.Table(
+        "service_instances",
+        md,
+        sa.Column("owner", sa.String(200), primary_key=True),
+        sa.Column("host", sa.String(200), nullable=False),
+        sa.Column("version", sa.String(40), nullable=False),
+        sa.Column("jobs", sa.JSON, nullable=False),
+        sa.Column("started_at", UTCDateTime, nullable=False),
+        sa.Column("last_seen", UTCDateTime, nullable=False),
+        sa.Column("stopped_at", UTCDateTime),
+    )
+    md.create_all(conn)
 
 
 # Append new migrations at the end; never edit or reorder released ones.

@@ -133,3 +133,15 @@ inbox = sa.Table(
     sa.Column("received_at", UTCDateTime, nullable=False),
     sa.UniqueConstraint("department", "message_id", name="uq_inbox_department_message"),
 )
+
+service_instances = sa.Table(
+    "service_instances",
+    metadata,
+    sa.Column("owner", sa.String(200), primary_key=True),
+    sa.Column("host", sa.String(200), nullable=False),
+    sa.Column("version", sa.String(40), nullable=False),
+    sa.Column("jobs", sa.JSON, nullable=False),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("last_seen", UTCDateTime, nullable=False),
+    sa.Column("stopped_at", UTCDateTime),
+)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -136,7 +137,20 @@ def create_state_engine(url: str) -> Engine:
         _configure_sqlite(engine)
         return engine
     if parsed.get_backend_name() == "postgresql":
-        return sa.create_engine(url, pool_pre_ping=True, hide_parameters=True)
+        # TCP keepalives: a connection to a vanished server (or across a dead link) fails
+        # within about a minute instead of hanging a run, and the advisory lock it held is
+        # then free for another instance.
+        return sa.create_engine(
+            url,
+            pool_pre_ping=True,
+            hide_parameters=True,
+            connect_args={
+                "keepalives": 1,
+                "keepalives_idle": 30,
+                "keepalives_interval": 10,
+                "keepalives_count": 3,
+            },
+        )
     raise StateError(
         f"state.url uses '{parsed.get_backend_name()}'; only sqlite and postgresql are supported."
     )
@@ -174,6 +188,9 @@ class StateStore:
         self.url = normalise_url(url)
         self.engine = create_state_engine(self.url)
         self._migrated = False
+        # PostgreSQL advisory locks guarding leases: lease name -> the connection holding it.
+        self._advisory: dict[str, tuple[Connection, int | None]] = {}
+        self._lock_guard = threading.Lock()
         if migrate:
             self.upgrade()
 
@@ -184,6 +201,8 @@ class StateStore:
         return self.engine.dialect.name
 
     def close(self) -> None:
+        for name in list(self._advisory):
+            self._drop_advisory(name)
         self.engine.dispose()
 
     def __enter__(self) -> StateStore:
@@ -300,7 +319,68 @@ class StateStore:
         """Take the lease ``name`` if it is free, expired, or already ours. None if held.
 
         One conditional UPDATE decides, which is atomic on SQLite and PostgreSQL alike.
+
+        On PostgreSQL the lease is also guarded by a session-level advisory lock held on a
+        dedicated connection until :meth:`release_lease`. Every instance takes that lock
+        first, so whoever gets it knows any other holder of the lease row is gone: a process
+        killed on another host loses its connection and with it the lock, and its lease is
+        taken over at once instead of after the TTL (issue 7, high availability).
         """
+        if self.backend == "postgresql":
+            return self._acquire_guarded_lease(name, owner, ttl_seconds)
+        return self._acquire_lease_row(name, owner, ttl_seconds, holder_gone=False)
+
+    def _acquire_guarded_lease(self, name: str, owner: str, ttl_seconds: float) -> Lease | None:
+        with self._lock_guard:
+            if name in self._advisory:
+                return None  # another thread of this process runs it
+            conn = self.engine.connect()
+            try:
+                got = conn.execute(
+                    sa.text("SELECT pg_try_advisory_lock(hashtextextended(:key, 0))"),
+                    {"key": f"cpims-adapter:{name}"},
+                ).scalar()
+                conn.commit()
+            except BaseException:
+                conn.close()
+                raise
+            if not got:
+                conn.close()
+                return None
+            self._advisory[name] = (conn, None)
+        try:
+            lease = self._acquire_lease_row(name, owner, ttl_seconds, holder_gone=True)
+        except BaseException:
+            self._drop_advisory(name)
+            raise
+        if lease is None:
+            self._drop_advisory(name)
+            return None
+        with self._lock_guard:
+            self._advisory[name] = (conn, lease.token)
+        return lease
+
+    def _drop_advisory(self, name: str, token: int | None = None) -> None:
+        """Unlock ``name``'s advisory lock (only if it guards lease ``token``, when given)."""
+        with self._lock_guard:
+            held = self._advisory.get(name)
+            if held is None or (token is not None and held[1] != token):
+                return
+            conn = self._advisory.pop(name)[0]
+        try:
+            conn.execute(
+                sa.text("SELECT pg_advisory_unlock(hashtextextended(:key, 0))"),
+                {"key": f"cpims-adapter:{name}"},
+            )
+            conn.commit()
+        except sa.exc.DBAPIError:
+            pass  # the connection is gone, and the server released the lock with it
+        finally:
+            conn.close()
+
+    def _acquire_lease_row(
+        self, name: str, owner: str, ttl_seconds: float, *, holder_gone: bool
+    ) -> Lease | None:
         table = schema.leases
         now = utcnow()
         expires = now + timedelta(seconds=ttl_seconds)
@@ -315,7 +395,9 @@ class StateStore:
             holder = conn.execute(sa.select(table.c.owner).where(table.c.name == name)).scalar()
             # A holder on this host whose process is gone (SIGKILL, OOM, power cut of a
             # container) will never release: take over now rather than after the TTL.
-            dead = holder if holder and holder != owner and _is_dead_local(holder) else None
+            # ``holder_gone``: we hold the advisory lock, so the holder (on any host) is gone.
+            gone = holder_gone or (holder is not None and _is_dead_local(holder))
+            dead = holder if holder and holder != owner and gone else None
             taken = conn.execute(
                 table.update()
                 .where(
@@ -341,36 +423,48 @@ class StateStore:
             token = conn.execute(sa.select(table.c.token).where(table.c.name == name)).scalar()
         return Lease(name=name, owner=owner, token=int(token or 0), expires_at=expires)
 
-    def renew_lease(self, lease: Lease, ttl_seconds: float) -> Lease | None:
-        """Extend a lease we still hold; None if it was lost (expired and taken)."""
+    def renew_lease(
+        self, lease: Lease, ttl_seconds: float, conn: Connection | None = None
+    ) -> Lease | None:
+        """Extend a lease we still hold; None if it was lost (expired and taken).
+
+        Given the caller's ``conn``, the renewal is also a fence: it row-locks the lease in
+        the caller's transaction, so work committed with it cannot interleave with a
+        takeover, and a caller that sees None rolls its work back.
+        """
+        if conn is None:
+            with self.transaction() as own:
+                return self.renew_lease(lease, ttl_seconds, own)
         table = schema.leases
         expires = utcnow() + timedelta(seconds=ttl_seconds)
-        with self.transaction() as conn:
-            renewed = conn.execute(
-                table.update()
-                .where(
-                    table.c.name == lease.name,
-                    table.c.owner == lease.owner,
-                    table.c.token == lease.token,
-                )
-                .values(expires_at=expires)
+        renewed = conn.execute(
+            table.update()
+            .where(
+                table.c.name == lease.name,
+                table.c.owner == lease.owner,
+                table.c.token == lease.token,
             )
+            .values(expires_at=expires)
+        )
         if renewed.rowcount != 1:
             return None
         return Lease(lease.name, lease.owner, lease.token, expires)
 
     def release_lease(self, lease: Lease) -> None:
         table = schema.leases
-        with self.transaction() as conn:
-            conn.execute(
-                table.update()
-                .where(
-                    table.c.name == lease.name,
-                    table.c.owner == lease.owner,
-                    table.c.token == lease.token,
+        try:
+            with self.transaction() as conn:
+                conn.execute(
+                    table.update()
+                    .where(
+                        table.c.name == lease.name,
+                        table.c.owner == lease.owner,
+                        table.c.token == lease.token,
+                    )
+                    .values(owner=None, expires_at=None)
                 )
-                .values(owner=None, expires_at=None)
-            )
+        finally:
+            self._drop_advisory(lease.name, lease.token)
 
     # -- runs -----------------------------------------------------------------------------
 

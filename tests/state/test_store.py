@@ -78,10 +78,39 @@ def test_lease_is_exclusive_until_released_or_expired(store: StateStore) -> None
     assert store.acquire_lease("job:health", "proc-c", ttl_seconds=60) is None
 
 
-def test_expired_lease_can_be_taken_over(store: StateStore) -> None:
-    assert store.acquire_lease("job", "dead-process", ttl_seconds=-1) is not None
+def test_expired_lease_can_be_taken_over(store: StateStore, state_url: str) -> None:
+    # The holder's process ends without releasing (on PostgreSQL its connection, and with it
+    # the advisory lock, goes away too).
+    gone = StateStore(state_url, migrate=False)
+    assert gone.acquire_lease("job", "dead-process", ttl_seconds=-1) is not None
+    gone.close()
     taken = store.acquire_lease("job", "survivor", ttl_seconds=60)
     assert taken is not None and taken.owner == "survivor"
+
+
+@pytest.mark.postgres
+def test_postgres_lease_of_a_live_holder_is_never_taken_even_when_expired(
+    postgres_server: object,
+) -> None:
+    """Two instances on one PostgreSQL: an expired lease whose holder still runs (a long GC
+    pause, a stuck call) stays with it — the advisory lock says it is alive — so a job never
+    runs twice at once; when the holder's connection ends, the other takes over at once."""
+    from tests.support.servers import PostgresServer
+
+    assert isinstance(postgres_server, PostgresServer)
+    url = postgres_server.create_database("lease_live_holder")
+    with StateStore(url) as one, StateStore(url, migrate=False) as two:
+        held = one.acquire_lease("job:health", "one", ttl_seconds=-1)
+        assert held is not None
+        assert two.acquire_lease("job:health", "two", ttl_seconds=60) is None
+        # What a SIGKILL does: the holder's connection drops (and the server frees the lock).
+        connection, _token = one._advisory.pop("job:health")
+        connection.invalidate()
+        connection.close()
+        taken = two.acquire_lease("job:health", "two", ttl_seconds=60)
+        assert taken is not None and taken.token > held.token
+        # The stale holder can neither renew nor release the lease it lost.
+        assert one.renew_lease(held, 60) is None
 
 
 def test_only_one_of_many_contenders_gets_the_lease(store: StateStore, state_url: str) -> None:
@@ -130,6 +159,17 @@ def test_unsupported_url_is_a_clear_error() -> None:
         StateStore("not a url")
 
 
+def _orphaned_lease(store: StateStore, name: str, owner: str) -> object:
+    """A lease row left behind by a process that died (on PostgreSQL its connection, and the
+    advisory lock with it, are gone too)."""
+    lease = store.acquire_lease(name, owner, ttl_seconds=900)
+    held = store._advisory.pop(name, None)
+    if held is not None:
+        held[0].invalidate()
+        held[0].close()
+    return lease
+
+
 def test_a_lease_held_by_a_dead_process_on_this_host_is_taken_over(store: StateStore) -> None:
     import socket
     import subprocess
@@ -138,7 +178,7 @@ def test_a_lease_held_by_a_dead_process_on_this_host_is_taken_over(store: StateS
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     child.wait()  # the holder is gone, without releasing (as after SIGKILL)
     dead_owner = f"{socket.gethostname()}:{child.pid}:123:deadbeef"
-    assert store.acquire_lease("job:crash", dead_owner, ttl_seconds=900) is not None
+    assert _orphaned_lease(store, "job:crash", dead_owner) is not None
     run_id = store.start_run("crash", dead_owner)
     taken = store.acquire_lease("job:crash", "restarted", ttl_seconds=900)
     assert taken is not None and taken.owner == "restarted"
@@ -154,7 +194,7 @@ def test_a_restarted_process_with_the_dead_holders_pid_takes_over(store: StateSt
     from adapter.state.store import process_owner
 
     earlier = f"{socket.gethostname()}:{os.getpid()}:1:cafe"  # same PID, another start time
-    assert store.acquire_lease("job:pid1", earlier, ttl_seconds=900) is not None
+    assert _orphaned_lease(store, "job:pid1", earlier) is not None
     me = process_owner()
     assert store.acquire_lease("job:pid1", me, ttl_seconds=900) is not None
 

@@ -1,0 +1,313 @@
+"""``cpims-adapter run``: one long-running process for the scheduled jobs, the housekeeping
+tasks, the operations endpoint (health, metrics) and, where configured, the inbound API.
+
+APScheduler 3.11 as architecture.md §2.2 recommends: the schedule from the configuration
+(MemoryJobStore), ``coalesce`` (a backlog of missed runs is one run), ``max_instances=1``, an
+explicit misfire grace (the 1-second default silently drops runs on a busy pool), UTC, and
+jitter. Correctness never rests on the scheduler: every run takes the job's lease, so two or
+more instances on one PostgreSQL store run each job in exactly one of them at a time
+(``StateStore.acquire_lease`` guards the lease with an advisory lock that a killed process
+loses with its connection).
+
+SIGTERM (systemd's stop) sets the stop flag: a run ends after its current page (each page
+commits its work and watermark together, so nothing is lost), the scheduler starts nothing
+new, the servers close, and the process exits 0. A second SIGTERM or SIGINT exits at once,
+which is also safe — the same as a crash, which the crash tests exercise.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from types import FrameType
+from typing import Any
+
+from apscheduler.events import EVENT_JOB_MISSED, JobExecutionEvent
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from adapter import __version__
+from adapter.config import Settings
+from adapter.errors import AdapterError, ConfigError
+from adapter.jobs.scheduler import Housekeeping, RunOutcome, run_job, trigger_for
+from adapter.state import StateStore
+from adapter.state.service import Instances
+from adapter.state.store import process_owner
+
+log = logging.getLogger("adapter.service")
+
+HEARTBEAT_SECONDS = 15
+
+
+class Service:
+    """The scheduled jobs and housekeeping of one configuration, in one process.
+
+    ``start`` / ``stop`` for embedding and tests; ``serve_forever`` for the command, which
+    also installs the signal handlers.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        housekeeping: list[Housekeeping] | None = None,
+        serve_ops: bool = True,
+        serve_api: bool | None = None,
+    ) -> None:
+        if settings.primero.url is None:
+            raise ConfigError(
+                "primero.url is not set (config [primero] or CPIMS_ADAPTER_PRIMERO__URL): "
+                "`run` has nothing to sync from."
+            )
+        self.settings = settings
+        self.owner = process_owner()
+        self.stopping = threading.Event()
+        self.housekeeping = default_housekeeping(settings) if housekeeping is None else housekeeping
+        self.store = StateStore(settings.state.url)
+        self.instances = Instances(self.store)
+        self.outcomes: list[RunOutcome] = []  # the most recent, for tests and liveness
+        self._serve_ops = serve_ops and settings.ops.port != 0
+        self._serve_api = settings.scheduler.serve_api if serve_api is None else serve_api
+        self._servers: list[Any] = []
+        self.ops_url: str | None = None
+        self.api_url: str | None = None
+        self.scheduler = self._build_scheduler()
+        self._last_beat = time.monotonic()
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> Service:
+        """Register this instance, start the servers and the scheduler; returns at once."""
+        self.instances.register(self.owner, version=__version__, jobs=sorted(self.settings.jobs))
+        try:
+            if self._serve_ops:
+                self._start_ops()
+            if self._serve_api:
+                self._start_api()
+            self.scheduler.start()
+        except BaseException:
+            self.stop()
+            raise
+        log.info(
+            "service started: %d jobs, %d housekeeping tasks",
+            len(self.settings.jobs),
+            len(self.housekeeping),
+        )
+        return self
+
+    def stop(self) -> None:
+        """Stop after the current pages: no new runs, running ones end between pages."""
+        self.stopping.set()
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=True)
+        for server in reversed(self._servers):
+            server.stop()
+        self._servers.clear()
+        self.instances.stopped(self.owner)
+        self.store.close()
+        log.info("service stopped")
+
+    def serve_forever(self, on_ready: Callable[[Service], None] | None = None) -> None:
+        """Run until SIGTERM or SIGINT (the command's body)."""
+        signals = (signal.SIGTERM, signal.SIGINT)
+        previous = {sig: signal.getsignal(sig) for sig in signals}
+
+        def on_signal(signum: int, _frame: FrameType | None) -> None:
+            if self.stopping.is_set():
+                log.warning("second stop signal: exiting now (safe: the next run resumes)")
+                os._exit(1)
+            log.info("stop signal %d: finishing the current pages", signum)
+            self.stopping.set()
+
+        for sig in signals:
+            signal.signal(sig, on_signal)
+        try:
+            self.start()
+            if on_ready is not None:
+                on_ready(self)
+            while not self.stopping.wait(timeout=1.0):
+                pass
+        finally:
+            self.stop()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def liveness(self) -> dict[str, Any]:
+        """For /healthz: alive while the scheduler thread runs and heartbeats are recent."""
+        return {
+            "scheduler": "running" if self.scheduler.running else "stopped",
+            "stopping": self.stopping.is_set(),
+            "instance": self.owner.split(":", 1)[0],
+            "jobs": len(self.scheduler.get_jobs()) if self.scheduler.running else 0,
+            "ok": self.scheduler.running and not self.stopping.is_set(),
+        }
+
+    # -- the scheduler --------------------------------------------------------------------
+
+    def _build_scheduler(self) -> BackgroundScheduler:
+        config = self.settings.scheduler
+        workers = max(1, len(self.settings.jobs) + len(self.housekeeping) + 1)
+        scheduler = BackgroundScheduler(
+            timezone=UTC,
+            executors={"default": ThreadPoolExecutor(max_workers=workers)},
+            job_defaults={
+                "coalesce": True,
+                "max_instances": 1,
+                "misfire_grace_time": config.misfire_grace_seconds,
+            },
+        )
+        now = datetime.now(UTC)
+        for name, job in sorted(self.settings.jobs.items()):
+            scheduler.add_job(
+                self._run_sync,
+                trigger_for(job, jitter_seconds=config.jitter_seconds),
+                args=[name],
+                id=f"job:{name}",
+                name=name,
+                next_run_time=now,  # the first run at start-up, then on schedule
+            )
+        for task in self.housekeeping:
+            scheduler.add_job(
+                self._run_housekeeping,
+                task.trigger(),
+                args=[task],
+                id=f"housekeeping:{task.name}",
+                name=task.name,
+                next_run_time=now,
+            )
+        scheduler.add_job(
+            self._heartbeat,
+            IntervalTrigger(seconds=HEARTBEAT_SECONDS, timezone=UTC),
+            id="heartbeat",
+            name="heartbeat",
+        )
+        scheduler.add_listener(self._missed, EVENT_JOB_MISSED)
+        return scheduler
+
+    def _missed(self, event: JobExecutionEvent) -> None:
+        log.warning(
+            "run of %s missed its start by more than the grace; next one catches up", event.job_id
+        )
+
+    def _run_sync(self, name: str) -> None:
+        if self.stopping.is_set():
+            return
+        started = time.monotonic()
+        try:
+            outcome = run_job(name, self.settings, should_stop=self.stopping.is_set)
+        except AdapterError as exc:
+            # Recorded in the runs table by the engine; the message is personal-data free.
+            log.error("job %s failed: %s", name, exc)
+            outcome = RunOutcome(name, "failed", error_class=type(exc).__name__)
+        except Exception as exc:  # noqa: BLE001 - a run's failure must not stop the service
+            log.error("job %s failed: %s (a bug: please report)", name, type(exc).__name__)
+            outcome = RunOutcome(name, "failed", error_class=type(exc).__name__)
+        self._remember(outcome)
+        if outcome.status != "skipped":
+            log.info("job %s %s in %.1fs", name, outcome.status, time.monotonic() - started)
+
+    def _run_housekeeping(self, task: Housekeeping) -> None:
+        if self.stopping.is_set():
+            return
+        lease = self.store.acquire_lease(
+            f"housekeeping:{task.name}", self.owner, self.settings.sync.lease_seconds
+        )
+        if lease is None:
+            self._remember(RunOutcome(task.name, "skipped"))
+            return
+        try:
+            stats = task.run(self.settings, self.stopping.is_set)
+            outcome = RunOutcome(task.name, "ok", stats)
+        except AdapterError as exc:
+            log.error("%s failed: %s", task.name, exc)
+            outcome = RunOutcome(task.name, "failed", error_class=type(exc).__name__)
+        except Exception as exc:  # noqa: BLE001 - housekeeping must not stop the service
+            log.error("%s failed: %s (a bug: please report)", task.name, type(exc).__name__)
+            outcome = RunOutcome(task.name, "failed", error_class=type(exc).__name__)
+        finally:
+            self.store.release_lease(lease)
+        self._remember(outcome)
+
+    def _heartbeat(self) -> None:
+        self.instances.beat(self.owner)
+        self._last_beat = time.monotonic()
+
+    def _remember(self, outcome: RunOutcome) -> None:
+        self.outcomes.append(outcome)
+        del self.outcomes[:-100]
+
+    # -- servers --------------------------------------------------------------------------
+
+    def _start_ops(self) -> None:
+        import uvicorn
+
+        from adapter.ops.endpoint import create_ops_app
+        from adapter.serving import BackgroundServer, bind
+
+        ops = self.settings.ops
+        sock = bind(ops.host, ops.port)
+        app = create_ops_app(self.settings, self.store, liveness=self.liveness)
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+        server = BackgroundServer(config, sock, "operations endpoint")
+        server.start()
+        self._servers.append(server)
+        host, port = sock.getsockname()[:2]
+        self.ops_url = f"http://{host}:{port}"
+
+    def _start_api(self) -> None:
+        from adapter.api import ApiSettings
+        from adapter.api.server import ApiServer
+
+        api = self.settings.api or ApiSettings()
+        app = inbound_app(self.settings, self.store)
+        server = ApiServer(app, api, host=api.host, port=api.port).start()
+        self._servers.append(server)
+        self.api_url = server.url
+
+
+def inbound_app(settings: Settings, store: StateStore) -> Any:
+    """The inbound API app with the registry's routes beside it (``serve`` and ``run``)."""
+    from adapter.api import create_app
+    from adapter.primero import PrimeroClient
+    from adapter.privacy import KeyRing
+    from adapter.registry import Registry
+    from adapter.registry.api import build_router
+
+    keyring = KeyRing.open(store, settings.privacy.load_kek())
+    app = create_app(
+        settings,
+        store=store,
+        keyring=keyring,
+        primero_client_factory=lambda: PrimeroClient.from_settings(settings.primero),
+        api_settings=settings.api,
+    )
+    # The registry authenticates establishments itself (its own API keys and quotas), so its
+    # routes sit beside the departments' rather than behind their credentials.
+    app.include_router(build_router(Registry.open(store, keyring, settings.registry)))
+    return app
+
+
+def default_housekeeping(settings: Settings) -> list[Housekeeping]:
+    """The service's own duties beside the sync jobs (filled in as their modules land)."""
+    del settings
+    return []
+
+
+@contextmanager
+def running(settings: Settings, **kwargs: Any) -> Iterator[Service]:
+    """A started service, stopped on exit (tests, embedding)."""
+    service = Service(settings, **kwargs).start()
+    try:
+        yield service
+    finally:
+        service.stop()
+
+
+__all__ = ["Service", "default_housekeeping", "inbound_app", "running"]
