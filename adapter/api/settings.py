@@ -39,6 +39,10 @@ class ApiSettings(BaseModel):
     default_cpo: str | None = None
     # How often the server retries Primero work that failed (0: only after each request).
     drain_interval_seconds: float = Field(30.0, ge=0)
+    # Primero webhooks (POST /v1/primero/webhook) bring the sync jobs' next run forward. The
+    # SHA-256 (hex) of the secret Primero sends as `x-api-key` (its webhook auth_type api_key);
+    # unset: the route answers 404. Polling stays the source of truth (Primero never retries).
+    primero_webhook_key_sha256: str | None = Field(None, pattern=r"^[0-9a-fA-F]{64}$")
 
     @model_validator(mode="after")
     def _tls_complete(self) -> ApiSettings:

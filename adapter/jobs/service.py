@@ -44,6 +44,7 @@ from adapter.state.store import process_owner
 log = logging.getLogger("adapter.service")
 
 HEARTBEAT_SECONDS = 15
+WAKEUP_POLL_SECONDS = 5
 
 
 class Service:
@@ -78,8 +79,10 @@ class Service:
         self._servers: list[Any] = []
         self.ops_url: str | None = None
         self.api_url: str | None = None
+        self._running: set[str] = set()  # sync jobs running in this process now
+        self._woken: dict[str, datetime] = {}
+        self._started_at = datetime.now(UTC)
         self.scheduler = self._build_scheduler()
-        self._last_beat = time.monotonic()
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -188,6 +191,12 @@ class Service:
             id="heartbeat",
             name="heartbeat",
         )
+        scheduler.add_job(
+            self._wake_requested_jobs,
+            IntervalTrigger(seconds=WAKEUP_POLL_SECONDS, timezone=UTC),
+            id="wakeups",
+            name="wakeups",
+        )
         scheduler.add_listener(self._missed, EVENT_JOB_MISSED)
         return scheduler
 
@@ -200,6 +209,7 @@ class Service:
         if self.stopping.is_set():
             return
         started = time.monotonic()
+        self._running.add(name)
         try:
             outcome = run_job(name, self.settings, should_stop=self.stopping.is_set)
         except AdapterError as exc:
@@ -209,6 +219,8 @@ class Service:
         except Exception as exc:  # noqa: BLE001 - a run's failure must not stop the service
             log.error("job %s failed: %s (a bug: please report)", name, type(exc).__name__)
             outcome = RunOutcome(name, "failed", error_class=type(exc).__name__)
+        finally:
+            self._running.discard(name)
         self._remember(outcome)
         if outcome.status != "skipped":
             log.info("job %s %s in %.1fs", name, outcome.status, time.monotonic() - started)
@@ -235,9 +247,21 @@ class Service:
             self.store.release_lease(lease)
         self._remember(outcome)
 
+    def _wake_requested_jobs(self) -> None:
+        """Bring a job's next run forward when a wake-up (a Primero webhook) arrived since
+        this instance last looked. A job running now keeps the request for after its run, so
+        a change saved mid-run is never left to the next schedule."""
+        for name, requested in self.instances.wakeups().items():
+            if name not in self.settings.jobs or name in self._running:
+                continue
+            if requested > self._woken.get(name, self._started_at):
+                self._woken[name] = requested
+                job = self.scheduler.get_job(f"job:{name}")
+                if job is not None:
+                    job.modify(next_run_time=datetime.now(UTC))
+
     def _heartbeat(self) -> None:
         self.instances.beat(self.owner)
-        self._last_beat = time.monotonic()
 
     def _remember(self, outcome: RunOutcome) -> None:
         self.outcomes.append(outcome)
@@ -275,6 +299,7 @@ class Service:
 def inbound_app(settings: Settings, store: StateStore) -> Any:
     """The inbound API app with the registry's routes beside it (``serve`` and ``run``)."""
     from adapter.api import create_app
+    from adapter.api.webhook import build_webhook_router
     from adapter.primero import PrimeroClient
     from adapter.privacy import KeyRing
     from adapter.registry import Registry
@@ -291,6 +316,9 @@ def inbound_app(settings: Settings, store: StateStore) -> Any:
     # The registry authenticates establishments itself (its own API keys and quotas), so its
     # routes sit beside the departments' rather than behind their credentials.
     app.include_router(build_router(Registry.open(store, keyring, settings.registry)))
+    app.include_router(
+        build_webhook_router(store, sorted(settings.jobs), settings.api.primero_webhook_key_sha256)
+    )
     return app
 
 

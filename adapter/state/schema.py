@@ -145,3 +145,13 @@ service_instances = sa.Table(
     sa.Column("last_seen", UTCDateTime, nullable=False),
     sa.Column("stopped_at", UTCDateTime),
 )
+
+# A request to run a job now rather than at its next scheduled time (a Primero webhook, an
+# operator): `cpims-adapter run` instances look here every few seconds.
+job_wakeups = sa.Table(
+    "job_wakeups",
+    metadata,
+    sa.Column("job", sa.String(100), primary_key=True),
+    sa.Column("requested_at", UTCDateTime, nullable=False),
+    sa.Column("reason", sa.String(40), nullable=False),
+)

@@ -1,4 +1,5 @@
-"""The running instances of ``cpims-adapter run``: who is up, since when, last heartbeat.
+"""The running instances of ``cpims-adapter run``: who is up, since when, last heartbeat; and
+wake-up requests that bring a job's next run forward.
 
 ``status`` shows them; with several instances on one PostgreSQL store an IT officer sees at a
 glance that a standby is alive. An instance is *live* while its heartbeat is recent; a killed
@@ -72,8 +73,37 @@ class Instances:
                 table.update().where(table.c.owner == owner).values(last_seen=now, stopped_at=now)
             )
 
-    def list(self) -> list[Instance]:
+    def all(self) -> list[Instance]:
         table = schema.service_instances
         with self.store.transaction() as conn:
             rows = conn.execute(sa.select(table).order_by(table.c.started_at))
             return [Instance(**row._mapping) for row in rows]
+
+    # -- wake-ups -------------------------------------------------------------------------
+
+    def wake(self, jobs: list[str], reason: str) -> None:
+        """Ask every instance to run ``jobs`` soon. Repeated requests collapse into one row
+        per job, so a burst of Primero webhooks is one early run, not many."""
+        table = schema.job_wakeups
+        now = utcnow()
+        with self.store.transaction() as conn:
+            for job in jobs:
+                updated = conn.execute(
+                    table.update()
+                    .where(table.c.job == job)
+                    .values(requested_at=now, reason=reason[:40])
+                )
+                if updated.rowcount == 0:
+                    try:
+                        with conn.begin_nested():
+                            conn.execute(
+                                table.insert().values(job=job, requested_at=now, reason=reason[:40])
+                            )
+                    except sa.exc.IntegrityError:
+                        pass  # a concurrent request inserted it: same effect
+
+    def wakeups(self) -> dict[str, datetime]:
+        """The latest wake-up request per job."""
+        table = schema.job_wakeups
+        with self.store.transaction() as conn:
+            return {row.job: row.requested_at for row in conn.execute(sa.select(table))}
