@@ -6,12 +6,33 @@ structure (JSON) and is where the privacy filter is installed on every handler.
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+ContextValue = str | int | float | bool
+_context: contextvars.ContextVar[tuple[tuple[str, ContextValue], ...]] = contextvars.ContextVar(
+    "cpims_adapter_log_context", default=()
+)
+
+
+@contextmanager
+def log_context(**fields: ContextValue) -> Iterator[None]:
+    """Add ``fields`` to every JSON log line emitted inside the block (in this thread or task;
+    a worker thread starts without them). Identifiers and counts only — job, department, run
+    id — never a value from a case: these fields are not passed through the redacting filter.
+    """
+    token = _context.set(tuple({**dict(_context.get()), **fields}.items()))
+    try:
+        yield
+    finally:
+        _context.reset(token)
 
 
 class JsonFormatter(logging.Formatter):
@@ -23,6 +44,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
+            **dict(_context.get()),
         }
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_"):

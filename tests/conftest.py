@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 from collections.abc import Iterator
 
@@ -21,6 +22,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="heavy trials: many more crash kills, fuzz examples and fault rounds (not in CI)",
     )
+
+
+@pytest.fixture(autouse=True)
+def _isolated_logging() -> Iterator[None]:
+    """A CLI test configures the "adapter" logger (handlers on the runner's stream, no
+    propagation); put it back so later tests' log captures see what they expect."""
+    loggers = [logging.getLogger(name) for name in ("adapter", "uvicorn", "urllib3")]
+    saved = [(lg, list(lg.handlers), lg.level, lg.propagate) for lg in loggers]
+    try:
+        yield
+    finally:
+        for logger, handlers, level, propagate in saved:
+            logger.handlers[:] = handlers
+            logger.setLevel(level)
+            logger.propagate = propagate
 
 
 @pytest.fixture(scope="session")

@@ -12,11 +12,15 @@ from adapter.cli import (
     _db,
     _demo,
     _forms,
+    _incidents,
     _primero,
     _privacy,
     _registry,
+    _retention,
+    _run,
     _serve,
     _simulate,
+    _status,
     _sync,
 )
 from adapter.cli._common import app, exit_code_for, print_error
@@ -32,6 +36,10 @@ _sync.register(app)
 _forms.register(_primero.app)
 _serve.register(app)
 _registry.register(app)
+_retention.register(app)
+_incidents.register(app)
+_run.register(app)
+_status.register(app)
 
 __all__ = ["app", "main"]
 

@@ -12,8 +12,10 @@ import typer
 from rich.table import Table
 
 from adapter.cli._common import out, settings
+from adapter.cli._progress import progress_bar
 from adapter.config import Settings
 from adapter.errors import ConfigError
+from adapter.ops.status import AUDIT_VERIFY_JOB, recorded_run
 from adapter.privacy import AuditLog, DisclosureGate, DisclosurePolicy, KeyRing
 from adapter.state import StateStore
 
@@ -89,7 +91,10 @@ def keys_rotate(
     if crosswalk.exists():
         raise ConfigError(f"{crosswalk} exists; choose a new file for the crosswalk.")
     days = grace_days if grace_days is not None else config.privacy.rotation_grace_days
-    with StateStore(config.state.url) as store:
+    with (
+        StateStore(config.state.url) as store,
+        progress_bar(f"re-issuing {department} case codes", unit="codes"),
+    ):
         rotation = open_keyring(config, store).rotate(department, grace=timedelta(days=days))
     # The crosswalk pairs two pseudonyms per case: readable by the service account only.
     fd = os.open(crosswalk, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -108,8 +113,11 @@ def keys_rotate(
 def audit_verify() -> None:
     """Check the whole audit chain: any edit, reorder or deletion is reported (exit 1)."""
     config = settings()
-    with StateStore(config.state.url) as store:
+    with StateStore(config.state.url) as store, recorded_run(store, AUDIT_VERIFY_JOB) as run:
         report = AuditLog(store, open_keyring(config, store)).verify()
+        run.stats["entries"] = report.entries
+        if not report.ok:
+            run.fail("AuditChainBroken")  # shown by `cpims-adapter status` and the metrics
     if report.ok:
         out.print(f"audit log intact: {report.entries} entries, head at {report.head_seq}")
         return

@@ -28,6 +28,7 @@ from pydantic import ValidationError
 from rich.table import Column, Table
 
 from adapter.cli._common import out, settings
+from adapter.cli._progress import progress_bar
 from adapter.config import Settings
 from adapter.errors import ConfigError
 from adapter.privacy import KeyRing
@@ -85,7 +86,7 @@ def import_file(
     ] = "national_register",
 ) -> None:
     """Verify the officer's signature, then import every row, or nothing."""
-    with open_registry() as registry:
+    with open_registry() as registry, progress_bar("importing the extract", unit="rows"):
         result = registry.import_signed_csv(file, signature, officer, source=source)
     out.print(
         f"imported batch {result.batch_ref}: {result.rows} rows, {result.created} new, "

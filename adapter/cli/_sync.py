@@ -9,6 +9,8 @@ import typer
 from rich.table import Table
 
 from adapter.cli._common import out, parse_since, settings
+from adapter.cli._progress import observe_pull, progress_bar
+from adapter.logs import log_context
 from adapter.state import StateStore
 from adapter.state.outbox import Outbox
 
@@ -44,7 +46,14 @@ def sync(
     def emit(line: dict[str, Any]) -> None:
         out.print_json(json.dumps(line, default=str, ensure_ascii=False), indent=None)
 
-    with open_job(config, job, emit=emit) as sync_job:
+    # A backfill (--since) can read 100k cases: show its progress (stderr, terminals only).
+    backfill = since is not None and not dry_run
+    with (
+        log_context(job=job, department=config.job(job).department),
+        progress_bar(f"backfill {job}", unit="cases", enabled=backfill) as on_progress,
+        open_job(config, job, emit=emit) as sync_job,
+    ):
+        observe_pull(sync_job, on_progress)
         report = sync_job.run(dry_run=dry_run, since=parse_since(since, "--since"))
     if dry_run:
         return

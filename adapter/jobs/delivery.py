@@ -24,6 +24,7 @@ from adapter.errors import (
     PrimeroNotFound,
     PrimeroValidationError,
 )
+from adapter.ops.instruments import instruments
 from adapter.privacy import KeyRing
 from adapter.state.links import Links
 from adapter.state.outbox import DEAD, Outbox, OutboxMessage
@@ -53,6 +54,7 @@ def attempt(
     except PrimeroAuthError:
         raise
     except Exception as exc:  # noqa: BLE001 - every failure is recorded, none is lost
+        instruments.delivery_error(message.destination, exc.__class__.__name__)
         # Our errors carry no personal data; a foreign exception keeps only its class.
         text = str(exc) if isinstance(exc, AdapterError) else exc.__class__.__name__
         status = outbox.mark_failed(

@@ -25,6 +25,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from adapter.config import JobSettings, Settings
 from adapter.errors import LeaseHeld
+from adapter.state import StateStore
 
 log = logging.getLogger("adapter.jobs.scheduler")
 
@@ -74,8 +75,8 @@ def trigger_for(job: JobSettings, *, jitter_seconds: int = 0) -> BaseTrigger:
 @dataclass(frozen=True)
 class Housekeeping:
     """A service task beside the sync jobs (incident checks, retention, audit verification).
-    ``run`` takes the settings and a stop check and returns counts for the runs table."""
+    ``run`` takes the settings, the state store and a stop check; it records its own runs."""
 
     name: str
     trigger: Callable[[], BaseTrigger]
-    run: Callable[[Settings, StopCheck], dict[str, Any]]
+    run: Callable[[Settings, StateStore, StopCheck], None]

@@ -35,8 +35,9 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from adapter import __version__
 from adapter.config import Settings
-from adapter.errors import AdapterError, ConfigError
+from adapter.errors import AdapterError, ConfigError, LeaseHeld
 from adapter.jobs.scheduler import Housekeeping, RunOutcome, run_job, trigger_for
+from adapter.logs import log_context
 from adapter.state import StateStore
 from adapter.state.service import Instances
 from adapter.state.store import process_owner
@@ -61,6 +62,7 @@ class Service:
         housekeeping: list[Housekeeping] | None = None,
         serve_ops: bool = True,
         serve_api: bool | None = None,
+        ops_port: int | None = None,
     ) -> None:
         if settings.primero.url is None:
             raise ConfigError(
@@ -74,7 +76,10 @@ class Service:
         self.store = StateStore(settings.state.url)
         self.instances = Instances(self.store)
         self.outcomes: list[RunOutcome] = []  # the most recent, for tests and liveness
-        self._serve_ops = serve_ops and settings.ops.port != 0
+        # ``ops_port`` overrides [ops] port (0 there turns the endpoint off; here it picks a
+        # free port, for tests and embedding).
+        self._ops_port = settings.ops.port if ops_port is None else ops_port
+        self._serve_ops = serve_ops and (ops_port is not None or settings.ops.port != 0)
         self._serve_api = settings.scheduler.serve_api if serve_api is None else serve_api
         self._servers: list[Any] = []
         self.ops_url: str | None = None
@@ -211,7 +216,8 @@ class Service:
         started = time.monotonic()
         self._running.add(name)
         try:
-            outcome = run_job(name, self.settings, should_stop=self.stopping.is_set)
+            with log_context(job=name, instance=self.owner.split(":", 1)[0]):
+                outcome = run_job(name, self.settings, should_stop=self.stopping.is_set)
         except AdapterError as exc:
             # Recorded in the runs table by the engine; the message is personal-data free.
             log.error("job %s failed: %s", name, exc)
@@ -221,6 +227,7 @@ class Service:
             outcome = RunOutcome(name, "failed", error_class=type(exc).__name__)
         finally:
             self._running.discard(name)
+            self._record_next_run(name)
         self._remember(outcome)
         if outcome.status != "skipped":
             log.info("job %s %s in %.1fs", name, outcome.status, time.monotonic() - started)
@@ -235,8 +242,10 @@ class Service:
             self._remember(RunOutcome(task.name, "skipped"))
             return
         try:
-            stats = task.run(self.settings, self.stopping.is_set)
-            outcome = RunOutcome(task.name, "ok", stats)
+            task.run(self.settings, self.store, self.stopping.is_set)
+            outcome = RunOutcome(task.name, "ok")
+        except LeaseHeld:
+            outcome = RunOutcome(task.name, "skipped")
         except AdapterError as exc:
             log.error("%s failed: %s", task.name, exc)
             outcome = RunOutcome(task.name, "failed", error_class=type(exc).__name__)
@@ -260,6 +269,14 @@ class Service:
                 if job is not None:
                     job.modify(next_run_time=datetime.now(UTC))
 
+    def _record_next_run(self, name: str) -> None:
+        """Tell `status` when this instance will next run ``name`` (the scheduler's own time)."""
+        from adapter.ops.status import record_next_run
+
+        job = self.scheduler.get_job(f"job:{name}") if self.scheduler.running else None
+        if job is not None and job.next_run_time is not None:
+            record_next_run(self.store, name, job.next_run_time)
+
     def _heartbeat(self) -> None:
         self.instances.beat(self.owner)
 
@@ -276,7 +293,7 @@ class Service:
         from adapter.serving import BackgroundServer, bind
 
         ops = self.settings.ops
-        sock = bind(ops.host, ops.port)
+        sock = bind(ops.host, self._ops_port)
         app = create_ops_app(self.settings, self.store, liveness=self.liveness)
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
         server = BackgroundServer(config, sock, "operations endpoint")
@@ -323,9 +340,11 @@ def inbound_app(settings: Settings, store: StateStore) -> Any:
 
 
 def default_housekeeping(settings: Settings) -> list[Housekeeping]:
-    """The service's own duties beside the sync jobs (filled in as their modules land)."""
+    """The service's own duties beside the sync jobs (adapter/jobs/housekeeping.py)."""
+    from adapter.jobs.housekeeping import HOUSEKEEPING
+
     del settings
-    return []
+    return list(HOUSEKEEPING)
 
 
 @contextmanager

@@ -35,6 +35,7 @@ from adapter.errors import PolicyViolation
 from adapter.privacy._tables import audit_head, audit_log
 from adapter.privacy._tables import keys as keys_table
 from adapter.privacy.errors import KeyringError
+from adapter.privacy.events import SecurityEventKind, record_security_event
 from adapter.state import StateStore
 from adapter.state.types import utcnow
 
@@ -256,6 +257,16 @@ class AuditLog:
                 f"the external anchor names seq {anchor.seq}, which the log no longer holds "
                 "(rolled back or truncated)"
             )
+        if problems:
+            # A broken chain is a suspected breach (privacy.md §6.7, §7 item 21): it opens an
+            # incident. Problems name sequence numbers only, never an entry's content.
+            with self.store.transaction() as conn:
+                record_security_event(
+                    conn,
+                    SecurityEventKind.AUDIT_CHAIN_BROKEN,
+                    department=None,
+                    detail=f"audit verify found {len(problems)} problem(s); first: {problems[0]}",
+                )
         return AuditReport(not problems, count, head_seq, tuple(problems))
 
     def _rows(self) -> Iterator[Any]:

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
@@ -109,6 +109,9 @@ class Disclosure:
     case_code: str | None = None
     consent_withdrawn: bool = False
     override_id: int | None = None
+    # Field names the final guard caught on their way out (then ``allowed`` is False): the
+    # gate records an ``allow_list_violation`` security event for them.
+    allow_list_violation: tuple[str, ...] = ()
 
     def __iter__(self) -> Iterator[Any]:
         # ``ok, reason = policy.decide(...)``, like the consent gate and responses' matchers.
@@ -196,8 +199,8 @@ class DisclosurePolicy:
         if not consent.allowed:
             return base.refuse(consent.reason)
         if stage is Stage.PROBE:
-            return self._probe(case, dept, base, now, population)
-        return self._identified(case, dept, base, codes, now)
+            return _final_guard(self._probe(case, dept, base, now, population), dept)
+        return _final_guard(self._identified(case, dept, base, codes, now), dept)
 
     # -- stages ---------------------------------------------------------------------------
 
@@ -556,6 +559,61 @@ def _guards(
         elif concerns and any(t in concerns for t in texts):
             pulled.append((path, f"a protection-concern code; {dept.department} never gets one"))
     return pulled
+
+
+# The keys build_probe (probe.py) writes; a probe carrying any other key is a violation.
+_PROBE_KEYS = frozenset(
+    {"stage", "probe_ref", "services", "urgency", "district", "province", "age_band", "sex"}
+)
+
+
+def _final_guard(decision: Disclosure, dept: DepartmentPolicy) -> Disclosure:
+    """The last check before a payload can reach the outbox (privacy.md §6.7 "allow-list
+    violations"): every field of the finished payload must be on the department's allow-list
+    for the purpose (or be a probe key, or the case code), checked against the policy file
+    itself rather than the steps that built the payload. Otherwise the whole disclosure is
+    refused and marked, so the gate records a security event and an incident opens."""
+    if not decision.allowed:
+        return decision
+    if decision.stage is Stage.PROBE:
+        stray = sorted(key for key in decision.payload if key not in _PROBE_KEYS)
+    else:
+        stray = sorted(
+            path
+            for path in _payload_paths(decision.payload)
+            if path != CASE_CODE_KEY and dept.rule(decision.purpose, path) is None
+        )
+    if not stray:
+        return decision
+    withheld = tuple(sorted(set(decision.fields_out) | set(decision.fields_withheld)))
+    return replace(
+        decision,
+        allowed=False,
+        reason=(
+            f"refused by the final allow-list guard: {len(stray)} field(s) not on the "
+            f"allow-list of {decision.department}/{decision.purpose} were about to leave "
+            "(a defect in the adapter: reported as a security incident)"
+        ),
+        payload={},
+        fields_out=(),
+        fields_withheld=withheld,
+        consent_basis="none",
+        case_code=None,
+        allow_list_violation=tuple(stray),
+    )
+
+
+def _payload_paths(payload: Mapping[str, Any]) -> Iterator[str]:
+    """Field paths of a payload as the allow-list names them (``form.field`` in subforms)."""
+    for key, value in payload.items():
+        rows = [value] if isinstance(value, Mapping) else value if isinstance(value, list) else []
+        subforms = [row for row in rows if isinstance(row, Mapping)]
+        if not subforms:
+            yield str(key)
+            continue
+        for row in subforms:
+            for sub in row:
+                yield f"{key}.{sub}"
 
 
 def _windows(text: str) -> Iterator[str]:

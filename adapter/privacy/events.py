@@ -7,6 +7,8 @@ never carries a presented code, a case id or anything taken from a request body.
 
 from __future__ import annotations
 
+import logging
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -16,7 +18,12 @@ from sqlalchemy.engine import Connection
 
 from adapter.privacy._tables import security_events
 from adapter.state import StateStore
+from adapter.state.store import create_state_engine
 from adapter.state.types import utcnow
+
+log = logging.getLogger("adapter.privacy.events")
+_pending: list[threading.Thread] = []
+_pending_lock = threading.Lock()
 
 
 class SecurityEventKind(StrEnum):
@@ -29,6 +36,11 @@ class SecurityEventKind(StrEnum):
     UNKNOWN_KEY = "unknown_key_version"
     UNKNOWN_SHORT_CODE = "unknown_short_code"
     KEY_DESTROYED = "key_destroyed"
+    # Breach detection (privacy.md §6.7): each opens an incident at once (adapter/incidents).
+    AUDIT_CHAIN_BROKEN = "audit_chain_broken"
+    KEY_ACCESS_ANOMALY = "key_access_anomaly"
+    ALLOW_LIST_VIOLATION = "allow_list_violation"
+    KEY_COMPROMISE_REPORTED = "key_compromise_reported"
 
 
 @dataclass(frozen=True)
@@ -56,6 +68,46 @@ def record_security_event(
             at=now or utcnow(), kind=str(kind), department=department, detail=detail[:500]
         )
     )
+
+
+def record_security_event_detached(
+    store: StateStore,
+    kind: SecurityEventKind | str,
+    *,
+    department: str | None,
+    detail: str,
+) -> threading.Thread:
+    """Append one event in its own transaction, from a thread, for code that may be running
+    inside a caller's transaction (the key ring): on SQLite a second writer in the same
+    thread would wait for a lock its own caller holds. The thread is not a daemon, so the
+    event is written before the process exits even when the caller's error ends it."""
+
+    def write() -> None:
+        # An engine of its own, disposed at once: the caller may close the store meanwhile,
+        # and a connection left in its pool would outlive it.
+        engine = create_state_engine(store.url)
+        try:
+            with engine.begin() as conn:
+                record_security_event(conn, kind, department=department, detail=detail)
+        except Exception:  # noqa: BLE001 - a lost event must not hide the caller's error
+            log.warning("could not record security event %s", str(kind))
+        finally:
+            engine.dispose()
+
+    thread = threading.Thread(target=write, name="security-event", daemon=False)
+    thread.start()
+    with _pending_lock:
+        _pending[:] = [t for t in _pending if t.is_alive()] + [thread]
+    return thread
+
+
+def wait_for_detached_events(timeout: float = 60.0) -> None:
+    """Wait until every event recorded with :func:`record_security_event_detached` is written
+    (the incident scan calls this first, and so do tests)."""
+    with _pending_lock:
+        threads = list(_pending)
+    for thread in threads:
+        thread.join(timeout)
 
 
 def list_security_events(

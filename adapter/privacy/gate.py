@@ -33,6 +33,7 @@ from adapter.privacy.consent import (
 from adapter.privacy.deletion import queue_deletion_request
 from adapter.privacy.disclosure import Disclosure, DisclosurePolicy, Stage
 from adapter.privacy.errors import CodeRefused, OverrideRejected
+from adapter.privacy.events import SecurityEventKind, record_security_event
 from adapter.privacy.explain import Explanation, from_disclosure
 from adapter.privacy.keys import KeyRing
 from adapter.privacy.log_filter import sensitive_values
@@ -117,6 +118,19 @@ class DisclosureGate:
         if decision.allowed and decision.case_code is not None:
             self.codes.record_issued(conn, decision.department, decision.case_code, now=now)
         append_entry(conn, self.keyring, entry, now=now)
+        if decision.allow_list_violation:
+            # Field names only (never values): what the final guard stopped (disclosure.py).
+            names = ", ".join(decision.allow_list_violation)
+            record_security_event(
+                conn,
+                SecurityEventKind.ALLOW_LIST_VIOLATION,
+                department=decision.department,
+                detail=(
+                    f"fields not on the allow-list of {decision.department}/{decision.purpose} "
+                    f"were about to leave and were stopped: {names}"
+                ),
+                now=now,
+            )
         if not decision.allowed and decision.consent_withdrawn:
             self._request_deletion(conn, case_id, decision.department, now)
 

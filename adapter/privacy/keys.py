@@ -34,7 +34,7 @@ from adapter.privacy._tables import code_crosswalk, issued_codes
 from adapter.privacy._tables import keys as keys_table
 from adapter.privacy.audit import append_entry, init_head
 from adapter.privacy.errors import CodeRefused, KeyringError
-from adapter.privacy.events import SecurityEventKind
+from adapter.privacy.events import SecurityEventKind, record_security_event_detached
 from adapter.privacy.settings import KEK_BYTES
 from adapter.state import StateStore
 from adapter.state.types import utcnow
@@ -409,6 +409,16 @@ class KeyRing:
         try:
             return AESGCM(key.material).decrypt(nonce, body, header + context)
         except InvalidTag:
+            # An altered or moved blob is a key-access anomaly (privacy.md §6.7); the caller
+            # may be inside a transaction, hence the detached write.
+            record_security_event_detached(
+                self.store,
+                SecurityEventKind.KEY_ACCESS_ANOMALY,
+                department=None,
+                detail=(
+                    f"a data-at-rest payload failed authentication under data key version {version}"
+                ),
+            )
             raise KeyringError(
                 "encrypted payload failed authentication (altered, or a different context)."
             ) from None
@@ -515,6 +525,18 @@ class KeyRing:
                         blob[:12], blob[12:], _wrap_ad(role, row.scope, row.version)
                     )
                 except InvalidTag:
+                    # A key-access anomaly (privacy.md §6.7): a wrong KEK or an altered row.
+                    # Recorded from a thread: this runs inside the caller's transaction.
+                    whose = f" of '{row.scope}'" if row.scope else ""
+                    record_security_event_detached(
+                        self.store,
+                        SecurityEventKind.KEY_ACCESS_ANOMALY,
+                        department=row.scope or None,
+                        detail=(
+                            f"the KEK given did not unwrap the {role} key{whose} version "
+                            f"{row.version}"
+                        ),
+                    )
                     raise KeyringError(
                         "the KEK does not open the keys in the state store: wrong "
                         "CPIMS_ADAPTER_PRIVACY__KEK / privacy.kek_file, or a key row was "

@@ -25,6 +25,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from adapter.ops.instruments import instruments
 from adapter.registry import _audit, abuse
 from adapter.registry._context import Context, new_ref
 from adapter.registry._crypto import seal, unseal
@@ -276,6 +277,7 @@ def check(
             "this consent reference was already used: each signed consent form allows one check.",
             reason="consent_reused",
         )
+    instruments.registry_check(str(decision.outcome))
     return answer_for(ctx, decision.outcome, check_ref, now, valid_until)
 
 

@@ -392,11 +392,119 @@ def _m0005_registry(conn: Connection) -> None:
 
 
 def _m0006_retention(conn: Connection) -> None:
-    """Retention (policy §3.6): case archives under per-case keys, tombstones, aggregates."""
+    """Retention (policy §3.6): case archives under per-case keys, tombstones, aggregates
+    (query-side mirror in adapter/retention/_tables.py)."""
+    md = sa.MetaData()
+    sa.Table(
+        "retention_keys",
+        md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("role", sa.String(20), nullable=False),
+        sa.Column("version", sa.Integer, nullable=False),
+        sa.Column("wrapped", sa.LargeBinary, nullable=False),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+        sa.UniqueConstraint("role", "version", name="uq_retention_keys_role_version"),
+    )
+    sa.Table(
+        "case_archives",
+        md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("case_ref", sa.String(64), nullable=False, unique=True),
+        sa.Column("wrapped_key", sa.LargeBinary),
+        sa.Column("blob", sa.LargeBinary),
+        sa.Column("closed_at", UTCDateTime),
+        sa.Column("archived_at", UTCDateTime),
+        sa.Column("destroy_after", UTCDateTime),
+        sa.Column("destroyed_at", UTCDateTime),
+        sa.Index("ix_case_archives_due", "destroyed_at", "destroy_after"),
+    )
+    sa.Table(
+        "retention_aggregates",
+        md,
+        sa.Column("district", sa.String(60), primary_key=True),
+        sa.Column("month", sa.String(7), primary_key=True),
+        sa.Column("concern", sa.String(20), primary_key=True),
+        sa.Column("age_band", sa.String(10), primary_key=True),
+        sa.Column("sex", sa.String(20), primary_key=True),
+        sa.Column("count", sa.Integer, nullable=False),
+    )
+    sa.Table(
+        "retention_releases",
+        md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("released_at", UTCDateTime, nullable=False),
+        sa.Column("entries", sa.Integer, nullable=False),
+        sa.Column("suppressed", sa.Integer, nullable=False),
+    )
+    sa.Table(
+        "retention_published",
+        md,
+        sa.Column("district", sa.String(60), primary_key=True),
+        sa.Column("month", sa.String(7), primary_key=True),
+        sa.Column("concern", sa.String(20), primary_key=True),
+        sa.Column("age_band", sa.String(10), primary_key=True),
+        sa.Column("sex", sa.String(20), primary_key=True),
+        sa.Column("shown", sa.Integer),
+        sa.Column("hidden_in", sa.Integer),
+        sa.Column("release_id", sa.Integer, nullable=False),
+    )
+    md.create_all(conn)
 
 
 def _m0007_incidents(conn: Connection) -> None:
-    """Breach handling (policy §3.4): incidents, their notices and notifications."""
+    """Breach handling (policy §3.4): incidents, their notices and notifications, and how far
+    the security events were scanned (query-side mirror in adapter/incidents/_tables.py)."""
+    md = sa.MetaData()
+    sa.Table(
+        "incidents",
+        md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("opened_at", UTCDateTime, nullable=False),
+        sa.Column("deadline_at", UTCDateTime, nullable=False),
+        sa.Column("kind", sa.String(50), nullable=False),
+        sa.Column("department", sa.String(100)),
+        sa.Column("severity", sa.String(20), nullable=False),
+        sa.Column("status", sa.String(20), nullable=False),
+        sa.Column("first_event_id", sa.Integer, nullable=False),
+        sa.Column("last_event_id", sa.Integer, nullable=False),
+        sa.Column("first_event_at", UTCDateTime, nullable=False),
+        sa.Column("last_event_at", UTCDateTime, nullable=False),
+        sa.Column("event_count", sa.Integer, nullable=False),
+        sa.Column("notice", sa.Text),
+        sa.Column("notified_at", UTCDateTime),
+        sa.Column("closed_at", UTCDateTime),
+        sa.Column("closed_by", sa.String(120)),
+        sa.Column("resolution", sa.String(1000)),
+        sa.Index("ix_incidents_group", "kind", "department", "status"),
+        sa.Index("ix_incidents_status", "status", "deadline_at"),
+    )
+    sa.Table(
+        "incident_notifications",
+        md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("incident_id", sa.Integer, nullable=False),
+        sa.Column("recipient", sa.String(200), nullable=False),
+        sa.Column("channel", sa.String(20), nullable=False),
+        sa.Column("status", sa.String(20), nullable=False),
+        sa.Column("queued_at", UTCDateTime, nullable=False),
+        sa.Column("next_attempt_at", UTCDateTime, nullable=False),
+        sa.Column("sent_at", UTCDateTime),
+        sa.Column("attempts", sa.Integer, nullable=False),
+        sa.Column("last_error", sa.String(500)),
+        sa.UniqueConstraint(
+            "incident_id", "recipient", "channel", name="uq_incident_notifications_recipient"
+        ),
+        sa.Index("ix_incident_notifications_due", "status", "next_attempt_at"),
+    )
+    sa.Table(
+        "incident_cursor",
+        md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("last_event_id", sa.Integer, nullable=False),
+        sa.Column("scanned_at", UTCDateTime, nullable=False),
+        sa.Column("gap_since", UTCDateTime),
+    )
+    md.create_all(conn)
 
 
 def _m0008_service(conn: Connection) -> None:
@@ -412,6 +520,13 @@ def _m0008_service(conn: Connection) -> None:
         sa.Column("started_at", UTCDateTime, nullable=False),
         sa.Column("last_seen", UTCDateTime, nullable=False),
         sa.Column("stopped_at", UTCDateTime),
+    )
+    sa.Table(
+        "job_wakeups",
+        md,
+        sa.Column("job", sa.String(100), primary_key=True),
+        sa.Column("requested_at", UTCDateTime, nullable=False),
+        sa.Column("reason", sa.String(40), nullable=False),
     )
     md.create_all(conn)
 

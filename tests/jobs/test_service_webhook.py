@@ -6,6 +6,7 @@ import hashlib
 import secrets
 import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,6 @@ import pytest
 import requests
 
 from adapter.api.settings import ApiSettings
-from adapter.config import Settings
 from adapter.jobs.service import running
 from adapter.ops.settings import OpsSettings, SchedulerSettings
 from adapter.privacy import KeyRing
@@ -28,7 +28,7 @@ from adapter.simulator.scenario import (
 )
 from adapter.state import StateStore
 
-WEBHOOK_SECRET = "primero-webhook-secret-for-tests"  # noqa: S105
+WEBHOOK_SECRET = "primero-webhook-secret-for-tests"
 
 
 def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
@@ -135,3 +135,45 @@ def test_the_webhook_route_refuses_a_wrong_key_and_says_nothing_of_the_body(
             timeout=10,
         )
         assert ok.status_code == 202 and "Ayesha" not in ok.text
+
+
+def test_the_service_serves_health_and_metrics_and_does_its_housekeeping(
+    world: dict[str, Any],
+) -> None:
+    """A forged code presented before start-up becomes an incident at the first incident
+    check; the audit chain is verified; /healthz, /readyz and /metrics answer; a stopped
+    service leaves its instance row marked stopped."""
+    from adapter.incidents import list_incidents
+    from adapter.privacy.events import SecurityEventKind, record_security_event
+    from adapter.state.service import Instances
+
+    settings = world["settings"]
+    with StateStore(settings.state.url) as store:
+        with store.transaction() as conn:
+            record_security_event(
+                conn, SecurityEventKind.FORGED_CODE, department="health", detail="test: forged"
+            )
+    with running(settings, ops_port=0) as service:
+        assert service.ops_url is not None
+        _wait(
+            lambda: (
+                {"incidents", "audit-verify", "keys-expire"}
+                <= {o.job for o in service.outcomes if o.status == "ok"}
+            ),
+            60,
+            "the first housekeeping runs",
+        )
+        health = requests.get(f"{service.ops_url}/healthz", timeout=10)
+        ready = requests.get(f"{service.ops_url}/readyz", timeout=10)
+        metrics = requests.get(f"{service.ops_url}/metrics", timeout=10)
+        assert health.status_code == 200, health.text
+        assert ready.status_code == 200, ready.text
+        assert metrics.status_code == 200 and "cpims_adapter_" in metrics.text
+        (incident,) = list_incidents(service.store)
+        assert incident.kind == SecurityEventKind.FORGED_CODE
+        assert incident.deadline_at - incident.opened_at == timedelta(hours=24)
+    with StateStore(settings.state.url) as store:
+        (instance,) = Instances(store).all()
+        runs = {run.job: run.status for run in store.recent_runs(limit=50)}
+    assert instance.stopped_at is not None
+    assert runs["audit-verify"] == runs["incidents"] == runs["retention"] == "ok"

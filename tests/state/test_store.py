@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -107,21 +108,28 @@ def test_postgres_lease_of_a_live_holder_is_never_taken_even_when_expired(
         connection, _token = one._advisory.pop("job:health")
         connection.invalidate()
         connection.close()
-        taken = two.acquire_lease("job:health", "two", ttl_seconds=60)
-        assert taken is not None and taken.token > held.token
+        # The server frees the lock once it sees the connection gone: a moment, not a TTL.
+        deadline = time.monotonic() + 10
+        while (taken := two.acquire_lease("job:health", "two", ttl_seconds=60)) is None:
+            assert time.monotonic() < deadline, "the dead holder's lock was never freed"
+            time.sleep(0.05)
+        assert taken.token > held.token
         # The stale holder can neither renew nor release the lease it lost.
         assert one.renew_lease(held, 60) is None
 
 
 def test_only_one_of_many_contenders_gets_the_lease(store: StateStore, state_url: str) -> None:
     winners: list[str] = []
-    barrier = threading.Barrier(6)
+    barrier, tried = threading.Barrier(6), threading.Barrier(6)
 
     def contend(owner: str) -> None:
         own = StateStore(state_url, migrate=False)
         barrier.wait()
         if own.acquire_lease("job:race", owner, ttl_seconds=60):
             winners.append(owner)
+        # Every contender stays up until all have tried: a process that ends (its store
+        # closed: on PostgreSQL the advisory lock goes with it) may rightly be taken over.
+        tried.wait()
         own.close()
 
     threads = [threading.Thread(target=contend, args=(f"p{i}",)) for i in range(6)]

@@ -1,0 +1,134 @@
+"""The collector: counters from the runs table that never go down or double-count, and the
+in-process counters, in a registry of their own."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime, timedelta
+
+from prometheus_client import generate_latest
+
+from adapter.ops.instruments import Instruments, instruments
+from adapter.ops.metrics import build_registry
+from adapter.ops.status import collect_status
+from adapter.privacy import KeyRing
+from adapter.registry import Outcome, Registry, RegistrySettings
+from adapter.simulator.departments.scenario import police_settings
+from adapter.state import StateStore, schema
+from tests.registry.conftest import NOW as REGISTRY_NOW
+from tests.registry.conftest import add_school, order
+from tests.registry.conftest import request as check_request
+
+NOW = datetime.now(UTC)  # runs "running" for days stop counting (STUCK_RUN)
+
+
+def sample(registry_text: str, name: str, **labels: str) -> float | None:
+    for line in registry_text.splitlines():
+        if line.startswith("#"):
+            continue
+        wanted = name + ("{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}")
+        if line.split(" ")[0] == (wanted if labels else name):
+            return float(line.split(" ")[1])
+    return None
+
+
+def add_run(store: StateStore, status: str, stats: dict[str, object]) -> int:
+    with store.transaction() as conn:
+        result = conn.execute(
+            schema.runs.insert().values(
+                job="police",
+                owner="h:1:1:a",
+                started_at=NOW,
+                finished_at=None if status == "running" else NOW + timedelta(seconds=5),
+                status=status,
+                stats=stats,
+            )
+        )
+        return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+
+def test_record_and_run_counters_count_each_finished_run_once(store: StateStore) -> None:
+    settings = police_settings(
+        primero_url="http://127.0.0.1:9",
+        police_url="http://127.0.0.1:9",
+        state_url=store.url,
+        kek=secrets.token_bytes(32),
+        auth="api_key",
+    )
+    process = Instruments()
+    registry = build_registry(settings, store, process=process)
+
+    def scrape() -> str:
+        return generate_latest(registry).decode()
+
+    def records(outcome: str) -> float | None:
+        return sample(scrape(), "cpims_adapter_records_total", job="police", outcome=outcome)
+
+    stats = {"enqueued": {"referral": 3}, "delivered": {"referral": 2}, "dead_lettered": 1}
+    add_run(store, "ok", stats)
+    add_run(store, "ok", {"dry_run": True, "enqueued": {"referral": 50}})  # sends nothing
+    assert records("enqueued") == 3 and records("delivered") == 2
+    assert records("enqueued") == 3  # a second scrape adds nothing
+
+    running = add_run(store, "running", {})
+    add_run(store, "ok", {"enqueued": {"probe": 4}, "refused": {"no_consent": 2}})
+    text = scrape()
+    assert sample(text, "cpims_adapter_records_total", job="police", outcome="enqueued") == 7
+    assert sample(text, "cpims_adapter_records_total", job="police", outcome="refused") == 2
+    runs = {"job": "police", "outcome": "ok"}
+    assert sample(text, "cpims_adapter_runs_total", **runs) == 3
+    assert "running" not in text.split("cpims_adapter_runs_total")[1].split("#")[0]
+
+    # The run that was still going finishes later: counted then, once.
+    with store.transaction() as conn:
+        conn.execute(
+            schema.runs.update()
+            .where(schema.runs.c.id == running)
+            .values(status="failed", finished_at=NOW, stats={"enqueued": {"referral": 1}})
+        )
+    assert records("enqueued") == 8
+    assert records("enqueued") == 8
+    failed = {"job": "police", "outcome": "failed"}
+    assert sample(scrape(), "cpims_adapter_runs_total", **failed) == 1
+
+    process.delivery_error("police", "Retryable")
+    process.delivery_error("police", "Retryable")
+    process.registry_check("CLEAR")
+    text = scrape()
+    errors = {"destination": "police", "kind": "Retryable"}
+    assert sample(text, "cpims_adapter_delivery_errors_total", **errors) == 2
+    assert sample(text, "cpims_adapter_registry_checks_total", outcome="CLEAR") == 1
+    assert sample(text, "cpims_adapter_state_store_up") == 1
+
+
+def test_registry_checks_are_counted_and_reviews_wait_in_status(store: StateStore) -> None:
+    ring = KeyRing.init(store, secrets.token_bytes(32), ["health"], now=REGISTRY_NOW)
+    registry = Registry.open(
+        store, ring, RegistrySettings(), notifier=lambda _sent: None, now=REGISTRY_NOW
+    )
+    school = add_school(registry)
+    registry.ingest_conviction(order(), now=REGISTRY_NOW)
+    before = dict(instruments.registry_checks())
+    pending = registry.check(check_request(full_name="Ahmed Raza"), school, now=REGISTRY_NOW)
+    clear = registry.check(
+        check_request(cnic="42101-7654321-3", full_name="Bilal Ahmed"), school, now=REGISTRY_NOW
+    )
+    assert (pending.status, clear.status) == (Outcome.PENDING_REVIEW, Outcome.CLEAR)
+    after = instruments.registry_checks()
+    assert after["PENDING_REVIEW"] - before.get("PENDING_REVIEW", 0) == 1
+    assert after["CLEAR"] - before.get("CLEAR", 0) == 1
+
+    settings = police_settings(
+        primero_url="http://127.0.0.1:9",
+        police_url="http://127.0.0.1:9",
+        state_url=store.url,
+        kek=secrets.token_bytes(32),
+        auth="api_key",
+    )
+    status = collect_status(settings, store, now=REGISTRY_NOW + timedelta(days=30))
+    assert (status.pending_reviews, status.overdue_reviews) == (1, 1)
+    assert any("registry reviews past their due date" in w for w in status.warnings)
+    text = generate_latest(build_registry(settings, store)).decode()
+    assert sample(text, "cpims_adapter_registry_pending_reviews", outcome="pending") == 1
+    assert sample(text, "cpims_adapter_registry_checks_total", outcome="CLEAR") == after["CLEAR"]
+    assert "Ahmed" not in text and "42101" not in text
