@@ -204,7 +204,10 @@ def field_path(loc: Sequence[int | str]) -> str | None:
         if isinstance(part, int):
             text += f"[{part}]"
         else:
-            text += f".{part}" if text else str(part)
+            # A key "" is a field too: named as "" rather than lost (the error had no field
+            # and a sentence with no subject: tests/fuzz/test_api_schema.py).
+            name = str(part) or '""'
+            text += f".{name}" if text else name
     return text or None
 
 

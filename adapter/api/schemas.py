@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -79,6 +79,20 @@ def _not_future(value: date) -> date:
     return value
 
 
+# A department's clock may run ahead; nothing it reports happened before Pakistan existed.
+_EARLIEST = datetime(1947, 8, 14, tzinfo=UTC)
+
+
+def _real_instant(value: datetime) -> datetime:
+    # Without bounds, 9999-12-31T23:00-05:00 overflowed the state store's UTC conversion (a
+    # 5xx) and year 5 became a date Primero refuses (a dead letter): tests/fuzz/test_api_schema.py
+    if value > utcnow() + timedelta(days=1):
+        raise PydanticCustomError("future_date", "must not be in the future.")
+    if value < _EARLIEST:
+        raise PydanticCustomError("date_range", "must not be before 1947-08-14.")
+    return value
+
+
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(_plain)]
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(_plain)]
 Label = Annotated[
@@ -135,6 +149,7 @@ RegistrationNumber = Annotated[
 ]
 Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 PastDate = Annotated[date, AfterValidator(_not_future)]
+Instant = Annotated[AwareDatetime, AfterValidator(_real_instant)]
 Year = Annotated[int, Field(ge=1947, le=2100)]
 
 # Primero's default lookup-protection-concerns (primero-api.md §6; the simulator's lookups).
@@ -268,7 +283,7 @@ class ResponseIn(_Message):
         default_factory=list, description="References to results, e.g. a report number."
     )
     external_ref: ShortText | None = Field(None, description="Your reference for the referral.")
-    updated_at: AwareDatetime | None = None
+    updated_at: Instant | None = None
 
     @model_validator(mode="after")
     def _rejection_has_reason(self) -> ResponseIn:
@@ -327,7 +342,7 @@ class Fir(_Strict):
     court_referred_to: Label | None = None
     medico_legal_required: bool | None = None
     mlc_reference: ShortText | None = None
-    updated_at: AwareDatetime | None = None
+    updated_at: Instant | None = None
 
 
 class FirLinkIn(_AboutCase):
@@ -399,7 +414,7 @@ class CourtOrder(_Strict):
     conditions: Annotated[list[ShortText], Field(max_length=10)] = Field(default_factory=list)
     supersedes_order_number: Number | None = None
     document_sha256: Sha256 | None = Field(None, description="SHA-256 of the scanned order.")
-    updated_at: AwareDatetime | None = None
+    updated_at: Instant | None = None
 
     @model_validator(mode="after")
     def _period(self) -> CourtOrder:
@@ -461,7 +476,7 @@ class Verification(_Strict):
     certificate_issued: bool | None = None
     crc_issued: bool | None = Field(None, description="Whether a CRC (B-Form) exists.")
     source_system: Label | None = None
-    checked_at: AwareDatetime | None = None
+    checked_at: Instant | None = None
 
     @model_validator(mode="after")
     def _match_has_number(self) -> Verification:

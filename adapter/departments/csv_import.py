@@ -37,7 +37,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, ClassVar, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
@@ -135,7 +135,19 @@ def _local_date(value: object) -> object:
     return value
 
 
-Day = Annotated[date, BeforeValidator(_local_date)]
+_When = TypeVar("_When", date, datetime)
+
+
+def _plausible(value: _When) -> _When:
+    # Year 1 or 9999 is a typing error, and such a time cannot even be converted to UTC where
+    # the engine stores it (OverflowError: tests/fuzz/test_department_files.py).
+    if not 1900 <= value.year <= 2199:
+        raise ValueError("must be in a year from 1900 to 2199")
+    return value
+
+
+Day = Annotated[date, BeforeValidator(_local_date), AfterValidator(_plausible)]
+Moment = Annotated[datetime, AfterValidator(_plausible)]
 Reference = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[\w./ -]+$")]
 
 
@@ -149,7 +161,7 @@ class InboundRow(BaseModel):
     record_type: ClassVar[str] = "referral"
     referral_key: str | None = Field(None, max_length=200, pattern=r"^[\w.:-]+$")
     case_code: str | None = Field(None, max_length=200, pattern=r"^[\w.:-]+$")
-    updated_at: datetime | None = None
+    updated_at: Moment | None = None
 
     def cross_check(self) -> list[tuple[str, str]]:
         """Problems between fields, as ``(field, reason)``."""
@@ -291,7 +303,7 @@ class BirthRegistrationRow(InboundRow):
     registration_number: RegistrationNumber | None = None
     registration_date: Day | None = None
     crc_number: RegistrationNumber | None = None
-    checked_at: datetime | None = None
+    checked_at: Moment | None = None
 
     def cross_check(self) -> list[tuple[str, str]]:
         if self.match_status == "match" and not self.registration_number:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -422,10 +422,21 @@ def _not_carried(payload: Mapping[str, Any], used: set[str], missing: list[str])
     return tuple(sorted((present - used) | set(missing)))
 
 
+# Department systems run on Pakistan Standard Time (UTC+5, no daylight saving): a time without
+# a zone is read in it, as csv_import reads department files.
+_PKT = timezone(timedelta(hours=5), "PKT")
+
+
 def _timestamp(text: str | None) -> datetime | None:
+    # A naive time, or one in year 1 or 9999 (no UTC form: OverflowError), failed in the state
+    # store on every poll of the feed, so one bad item stopped the department's statuses
+    # (tests/fuzz/test_department_feeds.py). An implausible year is no time at all.
     if not text:
         return None
     try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=_PKT)
+    return value if 1900 <= value.year <= 2199 else None

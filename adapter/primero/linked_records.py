@@ -379,8 +379,9 @@ def _utc(value: datetime) -> str:
     if not isinstance(value, datetime) or value.tzinfo is None:
         raise ValueError("last_update must be a timezone-aware datetime")
     # Whole seconds in UTC `Z`: a `date_field` with time takes ISO 8601 date-time
-    # (record_json_validator_service.rb).
-    return value.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # (record_json_validator_service.rb). isoformat, not strftime: %Y writes year 5 as "5",
+    # which Primero refuses (a dead letter: tests/fuzz/test_api_schema.py).
+    return value.astimezone(UTC).replace(microsecond=0, tzinfo=None).isoformat() + "Z"
 
 
 def write_linked_record(

@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from fastapi import APIRouter, FastAPI, Request, Response
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from adapter.registry.errors import (
@@ -41,6 +41,80 @@ from adapter.registry.registry import Registry
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache", "X-Content-Type-Options": "nosniff"}
 _Model = TypeVar("_Model", bound=BaseModel)
+_JSON = "application/json"
+
+
+# --- what /openapi.json says about these routes ------------------------------------------------
+# The routes parse their bodies by hand (size first, then pydantic), so FastAPI cannot see the
+# messages; these models only document them where `cpims-adapter serve` mounts the router.
+
+
+class RegistryProblem(BaseModel):
+    """One malformed field of a refused request (never its value)."""
+
+    field: str
+    problem: str
+
+
+class RegistryErrorBody(BaseModel):
+    """Every refusal of a registry route."""
+
+    error: str = Field(description="Stable code, e.g. unauthenticated, quota, consent_reused.")
+    message: str = Field(description="What is wrong and what to do; never echoes a value.")
+    problems: list[RegistryProblem] | None = Field(None, description="Only for 422.")
+    retry_after: int | None = Field(None, description="Only for 429 (also Retry-After).")
+
+
+class CheckAnswerBody(BaseModel):
+    """The padded answer: the same byte length for every status (privacy.md §6.6 item 5)."""
+
+    status: Literal["CLEAR", "PENDING_REVIEW", "DO_NOT_ENGAGE"]
+    check_ref: str
+    checked_at: str
+    valid_until: str
+    how_to_appeal: str
+    pad: str = Field(description="Spaces that make every answer the same size.")
+
+
+class WorkerCreated(BaseModel):
+    """A worker registered for continuous monitoring."""
+
+    worker_ref: str
+
+
+def _refusals(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    what = {
+        401: "Missing or unknown API key.",
+        403: "The establishment is locked.",
+        404: "No such reference for your establishment.",
+        409: "Consent reference already used, or the reference is in the wrong state.",
+        413: "Body larger than registry.max_body_bytes.",
+        422: "Malformed request (field names and problems, never values).",
+        429: "Quota used up (see Retry-After).",
+    }
+    return {s: {"model": RegistryErrorBody, "description": what[s]} for s in statuses}
+
+
+def _documented(
+    body: type[BaseModel] | None,
+    ok: int,
+    answer: type[BaseModel] | None,
+    *refusals: int,
+) -> dict[str, Any]:
+    """Route options: the status of success, its answer, every refusal, the request body."""
+    responses: dict[int | str, dict[str, Any]] = {
+        ok: {"model": answer, "description": "Done."} if answer else {"description": "Done."},
+        **_refusals(*refusals),
+    }
+    options: dict[str, Any] = {"status_code": ok, "responses": responses}
+    if body is not None:
+        options["openapi_extra"] = {
+            "requestBody": {
+                "required": True,
+                "content": {_JSON: {"schema": body.model_json_schema()}},
+            }
+        }
+    return options
 
 
 class _Refused(Exception):
@@ -135,7 +209,9 @@ def build_router(registry: Registry) -> APIRouter:
         assert isinstance(result, Response)
         return result
 
-    @router.post("/checks")
+    @router.post(
+        "/checks", **_documented(CheckRequest, 200, CheckAnswerBody, 401, 403, 409, 413, 422, 429)
+    )
     async def post_check(request: Request) -> Response:
         async def work() -> Response:
             establishment = await run_in_threadpool(authenticate, request)
@@ -145,7 +221,7 @@ def build_router(registry: Registry) -> APIRouter:
 
         return await guarded(work)
 
-    @router.get("/checks/{check_ref}")
+    @router.get("/checks/{check_ref}", **_documented(None, 200, CheckAnswerBody, 401, 403, 404))
     async def get_check(check_ref: str, request: Request) -> Response:
         async def work() -> Response:
             establishment = await run_in_threadpool(authenticate, request)
@@ -154,7 +230,10 @@ def build_router(registry: Registry) -> APIRouter:
 
         return await guarded(work)
 
-    @router.post("/workers")
+    @router.post(
+        "/workers",
+        **_documented(WorkerRegistration, 201, WorkerCreated, 401, 403, 404, 409, 413, 422, 429),
+    )
     async def post_worker(request: Request) -> Response:
         async def work() -> Response:
             establishment = await run_in_threadpool(authenticate, request)
@@ -165,7 +244,9 @@ def build_router(registry: Registry) -> APIRouter:
 
         return await guarded(work)
 
-    @router.delete("/workers/{worker_ref}")
+    @router.delete(
+        "/workers/{worker_ref}", **_documented(None, 204, None, 401, 403, 404, 409, 422, 429)
+    )
     async def delete_worker(worker_ref: str, request: Request) -> Response:
         async def work() -> Response:
             establishment = await run_in_threadpool(authenticate, request)

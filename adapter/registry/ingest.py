@@ -180,22 +180,39 @@ def parse_row(row: dict[str, str], *, source: str, offences: frozenset[str]) -> 
 
 
 def _read_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
-    with path.open(encoding="utf-8-sig", newline="") as handle:
-        reader = csv.DictReader(handle, strict=True)
-        header = tuple(reader.fieldnames or ())
-        if sorted(header) != sorted(CSV_COLUMNS):
-            missing = sorted(set(CSV_COLUMNS) - set(header))
-            extra = sorted(set(header) - set(CSV_COLUMNS))
-            raise ImportRefused(
-                f"{path.name}: the header must be exactly {', '.join(CSV_COLUMNS)} "
-                f"(missing: {', '.join(missing) or 'none'}; unknown: {', '.join(extra) or 'none'})."
-            )
-        for row in reader:
-            if None in row:
+    reader: csv.DictReader[str] | None = None
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            reader = csv.DictReader(handle, strict=True)
+            header = tuple(reader.fieldnames or ())
+            if sorted(header) != sorted(CSV_COLUMNS):
+                missing = sorted(set(CSV_COLUMNS) - set(header))
+                extra = sorted(set(header) - set(CSV_COLUMNS))
                 raise ImportRefused(
-                    f"{path.name} line {reader.line_num}: more fields than columns."
+                    f"{path.name}: the header must be exactly {', '.join(CSV_COLUMNS)} "
+                    f"(missing: {', '.join(missing) or 'none'}; "
+                    f"unknown: {', '.join(extra) or 'none'})."
                 )
-            yield reader.line_num, row
+            for row in reader:
+                if None in row:
+                    raise ImportRefused(
+                        f"{path.name} line {reader.line_num}: more fields than columns."
+                    )
+                yield reader.line_num, row
+    # A file saved in another encoding, a stray quote or a field over csv's limit used to
+    # escape as a bare UnicodeDecodeError or csv.Error: a traceback at the CLI
+    # (tests/fuzz/test_registry_import.py).
+    except UnicodeDecodeError:
+        raise ImportRefused(
+            f"{path.name}: not UTF-8 text; export it as CSV UTF-8 and sign it again. "
+            "Nothing was imported."
+        ) from None
+    except csv.Error as exc:
+        # csv's messages name the rule broken ("',' expected after '\"'"), never a value.
+        where = f" after line {reader.line_num}" if reader is not None else ""
+        raise ImportRefused(
+            f"{path.name}{where}: not valid CSV ({exc}). Nothing was imported."
+        ) from None
 
 
 # --- writing entries -------------------------------------------------------------------------
