@@ -66,6 +66,7 @@ from adapter.jobs.inbound import (
     request_hash,
 )
 from adapter.primero import PrimeroClient
+from adapter.primero.locations import LocationCatalogue
 from adapter.privacy import KeyRing
 from adapter.privacy.events import record_security_event
 from adapter.registry import Registry
@@ -141,6 +142,9 @@ def create_app(
         intake=IntakeOptions(
             module_id=api.module_id, owners=api.responsible_cpo, default_owner=api.default_cpo
         ),
+        # A district Primero does not know is refused at once (422 child.district) instead
+        # of being accepted and then refused by Primero (finding F1).
+        locations=LocationCatalogue(primero_client_factory, ttl_seconds=api.locations_ttl_seconds),
     )
     drainer = Drainer(service, settings, primero_client_factory)
     registry_settings: RegistrySettings = (

@@ -24,6 +24,7 @@ from adapter.jobs.inbound import (
     InboundError,
     MessageIdReused,
     ReferralClosed,
+    UnknownDistrict,
     UnknownReferral,
 )
 
@@ -77,6 +78,7 @@ _ERROR_STATUS: dict[type[InboundError], int] = {
     CaseCodeRefused: 403,
     UnknownReferral: 404,
     ReferralClosed: 409,
+    UnknownDistrict: 422,
 }
 
 

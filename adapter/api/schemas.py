@@ -223,7 +223,9 @@ class Child(_Strict):
     age: Annotated[int, Field(ge=0, le=17)] | None = None
     age_estimated: bool = False
     district: District | None = Field(
-        None, description="Primero location code of the district, e.g. PK-SD-KHI."
+        None,
+        description="Primero location code of the district, e.g. PK-SD-KHI. A code Primero "
+        "does not know is refused (422, code unknown_district).",
     )
 
 

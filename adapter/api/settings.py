@@ -39,6 +39,9 @@ class ApiSettings(BaseModel):
     default_cpo: str | None = None
     # How often the server retries Primero work that failed (0: only after each request).
     drain_interval_seconds: float = Field(30.0, ge=0)
+    # How long Primero's location codes (checked against a referral's child.district) are
+    # kept before the next referral reloads them from GET /api/v2/locations.
+    locations_ttl_seconds: float = Field(3600.0, gt=0)
     # Primero webhooks (POST /v1/primero/webhook) bring the sync jobs' next run forward. The
     # SHA-256 (hex) of the secret Primero sends as `x-api-key` (its webhook auth_type api_key);
     # unset: the route answers 404. Polling stays the source of truth (Primero never retries).

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from difflib import SequenceMatcher
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -37,12 +37,14 @@ from adapter.config import Settings
 from adapter.departments.base import CANCELLED, COMPLETED, FAILED, REJECTED
 from adapter.errors import (
     AdapterError,
+    PrimeroValidationError,
     StateError,
 )
 from adapter.jobs.delivery import Handled, Handler, attempt
 from adapter.jobs.writeback import WriteBack, apply_write_back
 from adapter.primero import PrimeroClient, Record
 from adapter.primero.linked_records import linked_record_row, write_linked_record
+from adapter.primero.locations import LocationCatalogue
 from adapter.privacy import CaseCodes, CodeRefused, KeyRing, SecurityEventKind
 from adapter.privacy.audit import append_entry
 from adapter.privacy.events import record_security_event
@@ -54,6 +56,7 @@ from adapter.state.store import process_owner
 from adapter.state.types import utcnow
 
 log = logging.getLogger("adapter.jobs.inbound")
+_T = TypeVar("_T")
 
 INBOUND_JOB = "inbound"  # the outbox job of work that starts at the inbound API
 PRIMERO = "primero"  # the outbox destination (the same as the sync engine's write-backs)
@@ -69,6 +72,10 @@ _NAMESPACE = uuid.UUID("0d5c8f52-8c1e-4b7e-9a3f-5b2e7d9c4a10")
 CASE_NAMESPACE = uuid.UUID("b8a4c1e2-5f3d-4e6a-8c7b-2d1f0e9a6b53")
 _LEASE_SECONDS = 300
 _MATCH_LIMIT = 5
+# The case field of the child's district: a select over Primero's locations, so a code it
+# does not know is refused (422, primero-api.md §4 "Type validation"; finding F1 of
+# tests/fuzz/test_api_schema.py).
+LOCATION_FIELD = "location_current"
 
 
 # -- errors: data the API maps to HTTP statuses -------------------------------------------
@@ -107,6 +114,12 @@ class ReferralClosed(InboundError):
     """The referral is finished (or not one the department can respond to)."""
 
     code = "referral_closed"
+
+
+class UnknownDistrict(InboundError):
+    """The child's district is not a location code Primero knows."""
+
+    code = "unknown_district"
 
 
 # -- messages, as the API hands them over -------------------------------------------------
@@ -230,6 +243,8 @@ class DrainReport:
     delivered: int = 0
     retrying: int = 0
     dead_lettered: int = 0
+    # Cases created without the department's district because Primero did not know the code.
+    districts_dropped: int = 0
 
 
 # -- the inbox ------------------------------------------------------------------------------
@@ -302,11 +317,16 @@ class InboundService:
         keyring: KeyRing,
         *,
         intake: IntakeOptions | None = None,
+        locations: LocationCatalogue | None = None,
     ) -> None:
+        """``locations``: Primero's location codes, to refuse a referral's unknown district
+        at once (None: every district is accepted, and one Primero refuses is left out of
+        the case when it is created)."""
         self.settings = settings
         self.store = store
         self.keyring = keyring
         self.intake_options = intake or IntakeOptions()
+        self.locations = locations
         self.codes = CaseCodes(store, keyring)
         self.links = Links(store)
         self.outbox = Outbox(store)
@@ -316,7 +336,12 @@ class InboundService:
 
     def receive_referral(self, envelope: Envelope, intake: Intake) -> Answer:
         """A department refers a child: queue the case creation, answer with the case code
-        the department uses from now on."""
+        the department uses from now on. UnknownDistrict if Primero's location catalogue
+        lacks the child's district (a replay still gets its first answer)."""
+        if intake.district is not None and self.locations is not None:
+            if (replayed := self._replay_only(envelope)) is not None:
+                return replayed
+            _check_district(self.locations, intake.district)
         department = envelope.department
         case_id = str(uuid.uuid5(CASE_NAMESPACE, f"{department}:{intake.reference}"))
         key = link_key(department, f"in:{intake.reference}")
@@ -620,7 +645,8 @@ class InboundService:
                 try:
                     while due := self._due(job, now=now):
                         client = client or client_factory()
-                        handle = self._handler(client)
+                        dropped: set[int] = set()
+                        handle = self._handler(client, dropped)
                         for message in due:
                             outcome = attempt(
                                 message,
@@ -632,6 +658,8 @@ class InboundService:
                             )
                             if outcome == "sent":
                                 report.delivered += 1
+                                if message.id in dropped:
+                                    report.districts_dropped += 1
                             elif outcome == "dead":
                                 report.dead_lettered += 1
                             else:
@@ -646,10 +674,16 @@ class InboundService:
     def _due(self, job: str, *, now: datetime | None) -> list[OutboxMessage]:
         return self.outbox.due(PRIMERO, job=job, limit=32, now=now)
 
-    def _handler(self, client: PrimeroClient) -> Handler:
+    def _handler(self, client: PrimeroClient, dropped: set[int]) -> Handler:
+        """The delivery of one message; ``dropped`` collects the ids of intakes whose case
+        was created without the department's district."""
+
         def handle(message: OutboxMessage, document: dict[str, Any]) -> Handled:
             if message.kind == KIND_INTAKE:
-                return self._apply_intake(client, document), {}
+                result = self._apply_intake(client, document)
+                if result.get("district_dropped"):
+                    dropped.add(message.id)
+                return result, {}
             return self._apply_write_back(client, message, document)
 
         return handle
@@ -674,11 +708,16 @@ class InboundService:
             owner=self.intake_options.owner(department),
             today=now.date(),
         )
-        created = client.create_case(fields, id=case_id).created
+        created, district_dropped = _without_unknown_location(
+            lambda data: client.create_case(data, id=case_id).created, fields
+        )
         if not created:
             # 409: a re-sent referral, or a retry after the create got through: complete the
             # case, never overwrite what a CPO recorded.
-            _fill_gaps(client, case_id, fields)
+            _, refused = _without_unknown_location(
+                lambda data: _fill_gaps(client, case_id, data), fields
+            )
+            district_dropped = district_dropped or refused
         flags: list[str] = []
         if document.get("new"):
             matches = possible_matches(client, case_id, intake, today=now.date())
@@ -695,6 +734,13 @@ class InboundService:
             flags.append(
                 f"Updated referral from {department} (urgency: {intake.urgency}): please review."
             )
+        if district_dropped:
+            # The code is not personal data (a location code that matched schemas.District);
+            # naming it lets the CPO find the district the department meant.
+            flags.append(
+                f"District code {intake.district} from {department} was not known to Primero: "
+                "the case's current location is empty, please set it."
+            )
         _flag_once(client, case_id, flags)
         row = linked_record_row(
             link_key=str(document["link_key"]),
@@ -708,7 +754,7 @@ class InboundService:
         )
         write_linked_record(client, case_id, row)
         self.links.update(str(document["link_key"]), written_back_status="received")
-        return {"created": created, "flags": len(flags)}
+        return {"created": created, "flags": len(flags), "district_dropped": district_dropped}
 
     def pending(self, job: str = INBOUND_JOB) -> int:
         """Primero work of ``job`` not delivered yet (pending or dead)."""
@@ -825,6 +871,31 @@ def _skeleton(token: str) -> str:
     return "".join(out)
 
 
+def _without_unknown_location(
+    call: Callable[[dict[str, Any]], _T], fields: Mapping[str, Any]
+) -> tuple[_T, bool]:
+    """``call(fields)``; if Primero refuses (422) naming the district field, ``call`` again
+    without it: the case lands without its district rather than as a dead letter. Returns
+    (call's result, whether the district was left out).
+
+    The refusal wrote nothing (the record's JSON schema is checked before it is saved, the
+    "Type validation" row of primero-api.md §4: selects are checked against their enum), so
+    the second call is the first write. Any other refusal stays fatal.
+    """
+    try:
+        return call(dict(fields)), False
+    except PrimeroValidationError as refused:
+        if LOCATION_FIELD not in refused.fields or LOCATION_FIELD not in fields:
+            raise
+    # Only the field's name is logged: never the case or the child (house rules).
+    log.warning(
+        "Primero refused %s (an unknown location code from a department): writing the case "
+        "without it",
+        LOCATION_FIELD,
+    )
+    return call({k: v for k, v in fields.items() if k != LOCATION_FIELD}), True
+
+
 def _fill_gaps(client: PrimeroClient, case_id: str, fields: Mapping[str, Any]) -> None:
     current = client.get_case(case_id, fields=list(fields))
     patch: dict[str, Any] = {}
@@ -849,6 +920,18 @@ def _flag_once(client: PrimeroClient, case_id: str, messages: Iterable[str]) -> 
 
 
 # -- small helpers ----------------------------------------------------------------------------
+
+
+def _check_district(locations: LocationCatalogue, district: str) -> None:
+    # None (the catalogue cannot be loaded) accepts: a child's referral is never refused
+    # because Primero is unreachable; the write path leaves out a code Primero refuses.
+    if locations.knows(district) is False:
+        raise UnknownDistrict(
+            "child.district is not a location code Primero knows: use a Primero location code "
+            "(such as PK-SD-KHI), or leave district out. Your CPU's IT officer can list the "
+            "codes in Primero (Settings > Locations, or GET /api/v2/locations).",
+            field="child.district",
+        )
 
 
 def _check_open(link: Link, status: str) -> None:
@@ -910,6 +993,7 @@ __all__: Sequence[str] = [
     "MessageIdReused",
     "ReferralClosed",
     "ReferralResponse",
+    "UnknownDistrict",
     "UnknownReferral",
     "case_fields",
     "possible_matches",
