@@ -215,6 +215,7 @@ class FhirClient:
             data=body.encode("utf-8"),
             extra_headers={"Content-Type": FHIR_JSON, "Prefer": "return=representation"},
         )
+        _retry_if_garbled(response, "POST Bundle")
         answer = json_or_none(response)
         if not isinstance(answer, dict) or answer.get("type") != "transaction-response":
             raise Fatal(
@@ -397,6 +398,7 @@ class FhirClient:
         params: dict[str, str] | None = self._task_query(cursor, count)
         while url is not None:
             response = self._call("GET", url, resource="Task", params=params)
+            _retry_if_garbled(response, "GET Task")
             page = json_or_none(response)
             tasks = list(_resources(page, "Task"))
             for task in tasks:
@@ -436,6 +438,7 @@ class FhirClient:
             resource=resource_type,
             params={"identifier": identifier, "_count": "2"},
         )
+        _retry_if_garbled(response, f"GET {resource_type}")
         found = list(_resources(json_or_none(response), resource_type))
         if len(found) > 1:
             # The promise of conditional creates is one per referral: say so loudly.
@@ -613,6 +616,16 @@ def _entry_result(entry: Mapping[str, Any]) -> EntryResult:
         created=status == 201,
         location=location if isinstance(location, str) else None,
     )
+
+
+def _retry_if_garbled(response: requests.Response, call: str) -> None:
+    """Raise Retryable for a 2xx that says it is JSON but does not parse: it was cut or garbled
+    on its way (a proxy, a connection dropped inside the body; tests/faults found these ending
+    as dead letters). Repeating is safe: reads, and transactions of conditional creates. A page
+    that is not JSON at all (a login page: a wrong base_url) stays Fatal."""
+    media = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    if media.endswith("json") and json_or_none(response) is None:
+        raise Retryable(f"{call} answered 2xx with JSON that does not parse; will retry")
 
 
 def _resources(bundle: Any, resource_type: str) -> Iterator[Mapping[str, Any]]:

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -323,3 +323,68 @@ def nothing_left_to_do(stats: dict[str, Any]) -> bool:
         and not stats["retrying"]
         and not stats["dead_lettered"]
     )
+
+
+# --- any `cpims-adapter` command as a child process, killed at a chosen moment ---------------
+
+CLI_PREFIX = [sys.executable, "-c", "import sys; from adapter.cli import main; sys.exit(main())"]
+
+
+def start_cli(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """``cpims-adapter ARGS`` as an operator runs it, its output in ``log``."""
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [*CLI_PREFIX, *args], env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out
+        )
+
+
+def start_python(
+    code: str, args: list[str], env: dict[str, str], log: Path
+) -> subprocess.Popen[bytes]:
+    """A small Python program (a stand-in for a long-running adapter process) as a child."""
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-c", code, *args],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+        )
+
+
+def kill_when(
+    process: subprocess.Popen[bytes],
+    ready: Callable[[], bool],
+    delay: float,
+    *,
+    timeout: float = RUN_TIMEOUT,
+    poll: float = 0.005,
+) -> bool:
+    """SIGKILL ``process`` ``delay`` seconds after ``ready()`` first holds (asked every
+    ``poll`` seconds). True if it was killed, False if it ended first (reaped either way)."""
+    deadline = time.monotonic() + timeout
+    try:
+        while process.poll() is None and not ready():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the process showed no progress in {timeout}s")
+            time.sleep(poll)
+        if process.poll() is None:
+            time.sleep(delay)
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait(timeout=30)
+            return True
+        return False
+    finally:
+        _reap(process)
+
+
+def wait_ok(process: subprocess.Popen[bytes], log: Path, *, ok: tuple[int, ...] = (0,)) -> int:
+    """Wait for ``process`` to end by itself; its exit status must be one of ``ok``."""
+    try:
+        process.wait(timeout=RUN_TIMEOUT)
+    finally:
+        _reap(process)
+    if process.returncode not in ok:
+        raise AssertionError(f"exited {process.returncode}:\n{_tail(log)}")
+    return process.returncode

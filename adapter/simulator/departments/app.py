@@ -24,6 +24,7 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
+from adapter.errors import ConfigError
 from adapter.simulator.departments.state import (
     API_KEY,
     API_KEY_HEADER,
@@ -37,6 +38,7 @@ from adapter.simulator.departments.state import (
     Json,
     Record,
 )
+from adapter.simulator.faults import FaultInjector, FaultMiddleware, parse_plan
 
 Handler = Callable[[Json], tuple[int, Json]]
 
@@ -180,6 +182,15 @@ def create_app(state: DepartmentState, routers: list[APIRouter]) -> FastAPI:
         extra = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
         return error(fault.status, "injected fault", **extra)
 
+    def expire_sessions() -> None:
+        # An OAuth2 token revoked or expired mid-run: the adapter must fetch a new one.
+        with state.lock:
+            state.tokens.clear()
+
+    # Outermost: a planned fault never reaches the gatekeeper (nor its request log).
+    app.add_middleware(
+        FaultMiddleware, injector=lambda: state.fault_injector, expire_sessions=expire_sessions
+    )
     return app
 
 
@@ -202,11 +213,40 @@ async def requests_seen(request: Request) -> Response:
         return JSONResponse({"requests": list(state.requests), "tokens": state.token_fetches})
 
 
+@control.get("/faults")
+async def fault_report(request: Request) -> Response:
+    """The fault plan and what it fired so far (null without a plan)."""
+    state = state_of(request)
+    with state.lock:
+        injector = state.fault_injector
+        return JSONResponse({"plan": injector.report() if injector else None})
+
+
+@control.delete("/faults")
+async def clear_faults(request: Request) -> Response:
+    """Clear the queued faults and the fault plan."""
+    state = state_of(request)
+    with state.lock:
+        state.faults.clear()
+        state.fault_injector = None
+    return JSONResponse({"faults": 0})
+
+
 @control.post("/faults")
 async def add_fault(request: Request) -> Response:
     """``{status, count?, path_prefix?, retry_after?, after?}``: make the next requests fail
-    (``after``: carry the request out, then lose the answer)."""
+    (``after``: carry the request out, then lose the answer). ``{seed?, rules: [...]}``
+    installs a fault plan instead (adapter/simulator/faults.py)."""
     body = await read_json(request)
+    if isinstance(body, dict) and "rules" in body:
+        try:
+            plan = parse_plan(body, source="the body")
+        except ConfigError as exc:
+            return error(422, str(exc))
+        state = state_of(request)
+        with state.lock:
+            state.fault_injector = FaultInjector(plan)
+            return JSONResponse(state.fault_injector.report(), status_code=201)
     if not isinstance(body, dict) or not isinstance(body.get("status"), int):
         return error(422, "status (an HTTP status) is required")
     state = state_of(request)

@@ -11,6 +11,7 @@ from adapter.serving import BackgroundServer, bind
 from adapter.simulator.departments import birth_registration, courts, generic, police
 from adapter.simulator.departments.app import create_app
 from adapter.simulator.departments.state import AuthMode, DepartmentState
+from adapter.simulator.faults import FaultInjector, FaultPlan
 
 # Each department's own routes (its API, then its control endpoints).
 ROUTERS: dict[str, list[APIRouter]] = {
@@ -82,9 +83,15 @@ class DepartmentSimulator:
 
 
 def serve_forever(
-    department: str, *, port: int = 8081, host: str = "127.0.0.1", auth: AuthMode = "api_key"
+    department: str,
+    *,
+    port: int = 8081,
+    host: str = "127.0.0.1",
+    auth: AuthMode = "api_key",
+    faults: FaultPlan | None = None,
 ) -> None:
-    """Foreground server for a ``simulate`` command; stops on SIGINT / SIGTERM (uvicorn)."""
+    """Foreground server for a ``simulate`` command; stops on SIGINT / SIGTERM (uvicorn).
+    ``faults`` is a fault plan active from the first request (adapter/simulator/faults.py)."""
     from adapter.simulator.departments.state import (
         API_KEY,
         API_KEY_HEADER,
@@ -95,6 +102,8 @@ def serve_forever(
     )
 
     sim = DepartmentSimulator(department, auth=auth, host=host, port=port)
+    if faults is not None:
+        sim.state.fault_injector = FaultInjector(faults)
     login = {
         "none": "no authentication",
         "api_key": f"{API_KEY_HEADER}: {API_KEY}",

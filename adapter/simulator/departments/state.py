@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from adapter.simulator.faults import FaultInjector
+
 Json = dict[str, Any]
 AuthMode = Literal["none", "api_key", "basic", "oauth2"]
 
@@ -85,6 +87,8 @@ class DepartmentState:
     replays: dict[str, tuple[int, Json]] = field(default_factory=dict)
     requests: list[Json] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
+    # A fault plan (adapter/simulator/faults.py), beside the simple queued faults above.
+    fault_injector: FaultInjector | None = None
     tokens: dict[str, datetime] = field(default_factory=dict)
     token_fetches: int = 0
     registry: list[Json] = field(default_factory=list)

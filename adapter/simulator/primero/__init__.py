@@ -30,7 +30,8 @@ rest silently (permissions.py).
 Control API (no auth)
 ---------------------
 GET /_sim/health · POST /_sim/faults {status(500|502|503|429), count, retry_after,
-path_prefix, delay_seconds, mutate_on_list} · DELETE /_sim/faults · POST /_sim/config_lock
+path_prefix, delay_seconds, mutate_on_list}, or a fault plan {seed, rules, mutate_on_list}
+(adapter/simulator/faults.py) · GET /_sim/faults · DELETE /_sim/faults · POST /_sim/config_lock
 {locked, retry_after} · POST /_sim/touch {ids|count} · GET /_sim/cases/{id} · GET
 /_sim/users/{user_name} · POST /_sim/idp_tokens {user_name, token?} · PUT
 /_sim/roles/{role}/forms {forms} · PATCH /_sim/modules/{unique_id} {module_options} · POST

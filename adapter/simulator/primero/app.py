@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from adapter.simulator.faults import FaultMiddleware
 from adapter.simulator.primero import (
     routes_auth,
     routes_case_actions,
@@ -136,5 +137,15 @@ def create_app(state: SimulatorState, deliver_webhooks: bool = True) -> FastAPI:
         routes_control,
     ):
         app.include_router(module.router)
+
+    def expire_sessions() -> None:
+        # Session expiry mid-run (primero-api.md §2): every cookie session is gone at once.
+        with state.lock:
+            state.sessions.clear()
+
+    # Added first, so it runs inside FaultsAndStats: faulted requests are counted too.
+    app.add_middleware(
+        FaultMiddleware, injector=lambda: state.fault_injector, expire_sessions=expire_sessions
+    )
     app.add_middleware(FaultsAndStats, state=state)
     return app

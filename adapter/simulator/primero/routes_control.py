@@ -13,11 +13,13 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
+from adapter.errors import ConfigError
+from adapter.simulator.faults import FaultInjector, parse_plan
 from adapter.simulator.primero import auth, records
 from adapter.simulator.primero.endpoint import json_response, read_json, sim_state
 from adapter.simulator.primero.errors import PrimeroError
 from adapter.simulator.primero.routes_cases import touch_cases
-from adapter.simulator.primero.state import Fault, Json
+from adapter.simulator.primero.state import Fault, Json, SimulatorState
 
 router = APIRouter(prefix="/_sim")
 FAULT_STATUSES = {500, 502, 503, 429}
@@ -49,12 +51,42 @@ async def health(request: Request) -> Response:
         )
 
 
+def install_plan(state: SimulatorState, body: Json) -> Response:
+    """Replace the fault plan (adapter/simulator/faults.py); its `mutate_on_list` applies."""
+    try:
+        plan = parse_plan(body, source="the body")
+    except ConfigError as exc:
+        raise _bad(str(exc)) from None
+    with state.lock:
+        state.fault_injector = FaultInjector(plan)
+        state.mutate_on_list = plan.mutate_on_list
+        return json_response(state.fault_injector.report())
+
+
+@router.get("/faults")
+async def fault_report(request: Request) -> Response:
+    """The fault plan and what it fired so far, plus the queued faults."""
+    state = sim_state(request)
+    with state.lock:
+        injector = state.fault_injector
+        return json_response(
+            {
+                "plan": injector.report() if injector else None,
+                "faults": [asdict(f) for f in state.faults],
+                "mutate_on_list": state.mutate_on_list,
+            }
+        )
+
+
 @router.post("/faults")
 async def add_fault(request: Request) -> Response:
     """Queue failures: `{"status":503,"count":2,"retry_after":1,"path_prefix":"/api/v2/cases",
-    "delay_seconds":0}`; `mutate_on_list: N` touches N cases after each case list."""
+    "delay_seconds":0}`; `mutate_on_list: N` touches N cases after each case list. A body with
+    `rules` (and `seed`) installs a fault plan instead (adapter/simulator/faults.py)."""
     state = sim_state(request)
     body = await _body(request)
+    if "rules" in body:
+        return install_plan(state, body)
     status = body.get("status")
     delay = float(body.get("delay_seconds") or 0)
     if status is not None and status not in FAULT_STATUSES:
@@ -79,10 +111,11 @@ async def add_fault(request: Request) -> Response:
 
 @router.delete("/faults")
 async def clear_faults(request: Request) -> Response:
-    """Clear queued faults and `mutate_on_list`."""
+    """Clear queued faults, the fault plan and `mutate_on_list`."""
     state = sim_state(request)
     with state.lock:
         state.faults.clear()
+        state.fault_injector = None
         state.mutate_on_list = 0
         return json_response({"faults": [], "mutate_on_list": 0})
 
@@ -265,3 +298,20 @@ async def deliveries(request: Request) -> Response:
     state = sim_state(request)
     with state.lock:
         return json_response({"data": list(state.webhook_deliveries)})
+
+
+@router.patch("/webhooks/{webhook_id}/auth")
+async def webhook_auth(webhook_id: str, request: Request) -> Response:
+    """`{"auth_type": "api_key", "auth_secret": "..."}`: what an administrator sets in the
+    Primero console (the API never accepts these fields, see routes_webhooks.py)."""
+    state = sim_state(request)
+    body = await _body(request)
+    with state.lock:
+        webhook = state.webhooks.get(webhook_id)
+        if webhook is None:
+            return json_response({"error": "no such webhook"}, 404)
+        if body.get("auth_type") not in ("api_key", "basic_auth", None):
+            raise _bad("auth_type must be 'api_key', 'basic_auth' or null")
+        webhook["auth_type"] = body.get("auth_type")
+        webhook["auth_secret"] = body.get("auth_secret")
+        return json_response({"id": webhook_id, "auth_type": webhook["auth_type"]})

@@ -10,6 +10,7 @@ from typing import Any
 import uvicorn
 
 from adapter.serving import BackgroundServer, bind
+from adapter.simulator.faults import FaultInjector, FaultPlan
 from adapter.simulator.primero.app import create_app
 from adapter.simulator.primero.seed import seed
 from adapter.simulator.primero.seed_access import SEED_PASSWORD, load_access
@@ -88,10 +89,18 @@ class PrimeroSimulator:
 
 
 def serve_forever(
-    port: int = 3000, cases: int = 1000, seed: int = 42, host: str = "127.0.0.1"
+    port: int = 3000,
+    cases: int = 1000,
+    seed: int = 42,
+    host: str = "127.0.0.1",
+    faults: FaultPlan | None = None,
 ) -> None:
-    """Foreground server for `cpims-adapter simulate primero`; stops on SIGINT / SIGTERM."""
+    """Foreground server for `cpims-adapter simulate primero`; stops on SIGINT / SIGTERM.
+    ``faults`` is a fault plan active from the first request (adapter/simulator/faults.py)."""
     state = build_state(cases, seed)
+    if faults is not None:
+        state.fault_injector = FaultInjector(faults)
+        state.mutate_on_list = faults.mutate_on_list
     sock = bind(host, port)
     bound = sock.getsockname()[1]
     state.options.hostname = f"{host}:{bound}"

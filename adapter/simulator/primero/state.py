@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from adapter.simulator.faults import FaultInjector
 from adapter.simulator.primero.timestamps import iso_ms
 
 Json = dict[str, Any]
@@ -191,6 +192,8 @@ class SimulatorState:
         self.login_attempts: deque[Json] = deque(maxlen=10_000)
         self.rate_windows: dict[tuple[str, int], int] = {}
         self.faults: list[Fault] = []
+        # A fault plan (adapter/simulator/faults.py), beside the simple queued faults above.
+        self.fault_injector: FaultInjector | None = None
         self.mutate_on_list = 0
         self.config_locked = False
         self.config_lock_retry_after = 60
