@@ -48,8 +48,7 @@ class CasesMixin(Requester):
         They never reach a log line or an exception: they may hold search terms.
         """
         query = {key: query_value(value) for key, value in (params or {}).items()}
-        response = self._call("GET", CASES, params=query)
-        data, metadata = self._envelope("GET", CASES, response)
+        data, metadata = self._get_envelope(CASES, query)
         return self._list("GET", CASES, data), metadata
 
     def iter_case_pages(

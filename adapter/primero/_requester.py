@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -9,9 +10,14 @@ from urllib.parse import quote
 
 import requests
 
+from adapter.errors import PrimeroProtocolError
 from adapter.primero._auth import Authenticator, SessionAuth
 from adapter.primero._errors import error_from_response, malformed
 from adapter.primero._transport import Replay, Transport
+
+log = logging.getLogger("adapter.primero")
+# Record ids in a path, replaced by ":id" in log lines.
+_ID_IN_PATH = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
 
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 CASES = "/api/v2/cases"
@@ -112,8 +118,29 @@ class Requester:
         replay: Replay = Replay.SAFE,
     ) -> Any:
         """Call and unwrap Primero's `{"data": ...}` envelope."""
+        if method == "GET":
+            return self._get_envelope(path, params)[0]
         response = self._call(method, path, params=params, json=json, replay=replay)
         return self._envelope(method, path, response)[0]
+
+    def _get_envelope(
+        self, path: str, params: Mapping[str, Any] | None = None
+    ) -> tuple[Any, dict[str, Any]]:
+        """GET and unwrap; a JSON answer cut or garbled in transit is fetched once more
+        (tests/faults: one truncated page must not cost a whole run). A body that is not
+        JSON at all (a login page: a wrong primero.url) fails at once."""
+        response = self._call("GET", path, params=params)
+        try:
+            return self._envelope("GET", path, response)
+        except PrimeroProtocolError:
+            media = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+            if not media.endswith("json"):
+                raise
+        log.warning(
+            "GET %s: Primero's JSON answer did not parse; asking once more",
+            _ID_IN_PATH.sub(":id", path),
+        )
+        return self._envelope("GET", path, self._call("GET", path, params=params))
 
     def _envelope(
         self, method: str, path: str, response: requests.Response
@@ -142,8 +169,7 @@ class Requester:
         previous: list[dict[str, Any]] | None = None
         page = 1
         while True:
-            response = self._call("GET", path, params={**(params or {}), "page": page, "per": per})
-            data, metadata = self._envelope("GET", path, response)
+            data, metadata = self._get_envelope(path, {**(params or {}), "page": page, "per": per})
             batch = self._list("GET", path, data)
             items.extend(batch)
             total = metadata.get("total")
