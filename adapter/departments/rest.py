@@ -282,6 +282,9 @@ class RestConnector:
                 "GET", spec.path, resource=spec.path, headers={"Accept": JSON}, params=params
             )
             answer = json_or_none(response)
+            if answer is None:
+                # Cut or garbled in transit (tests/faults): not a mapping problem.
+                raise Retryable(f"GET {spec.path}: the answer is not valid JSON; will retry")
             items = dig(answer, spec.items) if spec.items else answer
             if not isinstance(items, list):
                 raise Retryable(
