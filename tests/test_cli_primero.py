@@ -82,6 +82,21 @@ def test_table_format_counts_the_cases(sim: PrimeroSimulator, tmp_path: Path) ->
     assert f"{CASES} cases" in result.stdout
 
 
+def test_locations_lists_the_codes_departments_may_name(
+    sim: PrimeroSimulator, tmp_path: Path
+) -> None:
+    result = run_cli("primero", "locations", env=env_for(sim, tmp_path))
+    assert result.returncode == 0, result.stderr
+    codes = requests.get(
+        f"{sim.url}/api/v2/locations",
+        params={"per": 1000},
+        auth=("cpims-adapter", "sim-password"),
+        timeout=10,
+    ).json()["data"]
+    assert codes and all(item["code"] in result.stdout for item in codes)
+    assert f"{len(codes)} locations" in result.stdout
+
+
 def test_check_reports_version_and_permissions(sim: PrimeroSimulator, tmp_path: Path) -> None:
     result = run_cli("check", env=env_for(sim, tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr

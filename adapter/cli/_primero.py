@@ -72,6 +72,22 @@ def cases(
         out.print(f"{count} cases")
 
 
+@app.command("locations")
+def locations() -> None:
+    """List Primero's location codes (code, admin level, name): the districts a department may
+    name in a referral to the inbound API."""
+    with open_client() as client:
+        found = client.list_locations()
+    table = Table("code", "admin level", "name", title="Primero locations")
+    for item in sorted(found, key=lambda i: str(i.get("code", ""))):
+        name = item.get("name")
+        if isinstance(name, dict):  # translated: {"en": "Karachi South", ...}
+            name = name.get("en") or next(iter(name.values()), "")
+        table.add_row(str(item.get("code", "")), str(item.get("admin_level", "")), str(name or ""))
+    out.print(table)
+    out.print(f"{len(found)} locations")
+
+
 def register_check(root: typer.Typer) -> None:
     root.command("check")(check)
 

@@ -929,7 +929,7 @@ def _check_district(locations: LocationCatalogue, district: str) -> None:
         raise UnknownDistrict(
             "child.district is not a location code Primero knows: use a Primero location code "
             "(such as PK-SD-KHI), or leave district out. Your CPU's IT officer can list the "
-            "codes in Primero (Settings > Locations, or GET /api/v2/locations).",
+            "codes with `cpims-adapter primero locations`.",
             field="child.district",
         )
 

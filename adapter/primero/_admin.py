@@ -208,6 +208,10 @@ class AdminMixin(Requester):
         """Every agency (`GET /api/v2/agencies`, all pages)."""
         return self._collect("/api/v2/agencies")
 
+    def list_locations(self) -> list[Record]:
+        """Every location the account may see (`GET /api/v2/locations`, all pages)."""
+        return self._collect("/api/v2/locations")
+
     def refer_to_users(
         self,
         record_type: str = "case",

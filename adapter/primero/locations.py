@@ -41,7 +41,7 @@ def location_codes(client: PrimeroClient) -> frozenset[str]:
     refused."""
     return frozenset(
         item["code"]
-        for item in client._collect(LOCATIONS)
+        for item in client.list_locations()
         if isinstance(item.get("code"), str) and item["code"]
     )
 

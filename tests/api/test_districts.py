@@ -73,7 +73,7 @@ def test_an_unknown_district_is_refused_naming_the_field_and_changes_nothing(
     error = response.json()["error"]
     assert (error["code"], error["field"]) == ("unknown_district", "child.district")
     assert "use a Primero location code" in error["message"]
-    assert "/api/v2/locations" in error["message"]  # where the CPU's IT officer finds them
+    assert "cpims-adapter primero locations" in error["message"]  # how to find the codes
     assert UNKNOWN not in response.text  # errors never repeat a value
     assert world.snapshot() == before
 
