@@ -20,6 +20,7 @@ import cProfile
 import json
 import os
 import pstats
+import resource
 import sys
 import threading
 import time
@@ -120,16 +121,19 @@ def run_sync(
         before = primero_requests(primero)
         rss_start = rss_kib("VmRSS")
         profiler = _AllThreads() if profile else None
+        cpu_before = _cpu_seconds()
         started = time.perf_counter()
         if profiler is not None:
             profiler.start()
         report = job.run()
         seconds = time.perf_counter() - started
+        cpu = _cpu_seconds() - cpu_before
         if profiler is not None and profile is not None:
             profiler.stop(profile)
         connector.close()
     return {
         "seconds": seconds,
+        "cpu_seconds": cpu,
         "cases": report.cases_examined,
         "unchanged": report.unchanged,
         "already_seen": report.pull.records_already_seen if report.pull else None,
@@ -147,12 +151,16 @@ def run_sync(
 
 # Engine steps timed inside a run (wall seconds, summed). The instance attribute shadows the
 # method, so the engine calls the timed one. All run on the main thread except inside
-# `deliver`, whose workers are threads; `outbox_due` is part of `delivery`, `overrides_read`
-# part of `policy_and_mapping` (`_plan`: policy, pseudonymisation and mapping, per referral).
+# `deliver`, whose workers are threads. `page_planning` is a page's whole planning
+# (`_plan_page`): the referral GETs, which run ahead in 4 threads while the main thread plans
+# the slices already fetched, and the planning itself; `policy_and_mapping` (`_plan`: policy,
+# pseudonymisation and FHIR mapping, per referral), `overrides_read` and `outbox_payloads`
+# (JSON + AES-GCM of each outbox row) are parts of it; `outbox_due` is part of `delivery`.
 _PHASES = (
-    ("", "_referrals_of", "referral_gets"),
+    ("", "_plan_page", "page_planning"),
     ("", "_plan", "policy_and_mapping"),
-    ("gate", "overrides", "overrides_read"),
+    ("gate", "overrides_many", "overrides_read"),
+    ("", "_message", "outbox_payloads"),
     ("", "_apply_plans", "page_transaction"),
     ("", "deliver", "delivery"),
     ("outbox", "due", "outbox_due"),
@@ -230,6 +238,7 @@ def run_bare(primero: str, sink: str) -> dict[str, Any]:
     cases = 0
     before = primero_requests(primero)
     rss_start = rss_kib("VmRSS")
+    cpu_before = _cpu_seconds()
     started = time.perf_counter()
     lower, seen = "0000-01-01T00:00:00Z", set()
     while True:
@@ -268,12 +277,20 @@ def run_bare(primero: str, sink: str) -> dict[str, Any]:
     seconds = time.perf_counter() - started
     return {
         "seconds": seconds,
+        "cpu_seconds": _cpu_seconds() - cpu_before,
         "cases": cases,
         "primero_requests": requests_since(primero, before),
         "posts": sink_stats(sink)["posts"],
         "rss_start_kib": rss_start,
         "rss_peak_kib": rss_kib("VmHWM"),
     }
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU of this process so far, every thread (one core's worth per second
+    at most while the GIL is held: what bounds a GIL-bound engine)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def run_edit(primero: str, count: int, round_no: int) -> dict[str, Any]:

@@ -66,11 +66,13 @@ def measure(
     _check_same_requests(bare_runs[0], engine_runs[0], referrals)
     bare = median([r["seconds"] for r in bare_runs])
     engine = median([r["seconds"] for r in engine_runs])
+    bare_cpu = median([r["cpu_seconds"] for r in bare_runs])
+    engine_cpu = median([r["cpu_seconds"] for r in engine_runs])
     middle = sorted(engine_runs, key=lambda r: r["seconds"])[len(engine_runs) // 2]
     row = Row(
         name=f"Sync throughput, {referrals:,} referrals (two_stage=False) vs bare `requests` loop",
-        baseline=f"{referrals / bare:,.0f} ref/s ({bare:.1f} s)",
-        measured=f"{referrals / engine:,.0f} ref/s ({engine:.1f} s)",
+        baseline=f"{referrals / bare:,.0f} ref/s ({bare:.1f} s; CPU {bare_cpu:.1f} s)",
+        measured=f"{referrals / engine:,.0f} ref/s ({engine:.1f} s; CPU {engine_cpu:.1f} s)",
         ratio=engine / bare,
         goal=1.5,
         peak_memory=(

@@ -12,7 +12,11 @@ after referral, :func:`build_content_update_bundle` replaces the department's co
 conditional updates (``PUT Type?identifier=``, departments.md §1 "Conditional create/update").
 
 Models are ``fhir.resources.R4B`` (wire-compatible with R4 for these resources, departments.md
-§1): every resource is validated by its model before it can leave. Free text enters a bundle only
+§1). The hot path (a sync maps every referral) builds plain dicts: validating five models and
+running fhir_core's serialiser per referral was most of a sync's cost (BENCHMARKS.md). The
+``*_bundle_json`` functions return those dicts; ``build_*_bundle`` validate the same dicts into
+models, and tests/mappings check, for every input the builders accept, that the dict is valid
+R4B and serialises to exactly the bytes of the validated model. Free text enters a bundle only
 through :attr:`HealthReferral.note` and :attr:`HealthReferral.legal_reference`, never by default
 (privacy.md §6.4: narrative never goes to health).
 
@@ -26,7 +30,7 @@ import json
 import re
 import uuid
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime
 from typing import Any, Final, TypeVar
 from urllib.parse import quote
@@ -53,7 +57,9 @@ __all__ = [
     "case_code_system",
     "consent_search_token",
     "content_fingerprint",
+    "content_update_bundle_json",
     "full_url",
+    "referral_bundle_json",
     "referral_search_token",
     "task_update_from_json",
     "to_json",
@@ -147,6 +153,9 @@ class HealthReferral:
     department: str = "health"
 
 
+_REFERRAL_FIELDS: Final = tuple(f.name for f in fields(HealthReferral))
+_ORG_FIELDS: Final = tuple(f.name for f in fields(OrgRef))
+
 # --- public API ------------------------------------------------------------------------------
 
 
@@ -182,6 +191,11 @@ def build_referral_bundle(referral: HealthReferral) -> Bundle:
     identifier, and leaves it as the department has it; ``FhirClient.link_task`` then points it
     at this ServiceRequest and Patient.
     """
+    return _validated(Bundle, referral_bundle_json(referral))
+
+
+def referral_bundle_json(referral: HealthReferral) -> dict[str, Any]:
+    """:func:`build_referral_bundle` as the plain JSON dict it validates (no model built)."""
     parts = _Parts.of(referral)
     return _bundle(
         [
@@ -208,6 +222,11 @@ def build_content_update_bundle(referral: HealthReferral) -> Bundle:
     receiver updates only the Task"), so an edit must not reset its status; the entry is there
     so an update that overtakes the original delivery still leaves a complete referral.
     """
+    return _validated(Bundle, content_update_bundle_json(referral))
+
+
+def content_update_bundle_json(referral: HealthReferral) -> dict[str, Any]:
+    """:func:`build_content_update_bundle` as the plain JSON dict it validates."""
     parts = _Parts.of(referral)
     return _bundle(
         [
@@ -239,7 +258,14 @@ def content_fingerprint(referral: HealthReferral) -> str:
     for it: building and serialising a second bundle just to hash it was half the mapping
     cost of a sync (BENCHMARKS.md).
     """
-    canonical = json.dumps(asdict(referral), sort_keys=True, separators=(",", ":"), default=str)
+    values = {name: getattr(referral, name) for name in _REFERRAL_FIELDS}
+    # The same dict ``dataclasses.asdict`` gave (the fingerprints stored in the links table
+    # must not change), built without its deep copies: a third of the mapping's cost.
+    for name in ("requester_org", "performer_org"):
+        org = values[name]
+        values[name] = {f: getattr(org, f) for f in _ORG_FIELDS}
+    values["demographics"] = dict(values["demographics"])
+    canonical = json.dumps(values, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -249,10 +275,10 @@ def content_fingerprint(referral: HealthReferral) -> str:
 @dataclass(frozen=True)
 class _Parts:
     urls: dict[str, str]
-    patient: Patient
-    consent: Consent
-    service_request: ServiceRequest
-    task: Task
+    patient: dict[str, Any]
+    consent: dict[str, Any]
+    service_request: dict[str, Any]
+    task: dict[str, Any]
     patient_query: str
     consent_query: str
     referral_query: str
@@ -290,7 +316,7 @@ def _meta() -> dict[str, Any]:
     return {"security": [dict(label) for label in codes.SECURITY_LABELS]}
 
 
-def _patient(identifier: dict[str, str], demographics: Mapping[str, Any]) -> Patient:
+def _patient(identifier: dict[str, str], demographics: Mapping[str, Any]) -> dict[str, Any]:
     body: dict[str, Any] = {"resourceType": "Patient", "meta": _meta(), "identifier": [identifier]}
     present = {k: v for k, v in demographics.items() if v is not None}
     unknown = sorted(set(present) - set(DEMOGRAPHIC_FIELDS))
@@ -303,8 +329,8 @@ def _patient(identifier: dict[str, str], demographics: Mapping[str, Any]) -> Pat
     births = [k for k in _BIRTH_KEYS if k in present]
     if len(births) > 1:
         raise MappingError(f"demographics give the birth date twice ({births}): pass one")
-    if births:
-        body["birthDate"] = _birth_date(present[births[0]], f"demographics.{births[0]}")
+    # Elements are added in FHIR element order (gender before birthDate), so the dict's JSON is
+    # byte-identical to the validated model's (tests/mappings/test_fhir_plain.py).
     if "sex" in present:
         sex = present["sex"]
         if not isinstance(sex, str) or sex not in codes.GENDERS:
@@ -313,6 +339,8 @@ def _patient(identifier: dict[str, str], demographics: Mapping[str, Any]) -> Pat
                 "fhir_codes.GENDERS if Primero's lookup-gender gained a value"
             )
         body["gender"] = codes.GENDERS[sex]
+    if births:
+        body["birthDate"] = _birth_date(present[births[0]], f"demographics.{births[0]}")
     address: dict[str, str] = {}
     for key, element in (("district", "district"), ("province", "state")):
         if key in present:
@@ -321,7 +349,7 @@ def _patient(identifier: dict[str, str], demographics: Mapping[str, Any]) -> Pat
             address[element] = present[key].strip()
     if address:
         body["address"] = [address]
-    return _validated(Patient, body)
+    return body
 
 
 def _consent(
@@ -330,7 +358,7 @@ def _consent(
     patient_url: str,
     requester: dict[str, Any],
     performer: dict[str, Any],
-) -> Consent:
+) -> dict[str, Any]:
     rule = codes.CONSENT_POLICY_RULES.get(referral.consent_basis)
     if rule is None:
         raise MappingError(
@@ -358,7 +386,7 @@ def _consent(
             "actor": [{"role": {"coding": [dict(codes.RECIPIENT_ROLE)]}, "reference": performer}],
         },
     }
-    return _validated(Consent, body)
+    return body
 
 
 def _service_request(
@@ -368,7 +396,7 @@ def _service_request(
     requester: dict[str, Any],
     performer: dict[str, Any],
     authored: str | None,
-) -> ServiceRequest:
+) -> dict[str, Any]:
     category = codes.SERVICE_CATEGORIES.get(referral.service_type)
     if category is None:
         raise MappingError(
@@ -383,6 +411,12 @@ def _service_request(
         raise MappingError(
             f"urgency is not a Primero service_response_timeframe ({sorted(codes.PRIORITIES)})"
         )
+    reason_code = [
+        {"coding": [{"system": codes.PROTECTION_CONCERN_SYSTEM, "code": _code(c, "reason_codes")}]}
+        for c in referral.reason_codes
+    ]
+    # In FHIR element order, optional elements in place (None is dropped below): the dict's
+    # JSON is then byte-identical to the validated model's.
     body: dict[str, Any] = {
         "resourceType": "ServiceRequest",
         "meta": _meta(),
@@ -395,24 +429,14 @@ def _service_request(
             "coding": [{"system": codes.PRIMERO_SERVICE_TYPE_SYSTEM, "code": referral.service_type}]
         },
         "subject": {"reference": urls["Patient"]},
+        "authoredOn": authored or None,
         "requester": requester,
         "performer": [performer],
+        "reasonCode": reason_code or None,
         "supportingInfo": [{"reference": urls["Consent"]}],
+        "note": [{"text": referral.note}] if referral.note else None,
     }
-    if authored:
-        body["authoredOn"] = authored
-    if referral.reason_codes:
-        body["reasonCode"] = [
-            {
-                "coding": [
-                    {"system": codes.PROTECTION_CONCERN_SYSTEM, "code": _code(c, "reason_codes")}
-                ]
-            }
-            for c in referral.reason_codes
-        ]
-    if referral.note:
-        body["note"] = [{"text": referral.note}]
-    return _validated(ServiceRequest, body)
+    return _present(body)
 
 
 def _task(
@@ -421,7 +445,7 @@ def _task(
     requester: dict[str, Any],
     performer: dict[str, Any],
     authored: str | None,
-) -> Task:
+) -> dict[str, Any]:
     body: dict[str, Any] = {
         "resourceType": "Task",
         "meta": _meta(),
@@ -434,12 +458,16 @@ def _task(
         "code": {"coding": [dict(codes.TASK_FULFILL)]},
         "focus": {"reference": urls["ServiceRequest"]},
         "for": {"reference": urls["Patient"]},
+        "authoredOn": authored or None,
         "requester": requester,
         "owner": performer,
     }
-    if authored:
-        body["authoredOn"] = authored
-    return _validated(Task, body)
+    return _present(body)
+
+
+def _present(body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` without its None elements (what ``exclude_none`` leaves out of a model)."""
+    return {name: value for name, value in body.items() if value is not None}
 
 
 def _entry(
@@ -451,9 +479,9 @@ def _entry(
     return {"fullUrl": url, "resource": resource, "request": request}
 
 
-def _bundle(entries: list[dict[str, Any]]) -> Bundle:
+def _bundle(entries: list[dict[str, Any]]) -> dict[str, Any]:
     # No Bundle.id and no timestamp: both would make two sends of one referral differ.
-    return _validated(Bundle, {"resourceType": "Bundle", "type": "transaction", "entry": entries})
+    return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
 
 
 _M = TypeVar("_M", Bundle, Patient, Consent, ServiceRequest, Task)

@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from fhir.resources.R4B.bundle import Bundle
-from fhir.resources.R4B.task import Task
 
 from adapter.errors import MappingError
 from adapter.mappings import fhir_codes as codes
@@ -48,7 +47,7 @@ from adapter.mappings.fhir import (
     full_url,
 )
 
-__all__ = ["PROBE_KEYS", "CapacityProbe", "build_probe_bundle"]
+__all__ = ["PROBE_KEYS", "CapacityProbe", "build_probe_bundle", "probe_bundle_json"]
 
 #: The keys of a probe payload (adapter/privacy/probe.py build_probe). Any other key is refused,
 #: not dropped: a new key is a policy change that needs a mapping decision first.
@@ -88,6 +87,12 @@ def build_probe_bundle(p: CapacityProbe) -> Bundle:
     Raises MappingError naming the key (never the value) for an unknown probe key or a value
     that is not one of the probe's codes.
     """
+    return _validated(Bundle, probe_bundle_json(p))
+
+
+def probe_bundle_json(p: CapacityProbe) -> dict[str, Any]:
+    """:func:`build_probe_bundle` as the plain JSON dict it validates (the sync's hot path;
+    tests/mappings/test_fhir_plain.py holds it to the model, byte for byte)."""
     key = _identifier_value(p.referral_key, "referral_key")
     referral_id = {"system": codes.REFERRAL_SYSTEM, "value": key}
     task = _probe_task(p, referral_id)
@@ -96,7 +101,7 @@ def build_probe_bundle(p: CapacityProbe) -> Bundle:
     )
 
 
-def _probe_task(p: CapacityProbe, identifier: dict[str, str]) -> Task:
+def _probe_task(p: CapacityProbe, identifier: dict[str, str]) -> dict[str, Any]:
     values = _probe_values(p)
     _display, priority = codes.PROBE_URGENCIES[values["urgency"]]
     body: dict[str, Any] = {
@@ -112,7 +117,7 @@ def _probe_task(p: CapacityProbe, identifier: dict[str, str]) -> Task:
         "owner": p.performer_org.to_reference("performer_org"),
         "input": _inputs(values),
     }
-    return _validated(Task, body)
+    return body
 
 
 def _probe_values(p: CapacityProbe) -> dict[str, str]:

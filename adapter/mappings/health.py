@@ -4,11 +4,14 @@ The disclosure payload is already minimised by the privacy core; this module onl
 each allowed field is expressed in FHIR. A field the policy allows but FHIR mapping does not
 carry yet (e.g. ``name``: the Patient stays pseudonymous, departments.md §1) is reported in
 ``not_carried`` and never silently sent elsewhere.
+
+Bundles are built as plain dicts, not fhir.resources models: per referral, model validation
+and fhir_core's serialiser cost ~25x the JSON itself (BENCHMARKS.md). That the dicts are valid
+R4B, and the models' exact bytes, is held by tests/mappings/test_fhir_plain.py.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -18,12 +21,11 @@ from adapter.mappings.base import Document, body_hash
 from adapter.mappings.fhir import (
     HealthReferral,
     OrgRef,
-    build_content_update_bundle,
-    build_referral_bundle,
     content_fingerprint,
-    to_json,
+    content_update_bundle_json,
+    referral_bundle_json,
 )
-from adapter.mappings.fhir_probe import CapacityProbe, build_probe_bundle
+from adapter.mappings.fhir_probe import CapacityProbe, probe_bundle_json
 from adapter.mappings.routing import RoutedReferral
 from adapter.privacy import Disclosure
 
@@ -47,7 +49,7 @@ class HealthMapping:
         service = referral.service_type or "health_medical_service"
         if services and service not in services:
             service = str(services[0])
-        bundle = build_probe_bundle(
+        bundle = probe_bundle_json(
             CapacityProbe(
                 referral_key=referral.key,
                 service_type=service,
@@ -56,7 +58,7 @@ class HealthMapping:
                 probe=disclosure.payload,
             )
         )
-        body = {"referral_key": referral.key, "bundle": _json(bundle)}
+        body = {"referral_key": referral.key, "bundle": bundle}
         return Document("probe", body, body_hash(body))
 
     def referral(
@@ -66,13 +68,13 @@ class HealthMapping:
         body = {
             "referral_key": referral.key,
             "after_probe": after_probe,
-            "bundle": _json(build_referral_bundle(health)),
+            "bundle": referral_bundle_json(health),
         }
         return Document("referral", body, content_fingerprint(health), not_carried)
 
     def update(self, referral: RoutedReferral, disclosure: Disclosure) -> Document:
         health, not_carried = self._health_referral(referral, disclosure)
-        body = {"referral_key": referral.key, "bundle": _json(build_content_update_bundle(health))}
+        body = {"referral_key": referral.key, "bundle": content_update_bundle_json(health)}
         return Document("update", body, content_fingerprint(health), not_carried)
 
     def cancel(self, referral_key: str, reason: str) -> Document:
@@ -112,11 +114,6 @@ class HealthMapping:
             department=self.department,
         )
         return health, not_carried
-
-
-def _json(bundle: Any) -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads(to_json(bundle))
-    return loaded
 
 
 def _datetime_of(transition: Mapping[str, Any] | None) -> datetime | None:

@@ -282,6 +282,14 @@ def test_after_seven_years_the_case_is_shredded_even_in_a_restored_backup(
     assert link_rows(settings, case_id) == []
     assert aggregate_counts(settings) == {expected_cell(world, 0): 1, expected_cell(world, 1): 1}
 
+    # The sync engine skips it too: the referral is still in Primero, yet nothing is sent
+    # and no link comes back.
+    with open_job(settings, "health") as job:
+        report = job.run()
+    # (Both destroyed cases changed in Primero since the last sync: closed, then edited.)
+    assert report.refused["destroyed under retention"] == 2
+    assert link_rows(settings, case_id) == []
+
     # A backup taken before the shred, restored: re-shredded before anything else runs.
     info = restore_store(
         settings.state.url, backup, world["kek"], force=True, now=AFTER_SEVEN_YEARS
