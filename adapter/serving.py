@@ -9,6 +9,8 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from types import TracebackType
+from typing import Self
 
 import uvicorn
 
@@ -50,3 +52,49 @@ class BackgroundServer:
         self.server.should_exit = True
         self.thread.join(timeout=10)
         self.socket.close()
+
+
+class ServedApp:
+    """An ASGI app on a socket of its own, served by uvicorn in a background thread: the
+    simulators, the fault proxy and the embedded inbound API share this life cycle.
+
+    Subclasses set ``host``, ``port`` (0: a free one) and ``server_name`` and implement
+    :meth:`uvicorn_config`; :meth:`on_bound` runs once the port is known, before serving.
+    """
+
+    host: str
+    port: int
+    server_name: str = "server"
+    _serving: BackgroundServer | None = None
+
+    def uvicorn_config(self) -> uvicorn.Config:
+        raise NotImplementedError
+
+    def on_bound(self) -> None:
+        """Called after binding (``self.port`` is final) and before the server starts."""
+
+    def start(self) -> Self:
+        """Serve in a background thread; returns once the server accepts connections."""
+        sock = bind(self.host, self.port)
+        self.port = sock.getsockname()[1]
+        self.on_bound()
+        self._serving = BackgroundServer(self.uvicorn_config(), sock, self.server_name)
+        self._serving.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop the server and close its socket."""
+        if self._serving is not None:
+            self._serving.stop()
+        self._serving = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

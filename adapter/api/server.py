@@ -18,7 +18,6 @@ import signal
 import ssl
 import threading
 from collections.abc import Callable
-from types import TracebackType
 from typing import Any
 
 import uvicorn
@@ -27,7 +26,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from adapter.api.settings import ApiSettings
 from adapter.errors import ConfigError
-from adapter.serving import BackgroundServer, bind
+from adapter.serving import ServedApp, bind
 
 # Headers beyond this are refused by h11 before the app runs (the body has its own limit).
 _MAX_HEADER_BYTES = 16 * 1024
@@ -140,7 +139,7 @@ def serve_api(
         sock.close()
 
 
-class ApiServer:
+class ApiServer(ServedApp):
     """The API on a real socket in a background thread (tests, embedding)::
 
     with ApiServer(app, ApiSettings()) as server:
@@ -153,31 +152,11 @@ class ApiServer:
         self.api = api
         self.host = host
         self.port = port
-        self._serving: BackgroundServer | None = None
+        self.server_name = "inbound API"
 
     @property
     def url(self) -> str:
         return base_url(self.api, self.host, self.port)
 
-    def start(self) -> ApiServer:
-        sock = bind(self.host, self.port)
-        self.port = sock.getsockname()[1]
-        self._serving = BackgroundServer(uvicorn_config(self.app, self.api), sock, "inbound API")
-        self._serving.start()
-        return self
-
-    def stop(self) -> None:
-        if self._serving is not None:
-            self._serving.stop()
-        self._serving = None
-
-    def __enter__(self) -> ApiServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+    def uvicorn_config(self) -> uvicorn.Config:
+        return uvicorn_config(self.app, self.api)

@@ -13,7 +13,6 @@ Control API (no authentication), as on every simulator: ``GET /_sim/faults`` (wh
 from __future__ import annotations
 
 import threading
-from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -24,7 +23,7 @@ from fastapi.responses import JSONResponse
 from starlette.background import BackgroundTask
 
 from adapter.errors import ConfigError
-from adapter.serving import BackgroundServer, bind
+from adapter.serving import ServedApp
 from adapter.simulator.faults import FaultInjector, FaultMiddleware, FaultPlan, parse_plan
 
 # Hop-by-hop headers (RFC 9110 §7.6.1) and those the proxy recomputes.
@@ -37,7 +36,7 @@ class _ProxyState:
         self.injector = FaultInjector(plan) if plan is not None else None
 
 
-class FaultProxy:
+class FaultProxy(ServedApp):
     """Forward ``127.0.0.1:<port>`` to ``upstream`` (an origin, e.g. http://127.0.0.1:8090),
     with a fault plan.
 
@@ -60,7 +59,7 @@ class FaultProxy:
         self.port = port
         self.timeout_seconds = timeout_seconds
         self.state = _ProxyState(plan)
-        self._serving: BackgroundServer | None = None
+        self.server_name = "fault-proxy"
 
     @property
     def url(self) -> str:
@@ -72,31 +71,8 @@ class FaultProxy:
         with self.state.lock:
             self.state.injector = FaultInjector(plan) if plan is not None else None
 
-    def start(self) -> FaultProxy:
-        """Serve in a background thread; returns once the proxy accepts connections."""
-        sock = bind(self.host, self.port)
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(self._app(), log_level="warning", access_log=False, lifespan="off")
-        self._serving = BackgroundServer(config, sock, "fault-proxy")
-        self._serving.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop the proxy and close its socket."""
-        if self._serving is not None:
-            self._serving.stop()
-        self._serving = None
-
-    def __enter__(self) -> FaultProxy:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+    def uvicorn_config(self) -> uvicorn.Config:
+        return uvicorn.Config(self._app(), log_level="warning", access_log=False, lifespan="off")
 
     def _app(self) -> FastAPI:
         app = FastAPI(title="Fault proxy", openapi_url=None, docs_url=None, redoc_url=None)

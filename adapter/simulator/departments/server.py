@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from types import TracebackType
-
 import uvicorn
 from fastapi import APIRouter
 
-from adapter.serving import BackgroundServer, bind
+from adapter.serving import ServedApp
 from adapter.simulator.departments import birth_registration, courts, generic, police
 from adapter.simulator.departments.app import create_app
 from adapter.simulator.departments.state import AuthMode, DepartmentState
@@ -22,7 +20,7 @@ ROUTERS: dict[str, list[APIRouter]] = {
 }
 
 
-class DepartmentSimulator:
+class DepartmentSimulator(ServedApp):
     """A simulated department system on a free port of 127.0.0.1.
 
     >>> with DepartmentSimulator("police", auth="oauth2") as police:
@@ -48,38 +46,15 @@ class DepartmentSimulator:
         self.port = port
         self.state = DepartmentState(department, auth=auth, token_lifetime=token_lifetime)
         self.app = create_app(self.state, ROUTERS[department])
-        self._serving: BackgroundServer | None = None
+        self.server_name = f"{department}-simulator"
 
     @property
     def url(self) -> str:
         """Base URL, e.g. http://127.0.0.1:54321."""
         return f"http://{self.host}:{self.port}"
 
-    def start(self) -> DepartmentSimulator:
-        """Serve in a background thread; returns once the server accepts connections."""
-        sock = bind(self.host, self.port)
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off")
-        self._serving = BackgroundServer(config, sock, f"{self.state.department}-simulator")
-        self._serving.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop the server and close its socket."""
-        if self._serving is not None:
-            self._serving.stop()
-        self._serving = None
-
-    def __enter__(self) -> DepartmentSimulator:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+    def uvicorn_config(self) -> uvicorn.Config:
+        return uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off")
 
 
 def serve_forever(

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import signal
 import threading
-from types import TracebackType
 from typing import Any
 
 import uvicorn
 
-from adapter.serving import BackgroundServer, bind
+from adapter.serving import ServedApp, bind
 from adapter.simulator.faults import FaultInjector, FaultPlan
 from adapter.simulator.primero.app import create_app
 from adapter.simulator.primero.seed import seed
@@ -33,7 +32,7 @@ def build_state(cases: int = 0, seed_value: int = 42, **options: Any) -> Simulat
     return state
 
 
-class PrimeroSimulator:
+class PrimeroSimulator(ServedApp):
     """A simulated Primero v2 server on a real socket.
 
     >>> with PrimeroSimulator(cases=100) as sim:
@@ -49,7 +48,7 @@ class PrimeroSimulator:
         self.host = host
         self.port = port
         self.state = build_state(cases, seed, **options)
-        self._serving: BackgroundServer | None = None
+        self.server_name = "primero-simulator"
 
     @property
     def url(self) -> str:
@@ -57,35 +56,15 @@ class PrimeroSimulator:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
 
-    def start(self) -> PrimeroSimulator:
-        """Serve in a background thread; returns once the server accepts connections."""
-        sock = bind(self.host, self.port)
-        self.port = sock.getsockname()[1]
+    def on_bound(self) -> None:
         if self.state.options.hostname == Options().hostname:
             self.state.options.hostname = f"{self.host}:{self.port}"
-        config = uvicorn.Config(
+
+    def uvicorn_config(self) -> uvicorn.Config:
+        # lifespan "on": the webhook worker runs with the app.
+        return uvicorn.Config(
             create_app(self.state), log_level="warning", access_log=False, lifespan="on"
         )
-        self._serving = BackgroundServer(config, sock, "primero-simulator")
-        self._serving.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop the server and the webhook worker, and close the socket."""
-        if self._serving is not None:
-            self._serving.stop()
-        self._serving = None
-
-    def __enter__(self) -> PrimeroSimulator:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def serve_forever(
