@@ -17,13 +17,12 @@ TLS was unavailable.
 from __future__ import annotations
 
 import logging
-import smtplib
-import ssl
 from email.message import EmailMessage
 from email.utils import formatdate
 
 from adapter.config import EmailSettings
-from adapter.errors import Fatal, Retryable
+from adapter.errors import Fatal
+from adapter.smtp import SmtpServer
 
 logger = logging.getLogger("adapter.departments")
 
@@ -66,42 +65,19 @@ class EmailDrop:
     def send_file(self, name: str, data: bytes, sha256: str) -> None:
         """Send one file; raises ``Retryable`` or ``Fatal``."""
         settings = self.settings
-        message = self.message(name, data, sha256)
-        password = settings.secret()
-        try:
-            with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=self.timeout) as smtp:
-                smtp.ehlo()
-                if settings.starttls:
-                    smtp.starttls(context=ssl.create_default_context())
-                    smtp.ehlo()
-                if settings.username:
-                    smtp.login(settings.username, password or "")
-                refused = smtp.send_message(
-                    message, from_addr=settings.sender, to_addrs=settings.recipients
-                )
-        except smtplib.SMTPNotSupportedError:
-            raise Fatal(
-                f"email {self.where}: the server does not offer STARTTLS; nothing was sent. "
-                "Use a server with TLS (starttls = false only for a loopback relay)."
-            ) from None
-        except ssl.SSLCertVerificationError:
-            raise Fatal(
-                f"email {self.where}: the server's TLS certificate did not verify; nothing was "
-                "sent. Fix the certificate or the smtp_host name."
-            ) from None
-        except smtplib.SMTPAuthenticationError:
-            raise Fatal(
-                f"email {self.where}: the server refused username/password; fix the credentials."
-            ) from None
-        except smtplib.SMTPRecipientsRefused as exc:
-            codes = [code for code, _ in exc.recipients.values()]
-            _raise_for_code(self.where, "refused every recipient", min(codes, default=550))
-        except smtplib.SMTPResponseException as exc:
-            _raise_for_code(self.where, "refused the message", exc.smtp_code)
-        except (OSError, smtplib.SMTPException) as exc:
-            raise Retryable(
-                f"email {self.where}: could not send ({type(exc).__name__}); will retry."
-            ) from None
+        server = SmtpServer(
+            settings.smtp_host,
+            settings.smtp_port,
+            settings.starttls,
+            settings.username,
+            settings.secret(),
+        )
+        refused = server.send(
+            self.message(name, data, sha256),
+            settings.sender,
+            list(settings.recipients),
+            timeout=self.timeout,
+        )
         if refused:
             # Some recipients took it: a retry would duplicate it for them, so report and go on.
             logger.warning(
@@ -109,13 +85,3 @@ class EmailDrop:
                 extra={"smtp_host": self.where, "refused": len(refused)},
             )
         logger.info("file sent by email", extra={"smtp_host": self.where, "file": name})
-
-
-def _raise_for_code(where: str, what: str, code: int) -> None:
-    # SMTP: 4xx is a transient refusal (greylisting, full mailbox), 5xx a permanent one.
-    if 400 <= code < 500:
-        raise Retryable(f"email {where}: the server {what} with {code}; will retry.")
-    raise Fatal(
-        f"email {where}: the server {what} with {code}; check sender and recipients "
-        "with the department's mail administrator."
-    )

@@ -11,8 +11,6 @@ show`` until someone fixes the mail settings.
 from __future__ import annotations
 
 import logging
-import smtplib
-import ssl
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -23,12 +21,13 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from adapter.errors import AdapterError, Fatal, Retryable
+from adapter.errors import Fatal, Retryable
 from adapter.incidents._tables import incident_notifications, incidents
 from adapter.incidents.detect import CHANNEL_EMAIL
 from adapter.incidents.notice import build_notice, known_departments
 from adapter.incidents.records import Incident, IncidentStatus
 from adapter.incidents.settings import IncidentSettings
+from adapter.smtp import SmtpServer
 from adapter.state import StateStore
 from adapter.state.types import utcnow
 
@@ -66,46 +65,19 @@ class SmtpNotices:
 
     def __call__(self, message: EmailMessage, recipient: str) -> None:
         settings = self.settings
-        password = settings.smtp_secret()
-        try:
-            with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=self.timeout) as smtp:
-                smtp.ehlo()
-                if settings.smtp_starttls:
-                    smtp.starttls(context=ssl.create_default_context())
-                    smtp.ehlo()
-                if settings.smtp_username:
-                    smtp.login(settings.smtp_username, password or "")
-                smtp.send_message(message, from_addr=settings.sender, to_addrs=[recipient])
-        except smtplib.SMTPNotSupportedError:
-            raise Fatal(
-                f"incidents mail {self.where}: the server does not offer STARTTLS; nothing was "
-                "sent. Use a server with TLS (incidents.smtp_starttls = false only for a "
-                "loopback relay)."
-            ) from None
-        except smtplib.SMTPAuthenticationError:
-            raise Fatal(
-                f"incidents mail {self.where}: the server refused incidents.smtp_username / "
-                "smtp_password; fix the credentials."
-            ) from None
-        except smtplib.SMTPRecipientsRefused as exc:
-            codes = [code for code, _ in exc.recipients.values()]
-            raise _for_code(self.where, "refused the recipient", min(codes, default=550)) from None
-        except smtplib.SMTPResponseException as exc:
-            raise _for_code(self.where, "refused the message", exc.smtp_code) from None
-        except (OSError, smtplib.SMTPException) as exc:
-            raise Retryable(
-                f"incidents mail {self.where}: could not send ({type(exc).__name__}); will retry."
-            ) from None
-
-
-def _for_code(where: str, what: str, code: int) -> AdapterError:
-    # SMTP: 4xx is a transient refusal (greylisting, full mailbox), 5xx a permanent one.
-    if 400 <= code < 500:
-        return Retryable(f"incidents mail {where}: the server {what} with {code}; will retry.")
-    return Fatal(
-        f"incidents mail {where}: the server {what} with {code}; check incidents.sender and "
-        "the recipient addresses with the mail administrator."
-    )
+        server = SmtpServer(
+            settings.smtp_host,
+            settings.smtp_port,
+            settings.smtp_starttls,
+            settings.smtp_username,
+            settings.smtp_secret(),
+            label="incidents mail",
+            keys="incidents.smtp_username / smtp_password",
+            senders="incidents.sender and the recipient addresses",
+        )
+        refused = server.send(message, settings.sender, [recipient], timeout=self.timeout)
+        if refused:
+            raise Retryable(f"incidents mail {self.where}: the server refused the recipient.")
 
 
 def notice_message(incident: Incident, notice: str, settings: IncidentSettings) -> EmailMessage:
