@@ -361,27 +361,35 @@ class SyncJob:
     def _apply_plans(self, plans: list[_Plan], conn: Connection, dry_run: bool) -> None:
         if dry_run:
             return
+        # The page's decisions, links and outbox rows each in one batch (a lookup and an
+        # executemany per table, the audit chain computed in memory): one statement per row
+        # was a quarter of the engine's time (BENCHMARKS.md, "Where the engine's time goes").
+        self.gate.record_many(
+            conn,
+            [(plan.decision, plan.case_id) for plan in plans if plan.decision is not None],
+        )
         queued: list[NewMessage] = []
+        links: list[tuple[str, dict[str, Any]]] = []
         for plan in plans:
-            if plan.decision is not None:
-                self.gate.record(conn, plan.decision, plan.case_id)
             if plan.document is None or plan.stage is None:
                 continue
             queued.append(plan.message or self._message(plan.document, plan.referral.key))
-            self.links.upsert(
-                conn,
-                link_key(self.job.department, plan.referral.key),
-                job=self.name,
-                department=self.job.department,
-                case_id=plan.case_id,
-                referral_id=plan.referral.referral_id,
-                case_code=plan.case_code,
-                stage=plan.stage,
-                content_hash=plan.document.content_hash,
-                primero_status=plan.referral.primero_status,
+            links.append(
+                (
+                    link_key(self.job.department, plan.referral.key),
+                    {
+                        "job": self.name,
+                        "department": self.job.department,
+                        "case_id": plan.case_id,
+                        "referral_id": plan.referral.referral_id,
+                        "case_code": plan.case_code,
+                        "stage": plan.stage,
+                        "content_hash": plan.document.content_hash,
+                        "primero_status": plan.referral.primero_status,
+                    },
+                )
             )
-        # One lookup and one executemany for the page's outbox rows (BENCHMARKS.md: two
-        # statements per referral were a fifth of the page transaction).
+        self.links.upsert_many(conn, links)
         kinds = {m.idempotency_key: m.kind for m in queued}
         for key in self.outbox.enqueue_many(conn, queued):
             self.report.enqueued[kinds[key]] += 1

@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -144,12 +144,32 @@ def init_head(conn: Connection, keys: AuditKeys, *, now: datetime | None = None)
 def append_entry(
     conn: Connection, keys: AuditKeys, entry: Mapping[str, Any], *, now: datetime | None = None
 ) -> int:
-    """Append ``entry`` in the caller's transaction and return its sequence number.
+    """Append ``entry`` in the caller's transaction and return its sequence number (the
+    one-entry case of :func:`append_entries`)."""
+    return append_entries(conn, keys, [entry], now=now)[0]
 
-    The head row is read ``FOR UPDATE`` (PostgreSQL) or under SQLite's write lock (the state
-    store begins IMMEDIATE), so concurrent writers take turns and never fork the chain.
+
+def append_entries(
+    conn: Connection,
+    keys: AuditKeys,
+    entries: Sequence[Mapping[str, Any]],
+    *,
+    now: datetime | None = None,
+) -> list[int]:
+    """Append ``entries`` in order in the caller's transaction; their sequence numbers.
+
+    The head row is read once ``FOR UPDATE`` (PostgreSQL) or under SQLite's write lock (the
+    state store begins IMMEDIATE), so concurrent writers take turns and never fork the chain.
+    The chain is computed in memory from that head, then one ``executemany`` inserts the
+    entries and one UPDATE moves the head: the same rows, byte for byte, as appending them one
+    by one under the same lock, for three statements per call instead of three per entry
+    (BENCHMARKS.md, the sync's page transaction). All entries are recorded at ``now`` (one
+    instant per call).
     """
-    check_entry(entry)
+    if not entries:
+        return []
+    for entry in entries:
+        check_entry(entry)
     head = conn.execute(
         sa.select(audit_head).where(audit_head.c.id == _HEAD_ID).with_for_update()
     ).first()
@@ -158,13 +178,17 @@ def append_entry(
             "the audit log has no head record: run `cpims-adapter keys init` before any disclosure."
         )
     version, key = keys.audit_key()
-    seq = int(head.seq) + 1
     at = now or utcnow()
-    text = canonical_json(dict(entry)).decode("utf-8")
-    mac = _entry_mac(key, bytes.fromhex(head.mac), seq, at, version, text)
-    conn.execute(
-        audit_log.insert().values(seq=seq, recorded_at=at, key_version=version, entry=text, mac=mac)
-    )
+    seq, mac = int(head.seq), str(head.mac)
+    rows: list[dict[str, Any]] = []
+    for entry in entries:
+        seq += 1
+        text = canonical_json(dict(entry)).decode("utf-8")
+        mac = _entry_mac(key, bytes.fromhex(mac), seq, at, version, text)
+        rows.append(
+            {"seq": seq, "recorded_at": at, "key_version": version, "entry": text, "mac": mac}
+        )
+    conn.execute(audit_log.insert(), rows)
     conn.execute(
         audit_head.update()
         .where(audit_head.c.id == _HEAD_ID)
@@ -172,7 +196,7 @@ def append_entry(
             seq=seq, mac=mac, key_version=version, head_mac=_head_mac(key, seq, mac), updated_at=at
         )
     )
-    return seq
+    return [int(row["seq"]) for row in rows]
 
 
 class AuditLog:

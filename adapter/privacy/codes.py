@@ -15,6 +15,7 @@ Two kinds of code (privacy.md §1.2, §6.1):
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -30,6 +31,8 @@ from adapter.state.types import utcnow
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 SHORT_PREFIX = "CP-"
 _SHORT_RANDOM = 7
+# Bound parameters per IN lookup: far below SQLite's 32,766 and PostgreSQL's 65,535 limits.
+_CODES_PER_LOOKUP = 500
 # Crockford decoding: the letters people confuse with digits read as those digits.
 _CROCKFORD_READ = str.maketrans({"O": "0", "I": "1", "L": "1"})
 
@@ -64,14 +67,41 @@ class CaseCodes:
         self, conn: Connection, department: str, code: str, *, now: datetime | None = None
     ) -> None:
         """Remember that ``code`` reached ``department`` (a rotation re-issues it)."""
-        if self.was_issued(conn, code):
-            return
-        version = int(code.split(".")[2])
-        conn.execute(
-            issued_codes.insert().values(
-                code=code, department=department, key_version=version, issued_at=now or utcnow()
+        self.record_issued_many(conn, [(department, code)], now=now)
+
+    @staticmethod
+    def record_issued_many(
+        conn: Connection, issued: Iterable[tuple[str, str]], *, now: datetime | None = None
+    ) -> set[str]:
+        """:meth:`record_issued` for many ``(department, code)`` pairs (a sync page): one
+        lookup per 500 codes and one ``executemany`` insert instead of two statements per code
+        (BENCHMARKS.md). Returns the codes recorded now (those not issued before)."""
+        pairs: dict[str, str] = {}
+        for department, code in issued:
+            pairs.setdefault(code, department)
+        codes = list(pairs)
+        known: set[str] = set()
+        for start in range(0, len(codes), _CODES_PER_LOOKUP):
+            chunk = codes[start : start + _CODES_PER_LOOKUP]
+            known.update(
+                conn.execute(
+                    sa.select(issued_codes.c.code).where(issued_codes.c.code.in_(chunk))
+                ).scalars()
             )
-        )
+        at = now or utcnow()
+        rows = [
+            {
+                "code": code,
+                "department": department,
+                "key_version": int(code.split(".")[2]),
+                "issued_at": at,
+            }
+            for code, department in pairs.items()
+            if code not in known
+        ]
+        if rows:
+            conn.execute(issued_codes.insert(), rows)
+        return {str(row["code"]) for row in rows}
 
     @staticmethod
     def was_issued(conn: Connection, code: str) -> bool:
