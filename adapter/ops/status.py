@@ -264,9 +264,7 @@ def collect_status(
         last_audit_verification=last_runs.get(AUDIT_VERIFY_JOB),
         incidents=_incidents(store, incident_summary, now),
         instances=[
-            InstanceSummary(
-                _host_pid(i.owner), i.version, i.started_at, i.last_seen, i.live(now)
-            )
+            InstanceSummary(_host_pid(i.owner), i.version, i.started_at, i.last_seen, i.live(now))
             for i in Instances(store).all()
             if i.stopped_at is None
         ],
