@@ -93,9 +93,11 @@ def keys_rotate(
     days = grace_days if grace_days is not None else config.privacy.rotation_grace_days
     with (
         StateStore(config.state.url) as store,
-        progress_bar(f"re-issuing {department} case codes", unit="codes"),
+        progress_bar(f"re-issuing {department} case codes", unit="codes") as on_progress,
     ):
-        rotation = open_keyring(config, store).rotate(department, grace=timedelta(days=days))
+        rotation = open_keyring(config, store).rotate(
+            department, grace=timedelta(days=days), on_progress=on_progress
+        )
     # The crosswalk pairs two pseudonyms per case: readable by the service account only.
     fd = os.open(crosswalk, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:

@@ -86,8 +86,13 @@ def import_file(
     ] = "national_register",
 ) -> None:
     """Verify the officer's signature, then import every row, or nothing."""
-    with open_registry() as registry, progress_bar("importing the extract", unit="rows"):
-        result = registry.import_signed_csv(file, signature, officer, source=source)
+    with (
+        open_registry() as registry,
+        progress_bar("importing the extract", unit="rows") as on_progress,
+    ):
+        result = registry.import_signed_csv(
+            file, signature, officer, source=source, on_progress=on_progress
+        )
     out.print(
         f"imported batch {result.batch_ref}: {result.rows} rows, {result.created} new, "
         f"{result.unchanged} already registered ({result.seconds:.1f} s)"

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -273,8 +273,10 @@ class KeyRing:
         *,
         grace: timedelta = DEFAULT_GRACE,
         now: datetime | None = None,
+        on_progress: Callable[[int, int | None], None] | None = None,
     ) -> Rotation:
-        """New token key version for ``department``; re-issue every code issued so far.
+        """New token key version for ``department``; re-issue every code issued so far
+        (``on_progress(done, total)`` every thousand codes, for a progress bar).
 
         In one transaction: the new version becomes active, the old one "retiring" until
         ``now + grace`` (still accepted, never used for new codes, then refused), each code in
@@ -288,16 +290,24 @@ class KeyRing:
         with self._reload_on_error(), self.store.transaction() as conn:
             new = self._create(conn, KeyRole.TOKEN, department, old.version + 1, now)
             self._retire(conn, old, retire_after)
-            old_codes = conn.execute(
-                sa.select(issued_codes.c.code).where(
-                    issued_codes.c.department == department,
-                    issued_codes.c.key_version == old.version,
+            old_codes = (
+                conn.execute(
+                    sa.select(issued_codes.c.code).where(
+                        issued_codes.c.department == department,
+                        issued_codes.c.key_version == old.version,
+                    )
                 )
-            ).scalars()
+                .scalars()
+                .all()
+            )
             for code in old_codes:
                 case_id = self.open_case_code(code, department, now=now)
                 new_code = _codec.seal(self._siv_for(new), department, new.version, case_id)
                 pairs.append((code, new_code))
+                if on_progress is not None and len(pairs) % 1000 == 0:
+                    on_progress(len(pairs), len(old_codes))
+            if on_progress is not None:
+                on_progress(len(pairs), len(old_codes))
             for start in range(0, len(pairs), _BATCH):
                 chunk = pairs[start : start + _BATCH]
                 conn.execute(

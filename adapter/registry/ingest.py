@@ -23,7 +23,7 @@ import csv
 import hashlib
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -295,6 +295,7 @@ def import_signed_csv(
     *,
     source: str = "national_register",
     now: datetime,
+    on_progress: Callable[[int, int | None], None] | None = None,
 ) -> tuple[ImportResult, list[int]]:
     """Verify, validate and register every row of ``path`` in one transaction.
 
@@ -387,6 +388,8 @@ def import_signed_csv(
                 break
             if len(pending) >= _BATCH:
                 flush()
+                if on_progress is not None:
+                    on_progress(rows, None)
         if problems:
             raise ImportRefused(
                 f"{path.name}: {len(problems)} invalid row(s); nothing was imported. Fix and "
@@ -396,6 +399,8 @@ def import_signed_csv(
         if rows == 0:
             raise ImportRefused(f"{path.name} has a header but no rows; nothing to import.")
         flush()
+        if on_progress is not None:
+            on_progress(rows, rows)
         conn.execute(
             registry_imports.update()
             .where(registry_imports.c.id == import_id)

@@ -13,6 +13,7 @@ Every method takes an optional ``now`` (aware UTC) so tests and replays control 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
 
@@ -93,11 +94,19 @@ class Registry:
         *,
         source: str = "national_register",
         now: datetime | None = None,
+        on_progress: Callable[[int, int | None], None] | None = None,
     ) -> ImportResult:
-        """Import a signed extract (format in :mod:`adapter.registry.ingest`); all or nothing."""
+        """Import a signed extract (format in :mod:`adapter.registry.ingest`); all or nothing.
+        ``on_progress(rows, total)`` reports rows read (total once known), for a progress bar."""
         now = now or utcnow()
         result, notify = ingest.import_signed_csv(
-            self._ctx, Path(path), Path(signature_path), officer, source=source, now=now
+            self._ctx,
+            Path(path),
+            Path(signature_path),
+            officer,
+            source=source,
+            now=now,
+            on_progress=on_progress,
         )
         monitoring.dispatch(self._ctx, notify, now=now)
         return result

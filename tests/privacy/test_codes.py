@@ -99,8 +99,15 @@ def test_rotation_reissues_every_code_with_a_crosswalk_then_retires_the_old_key(
         c["id"]: gate.disclose(c, "police", "referral", Stage.IDENTIFIED, now=NOW).case_code
         for c in cases
     }
-    rotation = ring.rotate("police", grace=timedelta(days=30), now=NOW)
+    progress: list[tuple[int, int | None]] = []
+    rotation = ring.rotate(
+        "police",
+        grace=timedelta(days=30),
+        now=NOW,
+        on_progress=lambda done, total: progress.append((done, total)),
+    )
     assert (rotation.old_version, rotation.new_version) == (1, 2)
+    assert progress[-1] == (5, 5)  # what `keys rotate`'s progress bar shows at the end
     assert dict(rotation.crosswalk).keys() == set(old_codes.values())
     for case_id, old in old_codes.items():
         new = dict(rotation.crosswalk)[old]

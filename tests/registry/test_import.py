@@ -37,8 +37,12 @@ def test_signed_import_registers_every_row(
         csv_row(9, cnic="", full_name="زینب بی بی", father_name="", full_name_urdu="زینب بی بی")
     )
     path, sig = write_signed_csv(tmp_path, rows, officer_key)
-    result = registry.import_signed_csv(path, sig, OFFICER, now=NOW)
+    progress: list[tuple[int, int | None]] = []
+    result = registry.import_signed_csv(
+        path, sig, OFFICER, now=NOW, on_progress=lambda done, total: progress.append((done, total))
+    )
     assert (result.rows, result.created, result.unchanged) == (6, 6, 0)
+    assert progress[-1] == (6, 6)  # what `registry import`'s progress bar shows at the end
     assert entry_count(store) == 6
     hit = request(cnic=rows[2]["cnic"])
     assert registry.check(hit, school, now=NOW).status is Outcome.DO_NOT_ENGAGE
