@@ -4,7 +4,7 @@ A police system posts referrals to the CPU and answers (accept, then complete) t
 the CPU sent it, as fast as it gets answers. When the connection drops it waits and re-sends
 the same message (same ``message_id``), as a real department does. Meanwhile the server —
 which also drains the accepted work into Primero — is killed at random moments and started
-again. The promise (adapter/jobs/inbound.py): a message is either refused by the crash (and the
+again. The promise (adapter/jobs/inbound/): a message is either refused by the crash (and the
 re-send is the first) or stored with its work in one transaction (and the re-send is replayed);
 a drain killed half way is redone harmlessly. So after quiescence every referral is one case in
 Primero, every answer is applied once, every message is in the inbox once, and nothing waits in
