@@ -4,13 +4,22 @@ Decrypt, hand the document to the destination, then record the outcome: sent (wi
 delivery taught us about the link, in the same transaction), retry later, or dead letter. A
 credential failure at Primero stops the caller instead: every later call would fail the same
 way, and nothing is lost by stopping.
+
+:func:`attempt` records a success at once (the inbound API, one message at a time). The sync
+engine uses :func:`attempt_batch`: :func:`send` per message, then :func:`record_sent` for the
+whole batch in one transaction (one write transaction per message was the engine's largest
+remaining cost, BENCHMARKS.md). A crash between a send and its batch's commit re-sends the
+message on the next run (harmless: receivers are idempotent, keyed by ``idempotency_key``);
+a message is never marked sent before its call succeeded.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from adapter.errors import (
@@ -38,6 +47,15 @@ Handler = Callable[[OutboxMessage, dict[str, Any]], Handled]
 Outcome = Literal["sent", "retrying", "dead"]
 
 
+@dataclass(frozen=True)
+class Sent:
+    """A message its destination accepted, not yet recorded: what :func:`record_sent` writes."""
+
+    message: OutboxMessage
+    result: dict[str, Any]
+    link_values: dict[str, Any]
+
+
 def attempt(
     message: OutboxMessage,
     handle: Handler,
@@ -48,6 +66,23 @@ def attempt(
     max_attempts: int,
 ) -> Outcome:
     """Try ``message`` once and record what happened."""
+    outcome = send(message, handle, outbox=outbox, keyring=keyring, max_attempts=max_attempts)
+    if not isinstance(outcome, Sent):
+        return outcome
+    record_sent([outcome], outbox=outbox, links=links)
+    return "sent"
+
+
+def send(
+    message: OutboxMessage,
+    handle: Handler,
+    *,
+    outbox: Outbox,
+    keyring: KeyRing,
+    max_attempts: int,
+) -> Sent | Literal["retrying", "dead"]:
+    """Try ``message`` once. A failure is recorded here (retry later or dead letter); a
+    success is returned for the caller to record with :func:`record_sent`."""
     try:
         plain = keyring.decrypt_payload(message.payload, context=message.idempotency_key.encode())
         result, link_values = handle(message, json.loads(plain))
@@ -74,11 +109,63 @@ def attempt(
             )
             return "dead"
         return "retrying"
+    return Sent(message, result, link_values)
+
+
+def attempt_batch(
+    messages: Sequence[OutboxMessage],
+    handle: Handler,
+    *,
+    pool: Executor,
+    outbox: Outbox,
+    links: Links,
+    keyring: KeyRing,
+    max_attempts: int,
+) -> list[Outcome]:
+    """Try every message of a batch once on ``pool``, each failure recorded as it happens and
+    every success together at the end (:func:`record_sent`); the outcomes in message order.
+
+    A credential failure at Primero (``PrimeroAuthError``) starts nothing more, records what
+    the messages already under way delivered (so none of them is sent twice), then raises."""
+    futures = [
+        pool.submit(send, m, handle, outbox=outbox, keyring=keyring, max_attempts=max_attempts)
+        for m in messages
+    ]
+    outcomes: list[Outcome] = []
+    sent: list[Sent] = []
+    stopped: BaseException | None = None
+    for future in futures:
+        try:
+            outcome = future.result()
+        except BaseException as exc:  # noqa: BLE001 - re-raised once the batch is recorded
+            stopped = stopped or exc
+            for later in futures:
+                later.cancel()
+            continue
+        if isinstance(outcome, Sent):
+            sent.append(outcome)
+            outcomes.append("sent")
+        else:
+            outcomes.append(outcome)
+    # A crash before this commit loses only the record: the next run re-sends these messages
+    # (at-least-once to idempotent receivers), and nothing unsent is ever marked sent.
+    record_sent(sent, outbox=outbox, links=links)
+    if stopped is not None:
+        raise stopped
+    return outcomes
+
+
+def record_sent(sent: Sequence[Sent], *, outbox: Outbox, links: Links) -> None:
+    """Mark ``sent`` as delivered, with what each delivery taught us about its link, in one
+    transaction. Callers pass at most one message per link (``Outbox.due`` hands out one),
+    so the link updates do not depend on their order."""
+    if not sent:
+        return
     with outbox.store.transaction() as conn:
-        outbox.mark_sent(message.id, result, conn)
-        if link_values:
-            links.upsert(conn, message.link_key, **link_values)
-    return "sent"
+        outbox.mark_sent_many(conn, [(s.message.id, s.result) for s in sent])
+        links.update_existing(
+            conn, [(s.message.link_key, s.link_values) for s in sent if s.link_values]
+        )
 
 
 def is_fatal(exc: Exception) -> bool:

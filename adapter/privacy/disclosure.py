@@ -68,6 +68,10 @@ _IDENTIFIER_FIELDS = (
     "short_id",
     "cpims_id",
 )
+# Verdicts remembered per policy (``_field_verdict``): a verdict depends only on the field path,
+# department, purpose, sensitivity level and bases, so a sync page repeats the same few hundred.
+# Capped because field names come from Primero: a flood of made-up names must not grow memory.
+_VERDICTS_KEPT = 20_000
 
 
 class Stage(StrEnum):
@@ -142,6 +146,9 @@ class DisclosurePolicy:
     def __init__(self, policy: PolicySet, *, gazetteer: Gazetteer | None = None) -> None:
         self.policy = policy
         self.gazetteer = gazetteer
+        # The policy files are frozen models loaded once, so a verdict never goes stale; a third
+        # of ``decide`` was recomputing them for every field of every case (BENCHMARKS.md).
+        self._verdicts: dict[tuple[str, str, str, str, tuple[str, ...]], FieldRule | str] = {}
 
     @classmethod
     def load(
@@ -292,6 +299,16 @@ class DisclosurePolicy:
 
     def _field_verdict(self, path: str, dept: DepartmentPolicy, base: _Draft) -> FieldRule | str:
         """The allow rule for ``path``, or why it is withheld (suppression first, §6.5)."""
+        key = (path, dept.department, base.purpose, base.sens.level, base.bases)
+        verdict = self._verdicts.get(key)
+        if verdict is None:
+            verdict = self._verdict(path, dept, base)
+            if len(self._verdicts) < _VERDICTS_KEPT:
+                self._verdicts[key] = verdict
+        return verdict
+
+    def _verdict(self, path: str, dept: DepartmentPolicy, base: _Draft) -> FieldRule | str:
+        """:meth:`_field_verdict` computed from the policy files."""
         if any(part in JOIN_KEYS for part in path.split(".")):
             return (
                 "withheld: a Primero record identifier is a join key between departments; the "
@@ -453,6 +470,12 @@ def _present_fields(case: Mapping[str, Any]) -> dict[str, list[tuple[int | None,
             # the row filter; it is withheld under a placeholder, never echoed (it is input).
             found.setdefault(MALFORMED_FIELD, []).append((None, value))
             continue
+        if type(value) in _SCALARS:
+            # Most of a case: a plain value is neither a subform nor, unless "" or None,
+            # empty (``_empty``) — decided without the slower Mapping check (BENCHMARKS.md).
+            if value is not None and value != "":
+                found.setdefault(key, []).append((None, value))
+            continue
         rows: list[Any] | None = None
         if isinstance(value, Mapping):
             rows = [value]
@@ -469,6 +492,9 @@ def _present_fields(case: Mapping[str, Any]) -> dict[str, list[tuple[int | None,
                 elif not _empty(subvalue):
                     found.setdefault(f"{key}.{sub}", []).append((i, subvalue))
     return found
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 def _empty(value: Any) -> bool:

@@ -150,6 +150,29 @@ class Links:
         for batch in updates.values():
             conn.execute(table.update().where(table.c.link_key == sa.bindparam("_link_key")), batch)
 
+    def update_existing(
+        self, conn: Connection, rows: Sequence[tuple[str, Mapping[str, Any]]]
+    ) -> None:
+        """Update the given columns of links that exist; a missing link is skipped, never
+        created. For deliveries: every message's link was created with it, and one that is
+        gone was destroyed under retention meanwhile (policy §3.6) and must not come back."""
+        for _, values in rows:
+            unknown = set(values) - _COLUMNS
+            if unknown:
+                raise ValueError(f"unknown link columns: {sorted(unknown)}")
+        now = utcnow()
+        table = schema.links
+        merged: dict[str, dict[str, Any]] = {}
+        for key, values in rows:
+            merged.setdefault(key, {}).update(values)
+        updates: dict[frozenset[str], list[dict[str, Any]]] = {}
+        for key, values in merged.items():
+            updates.setdefault(frozenset(values), []).append(
+                {"_link_key": key, "updated_at": now, **values}
+            )
+        for batch in updates.values():
+            conn.execute(table.update().where(table.c.link_key == sa.bindparam("_link_key")), batch)
+
     def update(self, key: str, **values: Any) -> None:
         with self.store.transaction() as conn:
             self.upsert(conn, key, **values)

@@ -182,13 +182,24 @@ class Outbox:
         """Record a delivery; pass ``conn`` to commit it with what the delivery taught us."""
         if conn is None:
             with self.store.transaction() as own:
-                self.mark_sent(message_id, result, own)
+                self.mark_sent_many(own, [(message_id, result)])
             return
+        self.mark_sent_many(conn, [(message_id, result)])
+
+    def mark_sent_many(
+        self, conn: Connection, sent: Sequence[tuple[int, dict[str, Any] | None]]
+    ) -> None:
+        """:meth:`mark_sent` for a batch of ``(message id, result)`` in the caller's
+        transaction: one ``executemany`` instead of a statement and a commit per message."""
+        if not sent:
+            return
+        table = schema.outbox
         now = utcnow()
         conn.execute(
-            schema.outbox.update()
-            .where(schema.outbox.c.id == message_id)
-            .values(status=SENT, sent_at=now, updated_at=now, result=result, payload=b"")
+            table.update()
+            .where(table.c.id == sa.bindparam("_id"))
+            .values(status=SENT, sent_at=now, updated_at=now, payload=b""),
+            [{"_id": message_id, "result": result} for message_id, result in sent],
         )
 
     def mark_failed(
