@@ -19,8 +19,10 @@ Every response carries ``Cache-Control: no-store``: no proxy or browser may keep
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal, TypeVar
 
 from fastapi import APIRouter, FastAPI, Request, Response
@@ -158,6 +160,7 @@ def build_router(registry: Registry) -> APIRouter:
     router = APIRouter(prefix="/v1/registry", tags=["registry"])
     limit = registry.settings.max_body_bytes
     size = registry.settings.answer_bytes
+    answer_min = registry.settings.answer_min_ms / 1000
 
     def authenticate(request: Request) -> Establishment:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
@@ -219,7 +222,7 @@ def build_router(registry: Registry) -> APIRouter:
             answer = await run_in_threadpool(registry.check, check, establishment)
             return _answer(answer, size)
 
-        return await guarded(work)
+        return await _no_sooner_than(answer_min, guarded(work))
 
     @router.get("/checks/{check_ref}", **_documented(None, 200, CheckAnswerBody, 401, 403, 404))
     async def get_check(check_ref: str, request: Request) -> Response:
@@ -228,7 +231,7 @@ def build_router(registry: Registry) -> APIRouter:
             answer = await run_in_threadpool(registry.check_status, check_ref[:40], establishment)
             return _answer(answer, size)
 
-        return await guarded(work)
+        return await _no_sooner_than(answer_min, guarded(work))
 
     @router.post(
         "/workers",
@@ -264,3 +267,15 @@ def create_app(registry: Registry) -> FastAPI:
     app = FastAPI(title="cpims-adapter registry", docs_url=None, redoc_url=None, openapi_url=None)
     app.include_router(build_router(registry))
     return app
+
+
+async def _no_sooner_than(seconds: float, answer: Awaitable[Response]) -> Response:
+    """``answer``, released no sooner than ``seconds`` after the call: the outcome's own
+    work (a hit writes review and monitoring rows, a miss does not) cannot show in the time
+    (privacy.md §7 item 3). Errors are held as long as answers, so they tell nothing either."""
+    started = time.monotonic()
+    response = await answer
+    remaining = seconds - (time.monotonic() - started)
+    if remaining > 0:
+        await asyncio.sleep(remaining)
+    return response

@@ -64,6 +64,10 @@ class RegistrySettings(BaseModel):
 
     # The answer (privacy.md §6.6 item 5): every outcome is padded to exactly this many bytes.
     answer_bytes: int = Field(768, ge=384, le=4096)
+    # Every check is answered no sooner than this many milliseconds after it arrived, whatever
+    # the outcome: a hit does more work than a miss (review rows, monitoring), and the time
+    # must not tell them apart (privacy.md §7 item 3). Above the p99 of a check's own work.
+    answer_min_ms: int = Field(60, ge=0, le=5000)
     answer_valid_days: int = Field(90, ge=1, le=365)
     how_to_appeal: str = Field(DEFAULT_APPEAL_TEXT, min_length=20, max_length=400)
     # A registry officer resolves PENDING_REVIEW within this many working days.
