@@ -15,6 +15,7 @@ import hmac
 import json
 
 from fastapi import APIRouter, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from adapter.state import StateStore
 from adapter.state.service import Instances
@@ -22,7 +23,9 @@ from adapter.state.service import Instances
 ROUTE = "/v1/primero/webhook"
 
 
-def build_webhook_router(store: StateStore, jobs: list[str], key_sha256: str | None) -> APIRouter:
+def build_webhook_router(
+    store: StateStore, jobs: list[str], key_sha256: str | None, *, max_body_bytes: int = 65536
+) -> APIRouter:
     """The webhook route; 404 unless ``api.primero_webhook_key_sha256`` is configured."""
     router = APIRouter()
     expected = bytes.fromhex(key_sha256) if key_sha256 else None
@@ -35,13 +38,24 @@ def build_webhook_router(store: StateStore, jobs: list[str], key_sha256: str | N
         presented = request.headers.get("x-api-key", "").encode()
         if not hmac.compare_digest(hashlib.sha256(presented).digest(), expected):
             return _answer(401, "unauthorised", "x-api-key is missing or wrong.")
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > max_body_bytes:
+            return _answer(413, "too_large", f"The body must be at most {max_body_bytes} bytes.")
+        raw = b""
+        async for chunk in request.stream():
+            raw += chunk
+            if len(raw) > max_body_bytes:
+                return _answer(
+                    413, "too_large", f"The body must be at most {max_body_bytes} bytes."
+                )
         try:
-            body = json.loads(await request.body())
+            body = json.loads(raw)
             record_type = body["data"]["record_type"]
         except (ValueError, KeyError, TypeError):
             return _answer(400, "invalid_body", 'Expected {"data": {"record_type": "case", ...}}.')
         if record_type == "case" and jobs:
-            instances.wake(jobs, reason="primero webhook")
+            # A database write: off the event loop, so a busy store never stalls other requests.
+            await run_in_threadpool(instances.wake, jobs, "primero webhook")
         return _answer(202, "accepted", "The sync jobs will run shortly.")
 
     return router

@@ -28,13 +28,12 @@ def serve(
 ) -> None:
     """Serve the inbound API departments call (loopback unless TLS is configured);
     its OpenAPI description is at /openapi.json."""
-    from adapter.api import ApiSettings
     from adapter.api.server import serve_api
     from adapter.jobs.service import inbound_app
     from adapter.state import StateStore
 
     config = settings()
-    api = getattr(config, "api", None) or ApiSettings()
+    api = config.api
     if not config.primero.url:
         raise ConfigError(
             "primero.url is not set (config [primero] or CPIMS_ADAPTER_PRIMERO__URL): the API "

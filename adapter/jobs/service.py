@@ -293,7 +293,14 @@ class Service:
         from adapter.serving import BackgroundServer, bind
 
         ops = self.settings.ops
-        sock = bind(ops.host, self._ops_port)
+        try:
+            sock = bind(ops.host, self._ops_port)
+        except OSError as exc:
+            raise ConfigError(
+                f"the operations endpoint cannot listen on {ops.host}:{self._ops_port} "
+                f"({exc.strerror or type(exc).__name__}): another instance on this host? Set "
+                "[ops] port (0 turns it off) or CPIMS_ADAPTER_OPS__PORT."
+            ) from None
         app = create_ops_app(self.settings, self.store, liveness=self.liveness)
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
         server = BackgroundServer(config, sock, "operations endpoint")
@@ -303,12 +310,18 @@ class Service:
         self.ops_url = f"http://{host}:{port}"
 
     def _start_api(self) -> None:
-        from adapter.api import ApiSettings
         from adapter.api.server import ApiServer
 
-        api = self.settings.api or ApiSettings()
+        api = self.settings.api
         app = inbound_app(self.settings, self.store)
-        server = ApiServer(app, api, host=api.host, port=api.port).start()
+        try:
+            server = ApiServer(app, api, host=api.host, port=api.port).start()
+        except OSError as exc:
+            raise ConfigError(
+                f"the inbound API cannot listen on {api.host}:{api.port} "
+                f"({exc.strerror or type(exc).__name__}): set [api] port, or serve it from one "
+                "instance only ([scheduler] serve_api = false elsewhere)."
+            ) from None
         self._servers.append(server)
         self.api_url = server.url
 
@@ -334,7 +347,12 @@ def inbound_app(settings: Settings, store: StateStore) -> Any:
     # routes sit beside the departments' rather than behind their credentials.
     app.include_router(build_router(Registry.open(store, keyring, settings.registry)))
     app.include_router(
-        build_webhook_router(store, sorted(settings.jobs), settings.api.primero_webhook_key_sha256)
+        build_webhook_router(
+            store,
+            sorted(settings.jobs),
+            settings.api.primero_webhook_key_sha256,
+            max_body_bytes=settings.api.max_body_bytes,
+        )
     )
     return app
 

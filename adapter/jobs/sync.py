@@ -53,6 +53,7 @@ from adapter.privacy import (
     KeyRing,
     Stage,
 )
+from adapter.retention import destroyed_cases
 from adapter.state import StateStore
 from adapter.state.links import Link, Links, link_key
 from adapter.state.outbox import NewMessage, Outbox, OutboxMessage
@@ -211,6 +212,10 @@ class SyncJob:
             for phase in () if dry_run else phases:
                 if should_stop is not None and should_stop():
                     break
+                # A fence between phases too: an instance that lost the job's lease (its
+                # advisory lock went with a dropped connection) stops before draining again.
+                if self.store.renew_lease(lease, lease_seconds) is None:
+                    raise LeaseHeld(f"job '{self.name}' lost its lease mid-run; stopped safely.")
                 phase()
             if should_stop is not None and should_stop():
                 self.report.status = "interrupted"
@@ -234,7 +239,8 @@ class SyncJob:
         if self._pages_committed is not None:
             self._pages_committed()  # pull_cases commits a page before it reads the next
         self.report.cases_examined += len(records)
-        records = self._not_destroyed(records)
+        if dry_run:  # a real run checks inside the page's transaction (_apply_plans)
+            records = self._not_destroyed(records)
         # Every case's overrides in one transaction, before the referral GETs start. Read
         # slice by slice for the routed cases only, each query waited for the GIL behind the
         # fetch threads: 0.7 s per 1,000 referred cases against 0.14 s per 1,000 cases read
@@ -261,8 +267,6 @@ class SyncJob:
     def _not_destroyed(self, records: Sequence[Mapping[str, Any]]) -> Sequence[Mapping[str, Any]]:
         """Drop cases destroyed under the retention policy (policy §3.6): a tombstoned case
         still in Primero is never referred again, nor anything about it kept."""
-        from adapter.retention import destroyed_cases
-
         with self.store.transaction() as conn:
             gone = destroyed_cases(conn, self.keyring, [str(r["id"]) for r in records])
         if not gone:
@@ -361,6 +365,14 @@ class SyncJob:
     def _apply_plans(self, plans: list[_Plan], conn: Connection, dry_run: bool) -> None:
         if dry_run:
             return
+        # Cases destroyed under retention (policy §3.6) are never referred again. Checked under
+        # the page's own write lock, so a destruction committed while the page was planned
+        # cannot be undone by it.
+        gone = destroyed_cases(conn, self.keyring, {plan.case_id for plan in plans})
+        if gone:
+            dropped = {plan.case_id for plan in plans if plan.case_id in gone}
+            self.report.refused["destroyed under retention"] += len(dropped)
+            plans = [plan for plan in plans if plan.case_id not in gone]
         # The page's decisions, links and outbox rows each in one batch (a lookup and an
         # executemany per table, the audit chain computed in memory): one statement per row
         # was a quarter of the engine's time (BENCHMARKS.md, "Where the engine's time goes").

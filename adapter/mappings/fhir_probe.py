@@ -46,14 +46,12 @@ from adapter.mappings.fhir import (
     _validated,
     full_url,
 )
+from adapter.privacy.probe import PROBE_KEYS
 
 __all__ = ["PROBE_KEYS", "CapacityProbe", "build_probe_bundle", "probe_bundle_json"]
 
-#: The keys of a probe payload (adapter/privacy/probe.py build_probe). Any other key is refused,
-#: not dropped: a new key is a policy change that needs a mapping decision first.
-PROBE_KEYS: Final = frozenset(
-    {"stage", "probe_ref", "services", "urgency", "district", "province", "age_band", "sex"}
-)
+# PROBE_KEYS (adapter/privacy/probe.py): any other key is refused, not dropped: a new key is a
+# policy change that needs a mapping decision first.
 # Keys accepted but not sent. ``stage`` only says what the payload is (and must say "probe").
 # ``probe_ref`` is a random handle for answering the probe. On FHIR the Task's referral
 # identifier already is that handle, so a second one would only give the department more to hold.

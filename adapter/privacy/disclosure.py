@@ -47,6 +47,7 @@ from adapter.privacy.policy import (
     level_index,
 )
 from adapter.privacy.probe import (
+    PROBE_KEYS,
     Gazetteer,
     Population,
     age_band,
@@ -587,12 +588,6 @@ def _guards(
     return pulled
 
 
-# The keys build_probe (probe.py) writes; a probe carrying any other key is a violation.
-_PROBE_KEYS = frozenset(
-    {"stage", "probe_ref", "services", "urgency", "district", "province", "age_band", "sex"}
-)
-
-
 def _final_guard(decision: Disclosure, dept: DepartmentPolicy) -> Disclosure:
     """The last check before a payload can reach the outbox (privacy.md §6.7 "allow-list
     violations"): every field of the finished payload must be on the department's allow-list
@@ -602,7 +597,7 @@ def _final_guard(decision: Disclosure, dept: DepartmentPolicy) -> Disclosure:
     if not decision.allowed:
         return decision
     if decision.stage is Stage.PROBE:
-        stray = sorted(key for key in decision.payload if key not in _PROBE_KEYS)
+        stray = sorted(key for key in decision.payload if key not in PROBE_KEYS)
     else:
         stray = sorted(
             path

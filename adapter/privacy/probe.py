@@ -21,6 +21,12 @@ from typing import Any
 
 from adapter.privacy.policy import DepartmentPolicy
 
+#: The keys :func:`build_probe` writes: the only keys a capacity probe may carry (the final
+#: allow-list guard refuses any other; the FHIR probe mapping refuses them too).
+PROBE_KEYS = frozenset(
+    {"stage", "probe_ref", "services", "urgency", "district", "province", "age_band", "sex"}
+)
+
 AGE_BANDS: tuple[tuple[int, int, str], ...] = (
     (0, 4, "0-4"),
     (5, 9, "5-9"),

@@ -360,6 +360,31 @@ class StateStore:
             self._advisory[name] = (conn, lease.token)
         return lease
 
+    def _advisory_alive(self, name: str) -> bool:
+        """False once the connection holding ``name``'s advisory lock has died (a network
+        blip): the server freed the lock and another instance may take the job, so this one
+        must stop. True on SQLite and for leases taken without a lock."""
+        with self._lock_guard:
+            held = self._advisory.get(name)
+        if held is None:
+            return True
+        try:
+            # The dedicated connection holds this one advisory lock; a connection SQLAlchemy
+            # re-opened after a drop holds none (and must not count as holding it).
+            count = held[0].execute(
+                sa.text(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                    "AND pid = pg_backend_pid() AND granted"
+                )
+            ).scalar()
+            held[0].commit()
+        except sa.exc.DBAPIError:
+            count = 0
+        if not count:
+            self._drop_advisory(name)
+            return False
+        return True
+
     def _drop_advisory(self, name: str, token: int | None = None) -> None:
         """Unlock ``name``'s advisory lock (only if it guards lease ``token``, when given)."""
         with self._lock_guard:
@@ -432,6 +457,8 @@ class StateStore:
         the caller's transaction, so work committed with it cannot interleave with a
         takeover, and a caller that sees None rolls its work back.
         """
+        if not self._advisory_alive(lease.name):
+            return None
         if conn is None:
             with self.transaction() as own:
                 return self.renew_lease(lease, ttl_seconds, own)

@@ -135,6 +135,13 @@ def test_the_webhook_route_refuses_a_wrong_key_and_says_nothing_of_the_body(
             timeout=10,
         )
         assert ok.status_code == 202 and "Ayesha" not in ok.text
+        huge = requests.post(
+            url,
+            data=b'{"data": {"record_type": "case", "x": "' + b"a" * 100_000 + b'"}}',
+            headers={"x-api-key": WEBHOOK_SECRET, "Content-Type": "application/json"},
+            timeout=10,
+        )
+        assert huge.status_code == 413
 
 
 def test_the_service_serves_health_and_metrics_and_does_its_housekeeping(
@@ -177,3 +184,29 @@ def test_the_service_serves_health_and_metrics_and_does_its_housekeeping(
         runs = {run.job: run.status for run in store.recent_runs(limit=50)}
     assert instance.stopped_at is not None
     assert runs["audit-verify"] == runs["incidents"] == runs["retention"] == "ok"
+
+
+def test_a_taken_ops_port_is_a_clear_configuration_error(tmp_path: Path) -> None:
+    """A second instance on the same host with the default [ops] port: one line that names
+    the setting, no traceback (the CLI prints ConfigError as one line)."""
+    import socket
+
+    from adapter.config import PrimeroSettings, Settings, StateSettings
+    from adapter.errors import ConfigError
+    from adapter.jobs.service import Service
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    port = taken.getsockname()[1]
+    settings = Settings(
+        primero=PrimeroSettings(url="http://127.0.0.1:9"),
+        state=StateSettings(url=f"sqlite:///{tmp_path}/state.sqlite3"),
+        ops=OpsSettings(port=port),
+    )
+    service = Service(settings, housekeeping=[])
+    try:
+        with pytest.raises(ConfigError, match=r"\[ops\] port"):
+            service.start()
+    finally:
+        taken.close()

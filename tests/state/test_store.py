@@ -219,3 +219,26 @@ def test_a_lease_held_by_a_live_process_or_another_host_is_respected(store: Stat
     remote = "another-host:1:x"
     assert store.acquire_lease("job:b", remote, ttl_seconds=900) is not None
     assert store.acquire_lease("job:b", "other", ttl_seconds=900) is None
+
+
+@pytest.mark.postgres
+def test_postgres_holder_whose_lock_connection_died_stops_renewing(
+    postgres_server: object,
+) -> None:
+    """A network blip kills the connection that holds the advisory lock while the process
+    lives on: its next renewal (after each page, between phases) fails, so it stops before
+    another instance, which may now take the job, could overlap with it."""
+    from tests.support.servers import PostgresServer
+
+    assert isinstance(postgres_server, PostgresServer)
+    url = postgres_server.create_database("lease_blip")
+    with StateStore(url) as one, StateStore(url, migrate=False) as two:
+        held = one.acquire_lease("job:police", "one", ttl_seconds=60)
+        assert held is not None and one.renew_lease(held, 60) is not None
+        one._advisory["job:police"][0].invalidate()  # the connection is gone
+        assert one.renew_lease(held, 60) is None
+        deadline = time.monotonic() + 10
+        while (taken := two.acquire_lease("job:police", "two", ttl_seconds=60)) is None:
+            assert time.monotonic() < deadline, "the freed lock was never taken"
+            time.sleep(0.05)
+        assert taken.token > held.token
