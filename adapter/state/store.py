@@ -371,12 +371,16 @@ class StateStore:
         try:
             # The dedicated connection holds this one advisory lock; a connection SQLAlchemy
             # re-opened after a drop holds none (and must not count as holding it).
-            count = held[0].execute(
-                sa.text(
-                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
-                    "AND pid = pg_backend_pid() AND granted"
+            count = (
+                held[0]
+                .execute(
+                    sa.text(
+                        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                        "AND pid = pg_backend_pid() AND granted"
+                    )
                 )
-            ).scalar()
+                .scalar()
+            )
             held[0].commit()
         except sa.exc.DBAPIError:
             count = 0
