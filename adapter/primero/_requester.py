@@ -13,11 +13,9 @@ import requests
 from adapter.errors import PrimeroProtocolError
 from adapter.primero._auth import Authenticator, SessionAuth
 from adapter.primero._errors import error_from_response, malformed
-from adapter.primero._transport import Replay, Transport
+from adapter.primero._transport import Replay, Transport, route_of
 
 log = logging.getLogger("adapter.primero")
-# Record ids in a path, replaced by ":id" in log lines.
-_ID_IN_PATH = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
 
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 CASES = "/api/v2/cases"
@@ -138,7 +136,7 @@ class Requester:
                 raise
         log.warning(
             "GET %s: Primero's JSON answer did not parse; asking once more",
-            _ID_IN_PATH.sub(":id", path),
+            route_of(path),
         )
         return self._envelope("GET", path, self._call("GET", path, params=params))
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import logging
 import random
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -24,6 +25,15 @@ from urllib3.exceptions import NewConnectionError
 from adapter.errors import PrimeroError, PrimeroTimeout
 
 logger = logging.getLogger("adapter.primero")
+# Record ids in a request path: a log line names the route, not the child's record.
+_ID_IN_PATH = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
+
+
+def route_of(path: str) -> str:
+    """``path`` with record ids replaced by ``:id`` (``/api/v2/cases/:id/referrals``), for
+    log lines."""
+    return _ID_IN_PATH.sub(":id", path)
+
 
 Sleep = Callable[[float], None]
 
@@ -140,7 +150,7 @@ class Transport:
                 logger.warning(
                     "primero %s %s failed (%s) after %.0f ms, attempt %d%s",
                     method,
-                    path,
+                    route_of(path),
                     kind,
                     elapsed * 1000,
                     attempt,
@@ -179,7 +189,7 @@ class Transport:
                 logging.WARNING if delay is not None else logging.DEBUG,
                 "primero %s %s -> %d in %.0f ms, attempt %d%s",
                 method,
-                path,
+                route_of(path),
                 status,
                 elapsed * 1000,
                 attempt,

@@ -82,29 +82,8 @@ class Outbox:
         payload: bytes,
     ) -> bool:
         """Add a message unless one with this key exists. True if added."""
-        table = schema.outbox
-        exists = conn.execute(
-            sa.select(table.c.id).where(table.c.idempotency_key == idempotency_key)
-        ).first()
-        if exists:
-            return False
-        now = utcnow()
-        conn.execute(
-            table.insert().values(
-                idempotency_key=idempotency_key,
-                job=job,
-                destination=destination,
-                kind=kind,
-                link_key=link_key,
-                payload=payload,
-                status=PENDING,
-                attempts=0,
-                next_attempt_at=now,
-                created_at=now,
-                updated_at=now,
-            )
-        )
-        return True
+        message = NewMessage(idempotency_key, job, destination, kind, link_key, payload)
+        return bool(self.enqueue_many(conn, [message]))
 
     def enqueue_many(self, conn: Connection, messages: Sequence[NewMessage]) -> set[str]:
         """:meth:`enqueue` for a page of messages: one lookup per 500 keys and one

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 import pytest
@@ -41,3 +42,16 @@ def test_an_answer_garbled_every_time_still_fails_clearly(sim: PrimeroSimulator)
     _faults(sim, [{"kind": "malformed", "path": "/api/v2/cases", "methods": ["GET"], "rate": 1.0}])
     with _client(sim) as client, pytest.raises(PrimeroProtocolError, match="not valid JSON"):
         list(client.iter_case_pages(updated_since=None))
+
+
+def test_log_lines_name_the_route_never_the_record_id(
+    sim: PrimeroSimulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    with _client(sim) as client:
+        (page,) = list(client.iter_case_pages(updated_since=None))
+        case_id = str(page.records[0]["id"])
+        _faults(sim, [{"kind": "error", "path": "/api/v2/cases/", "methods": ["GET"], "at": [1]}])
+        with caplog.at_level(logging.DEBUG, logger="adapter.primero"):
+            client.get_case(case_id)
+    assert "/api/v2/cases/:id" in caplog.text  # the retried 5xx, at WARNING
+    assert case_id not in caplog.text
