@@ -68,6 +68,20 @@ class PrimeroNotFound(PrimeroError):
     """The record or resource does not exist, or is outside the account's scope (404)."""
 
 
+class UnknownCase(PrimeroNotFound):
+    """No case visible to the adapter's account has the id, short id or case_id_display given,
+    or more than one has it (``ambiguous``). The message never repeats the reference."""
+
+    def __init__(self, message: str, *, ambiguous: bool = False, **kw: object) -> None:
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+        self.ambiguous = ambiguous
+
+
+class InvalidCaseReference(AdapterError, ValueError):
+    """What was given as a case is neither a record UUID nor a short id / case_id_display: a
+    usage error (a name, a CNIC, a typo). The message never repeats it: it may be personal data."""
+
+
 class PrimeroConflict(PrimeroError):
     """A record with this id already exists (409)."""
 

@@ -132,3 +132,42 @@ def test_unreachable_primero_is_a_clear_error(tmp_path: Path) -> None:
     result = run_cli("primero", "cases", env=env)
     assert result.returncode == 1
     assert "error:" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_case_table_prints_whole_ids_at_80_columns(
+    sim: PrimeroSimulator, tmp_path: Path
+) -> None:
+    env = env_for(sim, tmp_path)
+    env["COLUMNS"] = "80"
+    table = run_cli("primero", "cases", env=env)
+    listed = run_cli("primero", "cases", "--format", "json", env=env)
+    assert table.returncode == 0 and listed.returncode == 0, table.stderr + listed.stderr
+    for line in listed.stdout.splitlines():
+        record = json.loads(line)
+        assert record["id"] in table.stdout and record["case_id_display"] in table.stdout
+    assert "…" not in table.stdout
+
+
+def test_explain_takes_the_short_id_a_cpo_reads_in_primero(
+    sim: PrimeroSimulator, tmp_path: Path
+) -> None:
+    case = requests.get(
+        f"{sim.url}/api/v2/cases",
+        params={"per": 1, "fields": "short_id"},
+        auth=("cpims-adapter", "sim-password"),
+        timeout=10,
+    ).json()["data"][0]
+    env = env_for(sim, tmp_path)
+    env["CPIMS_ADAPTER_PRIVACY__KEK"] = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVowMTIzNDU="
+    assert run_cli("keys", "init", env=env).returncode == 0
+    by_short_id = run_cli("explain", case["short_id"], "--department", "health", env=env)
+    by_id = run_cli("explain", case["id"], "--department", "health", env=env)
+    assert by_short_id.returncode == 0, by_short_id.stderr
+    assert by_short_id.stdout == by_id.stdout and '"department"' in by_id.stdout
+
+    unknown = run_cli("explain", "abcdef1", "--department", "health", env=env)
+    assert unknown.returncode == 1 and unknown.stdout == ""
+    assert unknown.stderr.count("\n") == 1 and "no case visible" in unknown.stderr
+    garbled = run_cli("explain", "Ayesha Khan", "--department", "health", env=env)
+    assert garbled.returncode == 2 and garbled.stderr.count("\n") == 1
+    assert "Ayesha" not in garbled.stderr and "Traceback" not in garbled.stderr

@@ -12,7 +12,7 @@ from rich.markup import escape
 
 from adapter import __version__
 from adapter.config import Settings, load_settings
-from adapter.errors import AdapterError, ConfigError, LeaseHeld
+from adapter.errors import AdapterError, ConfigError, InvalidCaseReference, LeaseHeld
 from adapter.logs import configure_logging
 
 app = typer.Typer(
@@ -74,7 +74,7 @@ def print_error(message: str) -> None:
 
 
 def exit_code_for(exc: AdapterError) -> int:
-    if isinstance(exc, ConfigError):
+    if isinstance(exc, ConfigError | InvalidCaseReference):
         return 2
     if isinstance(exc, LeaseHeld):
         return 75

@@ -63,13 +63,23 @@ def cases(
                     json.dumps({key: record.get(key) for key in LIST_FIELDS}), indent=None
                 )
             return
-        table = Table(*LIST_FIELDS, title="Cases visible to the adapter")
-        count = 0
-        for record in records:
-            table.add_row(*(str(record.get(key, "")) for key in LIST_FIELDS))
-            count += 1
-        out.print(table)
-        out.print(f"{count} cases")
+        rows = [tuple(str(record.get(key) or "") for key in LIST_FIELDS) for record in records]
+    # Ids are copied from here into other commands: never truncate or wrap one, even when the
+    # table is wider than the terminal (or than 80 columns when piped).
+    table = Table(title="Cases visible to the adapter")
+    for key in LIST_FIELDS:
+        table.add_column(key, no_wrap=True, overflow="ignore")
+    for row in rows:
+        table.add_row(*row)
+    widths = [max([len(key), *(len(row[i]) for row in rows)]) for i, key in enumerate(LIST_FIELDS)]
+    needed = sum(widths) + 3 * len(widths) + 1  # a space either side of each cell, and borders
+    shown = out.width  # Console.print(width=) never exceeds the console's own width
+    out.width = max(shown, needed)
+    try:
+        out.print(table, crop=False)
+    finally:
+        out.width = shown
+    out.print(f"{len(rows)} cases")
 
 
 @app.command("locations")

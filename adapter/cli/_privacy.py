@@ -130,7 +130,10 @@ def audit_verify() -> None:
 
 
 def explain_case(
-    case_id: Annotated[str, typer.Argument(help="The Primero case id (UUID).")],
+    case_id: Annotated[
+        str,
+        typer.Argument(help="The case: Primero's id (UUID), short id or case_id_display."),
+    ],
     department: Annotated[str, typer.Option(help="The receiving department.")],
     purpose: Annotated[str, typer.Option(help="The purpose of the disclosure.")] = "referral",
 ) -> None:
@@ -142,7 +145,7 @@ def explain_case(
 
     config = settings()
     with open_client() as client, StateStore(config.state.url) as store:
-        case = client.get_case(case_id)
+        case = client.get_case(client.resolve_case_id(case_id))
         gate = DisclosureGate(store, load_policy(config), open_keyring(config, store))
         explanation = gate.explain(case, department, purpose)
     out.print_json(json.dumps(explanation.to_dict(), default=str, ensure_ascii=False))

@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from adapter.errors import PrimeroNoOp
+from adapter.errors import InvalidCaseReference, PrimeroNoOp, UnknownCase
 from adapter.primero._dropped import stored_as_sent, with_row_ids
 from adapter.primero._errors import malformed
 from adapter.primero._paging import Batch, floor_second, format_bound, iter_pages, range_param
-from adapter.primero._requester import CASES, Requester, record_id, segment
+from adapter.primero._requester import CASES, UUID, Requester, record_id, segment
 from adapter.primero._transport import Replay
 from adapter.primero.models import CasePage, CreateResult, Record, UpdateResult
 
 MAX_PER = 1000  # Primero silently caps `per` at 1000 (pagination.rb; primero-api.md §3)
 SYNC_STATUSES = ("synced", "not_found", "failed")
 _RESERVED = frozenset({"last_updated_at", "order_by", "order", "page", "per", "fields"})
+# What a CPO reads in Primero: `short_id` (the last 7 hex digits of the case's
+# unique_identifier) or `case_id_display` (an optional case_id_code and separator, then the
+# short id) (primero-api.md §4). Anything else (a name, a CNIC) is never sent as a search.
+_DISPLAY_ID = re.compile(r"^[A-Za-z0-9_./-]{0,48}[0-9a-fA-F]{7}$")
+_DISPLAY_FIELDS = ("short_id", "case_id_display")
 
 
 def query_value(value: Any) -> str:
@@ -111,6 +117,63 @@ class CasesMixin(Requester):
         """Every case updated in the window, record by record (see :meth:`iter_case_pages`)."""
         for page in self.iter_case_pages(updated_since, updated_until, fields, filters, per):
             yield from page.records
+
+    # --- finding a case by what people call it ------------------------------------------------
+
+    def resolve_case_id(self, reference: str) -> str:
+        """Primero's record ``id`` for a case named by its ``id`` (UUID), its ``short_id`` (7 hex
+        digits) or its ``case_id_display``, as a CPO reads it in Primero.
+
+        A UUID is returned as it is (no request). Anything else is looked up with
+        ``GET /api/v2/cases?id_search=true&query=...`` (primero-api.md §4, §10 case 4), which
+        matches *parts* of several identifier fields; only a case whose ``short_id`` or
+        ``case_id_display`` equals the reference counts. Raises :class:`InvalidCaseReference`
+        for something that cannot be a case id, :class:`UnknownCase` when no case, or more than
+        one, visible to the account has it. Neither message repeats the reference.
+        """
+        text = reference.strip() if isinstance(reference, str) else ""
+        if UUID.match(text):
+            return text.lower()
+        if not _DISPLAY_ID.match(text):
+            raise InvalidCaseReference(
+                "a case is named by Primero's record id (a UUID) or its short id / "
+                "case_id_display (ending in 7 hexadecimal digits, e.g. 5c52392); what was given "
+                "is neither"
+            )
+        wanted = text.lower()
+        params = {
+            "id_search": "true",
+            "query": text,
+            "fields": ",".join(("id", *_DISPLAY_FIELDS)),
+        }
+        candidates = []
+        for record in self._collect(CASES, params):
+            shown = [record.get(name) for name in _DISPLAY_FIELDS]
+            readable = [value for value in shown if isinstance(value, str)]
+            # A role that cannot read either field still got the case through Primero's own
+            # identifier match: count it, and let ambiguity be decided below.
+            if not readable or any(value.lower() == wanted for value in readable):
+                candidates.append(record.get("id"))
+        ids = sorted({value for value in candidates if isinstance(value, str)})
+        if len(ids) == 1:
+            return record_id(ids[0])
+        if not ids:
+            raise UnknownCase(
+                "no case visible to the adapter's Primero account has this short id or "
+                "case_id_display: check it in Primero (a case outside the account's scope is "
+                "not found either), or give the case's id (UUID)",
+                status=404,
+                method="GET",
+                resource=CASES,
+            )
+        raise UnknownCase(
+            f"{len(ids)} cases share this short id: give the case's id (the UUID in its Primero "
+            "address, or from `cpims-adapter primero cases`)",
+            ambiguous=True,
+            status=200,
+            method="GET",
+            resource=CASES,
+        )
 
     # --- single records --------------------------------------------------------------------
 

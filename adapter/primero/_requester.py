@@ -17,7 +17,7 @@ from adapter.primero._transport import Replay, Transport, route_of
 
 log = logging.getLogger("adapter.primero")
 
-_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 CASES = "/api/v2/cases"
 
 
@@ -27,7 +27,7 @@ def record_id(value: object, what: str = "case_id") -> str:
     Primero's URLs take the record's `id` UUID only (primero-api.md §4). Refusing anything else
     keeps display ids, names or typos out of the logs.
     """
-    if not isinstance(value, str) or not _UUID.match(value):
+    if not isinstance(value, str) or not UUID.match(value):
         raise ValueError(
             f"{what} must be Primero's record UUID (the `id` field), not a display id, "
             "case_id or name"
