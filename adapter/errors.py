@@ -114,6 +114,12 @@ class PrimeroTimeout(PrimeroError):
     """Primero did not answer within the configured timeout, or the connection failed."""
 
 
+class PrimeroUnreachable(PrimeroTimeout):
+    """Nothing could be reached at primero.url before this client ever got an answer: the
+    connection was refused or the host name does not resolve. Not retried: it needs a fix
+    (the URL, or starting Primero), and the next scheduled run tries again."""
+
+
 class PrimeroProtocolError(PrimeroError):
     """Primero's answer did not have the expected shape (malformed JSON, missing keys)."""
 

@@ -23,6 +23,7 @@ from typing import Any
 
 import requests
 
+from adapter.connection import origin_of, outright_failure
 from adapter.errors import Fatal, RateLimited, Retryable
 
 logger = logging.getLogger("adapter.departments")
@@ -94,8 +95,13 @@ def send(
     except requests.exceptions.Timeout:
         raise Retryable(f"{method} {resource}: no answer within {timeout}s (timeout)") from None
     except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
-        # The class name only: the text of a connection error contains the full URL.
-        raise Retryable(f"{method} {resource}: connection failed ({type(exc).__name__})") from None
+        # Never the exception's text: it contains the full URL, query string included. The
+        # server's address (scheme, host, port) is what the operator needs to check.
+        what = outright_failure(exc) or f"connection failed ({type(exc).__name__})"
+        raise Retryable(
+            f"{method} {resource}: {what} at {origin_of(url)}; check the department's base_url "
+            "and that its server is running"
+        ) from None
     logger.debug(
         "department call",
         extra={

@@ -22,7 +22,8 @@ from typing import Any
 import requests
 from urllib3.exceptions import NewConnectionError
 
-from adapter.errors import PrimeroError, PrimeroTimeout
+from adapter.connection import exception_chain, origin_of, outright_failure
+from adapter.errors import PrimeroError, PrimeroTimeout, PrimeroUnreachable
 
 logger = logging.getLogger("adapter.primero")
 # Record ids in a request path: a log line names the route, not the child's record.
@@ -91,6 +92,9 @@ class Transport:
         # Full jitter needs randomness, not secrecy; tests pass a seeded Random.
         self._rng = rng or random.Random()
         self._now = now or (lambda: datetime.now(UTC))
+        # Whether Primero ever answered this client: a refused connection before that means
+        # a wrong URL or a stopped server (fail at once); after it, a restart (retry).
+        self._reached = False
 
     def send(
         self,
@@ -142,12 +146,17 @@ class Transport:
                 elapsed = time.monotonic() - started
                 kind = type(exc).__name__
                 unsent = _never_sent(exc)
+                outright = None if self._reached else outright_failure(exc)
                 retry = (
-                    attempt <= self._retry.max_retries
+                    outright is None
+                    and attempt <= self._retry.max_retries
                     and replay is not Replay.ONCE
                     and (replay is Replay.SAFE or unsent)
                 )
-                logger.warning(
+                # The final failure is raised, and whoever catches it reports it: a second,
+                # WARNING line here would only repeat it.
+                logger.log(
+                    logging.WARNING if retry else logging.DEBUG,
                     "primero %s %s failed (%s) after %.0f ms, attempt %d%s",
                     method,
                     route_of(path),
@@ -159,6 +168,14 @@ class Transport:
                 if retry:
                     self._sleep(self._backoff(attempt))
                     continue
+                where = origin_of(self.base_url) + route_of(path)
+                if outright is not None:
+                    raise PrimeroUnreachable(
+                        f"{method} {where}: {outright}. Check primero.url and that Primero "
+                        "is running there.",
+                        method=method,
+                        resource=path,
+                    ) from None
                 hint = (
                     ""
                     if unsent or replay is Replay.SAFE
@@ -168,9 +185,9 @@ class Transport:
                     )
                 )
                 raise PrimeroTimeout(
-                    f"{method} {path}: Primero did not answer ({kind}) after {attempt} "
-                    f"attempt(s). Check primero.url, the network and primero.timeout_seconds."
-                    + hint,
+                    f"{method} {path}: Primero did not answer at {where} ({kind}) after "
+                    f"{attempt} attempt(s). Check primero.url, the network and "
+                    "primero.timeout_seconds." + hint,
                     method=method,
                     resource=path,
                 ) from None
@@ -182,6 +199,7 @@ class Transport:
                     resource=path,
                 ) from None
 
+            self._reached = True
             elapsed = time.monotonic() - started
             status = response.status_code
             delay = self._retry_delay(response, attempt, replay)
@@ -264,18 +282,4 @@ def _never_sent(exc: BaseException) -> bool:
         return False
     # requests wraps urllib3's MaxRetryError(reason=NewConnectionError) for refused/unresolvable
     # hosts; a reset or "connection aborted" after sending is a ProtocolError and may have arrived.
-    seen: set[int] = set()
-    stack: list[object] = [exc]
-    while stack:
-        item = stack.pop()
-        if id(item) in seen:
-            continue
-        seen.add(id(item))
-        if isinstance(item, NewConnectionError):
-            return True
-        if isinstance(item, BaseException):
-            stack.extend(item.args)
-            stack.append(getattr(item, "reason", None))
-            stack.append(item.__cause__)
-            stack.append(item.__context__)
-    return False
+    return any(isinstance(item, NewConnectionError) for item in exception_chain(exc))

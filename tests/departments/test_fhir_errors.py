@@ -15,6 +15,7 @@ import responses
 from adapter.departments import FhirClient, Rejected
 from adapter.departments._http import parse_retry_after
 from adapter.errors import ConfigError, Fatal, RateLimited, Retryable
+from tests.support.servers import free_port
 
 BASE = "https://fhir.example.org/fhir"
 SECRET_DATA = "Ayesha Bibi, Peshawar"  # what a server's diagnostics might echo back
@@ -188,13 +189,25 @@ def test_redirects_are_not_followed(mocked: responses.RequestsMock, client: Fhir
         (requests.exceptions.SSLError("certificate verify failed for fhir.example.org"), "TLS"),
     ],
 )
-def test_no_answer_is_retryable_without_the_url(
+def test_no_answer_is_retryable_without_the_query_string(
     mocked: responses.RequestsMock, client: FhirClient, failure: Exception, words: str
 ) -> None:
     mocked.post(BASE, body=failure)
     with pytest.raises(Retryable, match=words) as caught:
         client.send_transaction(BUNDLE)
-    assert "identifier" not in str(caught.value) and "example.org" not in str(caught.value)
+    assert "identifier" not in str(caught.value) and "/fhir?" not in str(caught.value)
+
+
+def test_a_refused_connection_names_the_server_tried() -> None:
+    port = free_port()
+    client = FhirClient(f"http://user:secret@127.0.0.1:{port}/fhir", timeout=(2.0, 2.0))
+    with pytest.raises(Retryable) as caught:
+        client.send_transaction(BUNDLE)
+    message = str(caught.value)
+    assert f"connection refused (nothing listens on that port) at http://127.0.0.1:{port}" in (
+        message
+    )
+    assert "secret" not in message and "base_url" in message
 
 
 def test_an_answer_that_is_not_a_transaction_response_is_fatal(
