@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 
 from pydantic import (
     BaseModel,
@@ -123,8 +124,11 @@ class EmailSettings(_Section):
     sender: str
     recipients: list[str]
 
-    def secret(self) -> str | None:
-        return _read_secret(self.password, self.password_file, "departments.*.email.password")
+    def secret(self, department: str = "*") -> str | None:
+        """The SMTP password, from its value or its file (errors name ``department``)."""
+        return _read_secret(
+            self.password, self.password_file, f"departments.{department}.email.password"
+        )
 
 
 class DepartmentSettings(_Section):
@@ -195,18 +199,19 @@ class DepartmentSettings(_Section):
             raise ValueError("auth 'oauth2' needs token_url and client_id")
         return self
 
-    def secret(self) -> str | None:
-        """The secret the configured ``auth`` uses, from its value or its file."""
+    def secret(self, department: str = "*") -> str | None:
+        """The secret the configured ``auth`` uses, from its value or its file. Errors name
+        the key as ``departments.<department>.<key>``."""
+        where = f"departments.{department}"
         if self.auth == "bearer":
-            return _read_secret(self.token, self.token_file, "departments.*.token")
+            return _read_secret(self.token, self.token_file, f"{where}.token")
         if self.auth == "basic":
-            return _read_secret(self.password, self.password_file, "departments.*.password")
+            return _read_secret(self.password, self.password_file, f"{where}.password")
         if self.auth == "api_key":
-            return _read_secret(self.api_key, self.api_key_file, "departments.*.api_key")
+            return _read_secret(self.api_key, self.api_key_file, f"{where}.api_key")
         if self.auth == "oauth2":
-            return _read_secret(
-                self.client_secret, self.client_secret_file, "departments.*.client_secret"
-            )
+            secret_file = self.client_secret_file
+            return _read_secret(self.client_secret, secret_file, f"{where}.client_secret")
         return None
 
     def mapping_path(self, department: str) -> Path:
@@ -359,38 +364,114 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
         source = "defaults and environment"
     for section, values in overrides.items():
         data.setdefault(section, {}).update(values)
+    environment = _setting_variables(os.environ)
     try:
         return Settings(**data)
     except ValidationError as exc:
-        raise ConfigError(_explain(exc, source)) from None
+        raise ConfigError(_explain(exc, source, environment)) from None
 
 
-def _explain(exc: ValidationError, source: str) -> str:
-    lines = []
-    for err in exc.errors():
-        key = ".".join(str(part) for part in err["loc"])
-        env = ENV_PREFIX + "__".join(str(part) for part in err["loc"]).upper()
-        if not err["loc"]:  # a rule across sections: its message names the keys
-            lines.append(f"{source}: {err['msg'].removeprefix('Value error, ')}.")
-        elif err["type"] == "extra_forbidden":
-            section = err["loc"][0] if len(err["loc"]) > 1 else None
-            known = _known_keys(str(section)) if section else sorted(Settings.model_fields)
-            lines.append(
-                f"{source}: unknown key '{key}'. Known keys here: {', '.join(known)}. "
-                "Fix the spelling or remove it (config/adapter.example.toml lists every key)."
+def _setting_variables(environ: Mapping[str, str]) -> dict[tuple[str, ...], str]:
+    """The ``CPIMS_ADAPTER_<SECTION>__<KEY>`` variables set, by the key path they set (lower
+    case, as pydantic-settings matches them). A variable that can only be a mistyped setting is
+    a ConfigError naming it: the environment must not be where a typo hides."""
+    found: dict[tuple[str, ...], str] = {}
+    for name in environ:
+        if not name.upper().startswith(ENV_PREFIX) or name.upper() in _TOOL_VARIABLES:
+            continue
+        path = tuple(name[len(ENV_PREFIX) :].lower().split("__"))
+        section = path[0]
+        if section in Settings.model_fields:
+            found[path] = name
+        elif len(path) > 1:
+            raise ConfigError(
+                f"environment variable {name}: no configuration section '{section}'. Known "
+                f"sections: {', '.join(sorted(Settings.model_fields))}. Fix the name or unset it."
             )
         else:
+            near = next((s for s in Settings.model_fields if section.startswith(f"{s}_")), None)
+            if near is not None:
+                key = section.removeprefix(f"{near}_").upper()
+                raise ConfigError(
+                    f"environment variable {name}: a setting's section and key are separated "
+                    f"by two underscores: {ENV_PREFIX}{near.upper()}__{key}. Rename it."
+                )
+    return found
+
+
+# Variables of the same prefix that are not settings: the config file's path, and the
+# scripts' and tests' own switches.
+_TOOL_VARIABLES = frozenset(
+    {CONFIG_ENV, "CPIMS_ADAPTER_VENV", "CPIMS_ADAPTER_FHIR_VENV", "CPIMS_ADAPTER_SKIP_POSTGRES"}
+)
+
+
+def _explain(exc: ValidationError, source: str, environment: Mapping[tuple[str, ...], str]) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = tuple(str(part) for part in err["loc"])
+        key = ".".join(loc)
+        env = ENV_PREFIX + "__".join(loc).upper()
+        # The variable that set this key (or the table it sits in), when one did: then the
+        # environment, not the file, is what to fix.
+        variable = next(
+            (environment[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in environment),
+            None,
+        )
+        origin = f"environment variable {variable}" if variable else source
+        if not loc:  # a rule across sections: its message names the keys
+            lines.append(f"{source}: {err['msg'].removeprefix('Value error, ')}.")
+        elif err["type"] == "extra_forbidden":
+            known = _known_keys(loc[:-1])
+            fix = (
+                "Fix the variable's name or unset it"
+                if variable
+                else "Fix the spelling or remove it (config/adapter.example.toml lists every key)"
+            )
+            lines.append(
+                f"{origin}: unknown key '{key}'. Known keys here: {', '.join(known)}. {fix}."
+            )
+        elif variable:
             # Never echo the value: it may be a secret.
+            lines.append(f"{origin}: key '{key}': {err['msg']}.")
+        else:
             lines.append(f"{source}: key '{key}' (or env {env}): {err['msg']}.")
     return "\n".join(lines)
 
 
-def _known_keys(section: str) -> list[str]:
-    field = Settings.model_fields.get(section)
-    model = field.annotation if field else None
+def _known_keys(table: tuple[str, ...]) -> list[str]:
+    """The keys allowed in the table at ``table`` (``()`` for the top level), following
+    ``[departments.<name>]`` and ``[departments.<name>.sftp]`` style nesting."""
+    model: Any = Settings
+    for part in table:
+        fields = _fields_of(model)
+        if part in fields:
+            model = _table_model(fields[part].annotation)
+        elif get_origin(model) is dict:
+            model = _table_model(get_args(model)[1])
+        else:
+            return sorted(Settings.model_fields)
+        if model is None:
+            return sorted(Settings.model_fields)
+    return sorted(_fields_of(model))
+
+
+def _fields_of(model: Any) -> dict[str, Any]:
     if isinstance(model, type) and issubclass(model, BaseModel):
-        return sorted(model.model_fields)
-    return sorted(Settings.model_fields)
+        return dict(model.model_fields)
+    return {}
+
+
+def _table_model(annotation: Any) -> Any:
+    """The model (or ``dict[str, Model]``) a field's annotation holds, unwrapping ``| None``."""
+    if get_origin(annotation) is dict:
+        return annotation
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        if isinstance(arg, type) and issubclass(arg, BaseModel):
+            return arg
+    return None
 
 
 def _read_secret(value: SecretStr | None, file: Path | None, key: str) -> str | None:
@@ -401,4 +482,12 @@ def _read_secret(value: SecretStr | None, file: Path | None, key: str) -> str | 
     try:
         return file.read_text(encoding="utf-8").strip()
     except OSError as exc:
-        raise ConfigError(f"{key}_file: cannot read the secret file ({exc.strerror}).") from None
+        reason = exc.strerror or type(exc).__name__
+        raise ConfigError(
+            f"{key}_file: cannot read the secret file {file} ({reason}). Create it readable by "
+            "the service's user only (mode 0400 or 0600), or fix the path."
+        ) from None
+    except UnicodeDecodeError:
+        raise ConfigError(
+            f"{key}_file: the secret file {file} is not UTF-8 text. Write the secret as text."
+        ) from None

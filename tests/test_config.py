@@ -135,3 +135,82 @@ def test_department_keys_come_from_the_environment(
     settings = load_settings(path)
     assert settings.departments["health"].secret() == "tok-canary"
     assert "tok-canary" not in str(settings.redacted())
+
+
+def test_an_unreadable_department_secret_file_names_the_department_and_the_path(
+    tmp_path: Path,
+) -> None:
+    from adapter.departments.health import HealthConnector
+
+    missing = tmp_path / "secrets" / "health-token"
+    settings = load_settings(
+        write(
+            tmp_path,
+            '[departments.health]\nbase_url = "http://127.0.0.1:1/fhir"\norganization = "h"\n'
+            f'auth = "bearer"\ntoken_file = "{missing}"\n',
+        )
+    )
+    with pytest.raises(ConfigError) as caught:
+        HealthConnector.from_settings("health", settings.departments["health"])
+    message = str(caught.value)
+    assert message.startswith("departments.health.token_file: cannot read the secret file ")
+    assert str(missing) in message and "No such file" in message
+
+
+def test_an_unknown_key_from_the_environment_names_the_variable_not_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path, '[primero]\nurl = "https://a.example"\n')
+    monkeypatch.setenv("CPIMS_ADAPTER_PRIMERO__USERNAM", "svc")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    message = str(caught.value)
+    assert message.startswith("environment variable CPIMS_ADAPTER_PRIMERO__USERNAM: unknown key")
+    assert "'primero.usernam'" in message and "username" in message
+    assert str(path) not in message
+
+
+def test_a_bad_value_from_the_environment_names_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CPIMS_ADAPTER_SYNC__LAG_SECONDS", "two minutes")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, "[sync]\nlease_seconds = 900\n"))
+    message = str(caught.value)
+    assert message.startswith("environment variable CPIMS_ADAPTER_SYNC__LAG_SECONDS: key")
+    assert "two minutes" not in message
+
+
+def test_an_unknown_nested_key_lists_the_keys_of_its_own_table(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        '[departments.health]\nbase_url = "http://127.0.0.1:1/fhir"\norganization = "h"\n'
+        "token_filee = 'x'\n",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    assert "token_file," in str(caught.value) and "retention" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("variable", "words"),
+    [
+        ("CPIMS_ADAPTER_PRIMERO_URL", "CPIMS_ADAPTER_PRIMERO__URL"),
+        ("CPIMS_ADAPTER_PRIMEROS__URL", "no configuration section 'primeros'"),
+    ],
+)
+def test_a_mistyped_variable_is_not_silently_ignored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str, words: str
+) -> None:
+    monkeypatch.setenv(variable, "https://b.example")
+    with pytest.raises(ConfigError, match=words) as caught:
+        load_settings(write(tmp_path, '[primero]\nurl = "https://a.example"\n'))
+    assert str(caught.value).startswith(f"environment variable {variable}:")
+
+
+def test_the_tools_own_variables_are_not_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CPIMS_ADAPTER_SKIP_POSTGRES", "1")
+    monkeypatch.setenv("CPIMS_ADAPTER_CRASH_SEED", "7")
+    assert load_settings(write(tmp_path, "")).primero.url is None

@@ -30,10 +30,13 @@ logger = logging.getLogger("adapter.departments")
 class EmailDrop:
     """Sends files to the department's mailbox over SMTP (STARTTLS when configured)."""
 
-    def __init__(self, settings: EmailSettings, *, timeout: float = 30.0) -> None:
+    def __init__(
+        self, settings: EmailSettings, *, department: str = "*", timeout: float = 30.0
+    ) -> None:
         if not settings.recipients:
             raise Fatal("email: recipients is empty; list the department's mailbox.")
         self.settings = settings
+        self.department = department
         self.timeout = timeout
 
     @property
@@ -70,7 +73,7 @@ class EmailDrop:
             settings.smtp_port,
             settings.starttls,
             settings.username,
-            settings.secret(),
+            settings.secret(self.department),
         )
         refused = server.send(
             self.message(name, data, sha256),

@@ -109,7 +109,7 @@ class FileConnector:
         if not _SAFE_NAME.match(department):
             raise ConfigError(f"departments.{department}: the name cannot be part of a file name.")
         self._department = department
-        self.email = EmailDrop(email, timeout=timeout) if email else None
+        self.email = EmailDrop(email, department=department, timeout=timeout) if email else None
         self.email_kinds = frozenset(email_kinds)
         self.sftp: SftpDrop | None = None
         self.importer: CsvImporter | None = None

@@ -69,7 +69,7 @@ class HealthConnector:
                 f"departments.{department}: the FHIR connector needs base_url and auth "
                 "none, bearer or basic."
             )
-        secret = settings.secret()
+        secret = settings.secret(department)
         client = FhirClient(
             settings.base_url,
             bearer_token=secret if settings.auth == "bearer" else None,

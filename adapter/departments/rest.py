@@ -197,7 +197,7 @@ class RestConnector:
             raise ConfigError(f"departments.{department}: the rest connector needs base_url.")
         session = requests.Session()
         timeout = (min(10.0, settings.timeout_seconds), settings.timeout_seconds)
-        secret = settings.secret()
+        secret = settings.secret(department)
         where = f"departments.{department}"
         auth: RestAuth
         if settings.auth == "none":
