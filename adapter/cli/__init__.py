@@ -23,7 +23,7 @@ from adapter.cli import (
     _status,
     _sync,
 )
-from adapter.cli._common import app, exit_code_for, print_error
+from adapter.cli._common import app, command_tree, exit_code_for, print_error
 from adapter.errors import AdapterError
 
 app.add_typer(_db.app, name="db")
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     # Standalone mode lets typer report usage errors itself (exit 2); errors the adapter
     # raises on purpose are printed as one clear line, never as a traceback.
     try:
-        app(args=argv, prog_name="cpims-adapter")
+        command_tree()(args=argv, prog_name="cpims-adapter")
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except AdapterError as exc:

@@ -7,8 +7,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+import typer.main
 from rich.console import Console
 from rich.markup import escape
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from adapter import __version__
 from adapter.config import Settings, load_settings
@@ -61,6 +63,36 @@ def _root(
     state.verbose = verbose
 
 
+def command_tree() -> TyperGroup:
+    """The whole command line as one click command, with every help text made to print as
+    written: typer renders help as rich markup, which swallows a config section such as
+    ``[jobs.*]`` or ``[ops]`` (STYLE.md: escape rich markup in help text). Done here, once, so
+    a command added later is covered too. A flag takes no value, so no ``<bool>`` type is shown
+    beside it."""
+    root = typer.main.get_command(app)
+    assert isinstance(root, TyperGroup)  # the app has sub-commands
+    _print_as_written(root, typer.Context(root))
+    return root
+
+
+def _print_as_written(command: TyperCommand | TyperGroup, ctx: typer.Context) -> None:
+    if command.help:
+        command.help = escape(command.help)
+    if command.short_help:
+        command.short_help = escape(command.short_help)
+    for param in [*command.params, command.get_help_option(ctx)]:
+        if not isinstance(param, TyperOption | TyperArgument):
+            continue
+        if param.help:
+            param.help = escape(param.help)
+        if isinstance(param, TyperOption) and param.is_flag and param.metavar is None:
+            param.metavar = ""  # shown instead of the type label: nothing
+    if isinstance(command, TyperGroup):
+        for sub in command.commands.values():
+            assert isinstance(sub, TyperCommand | TyperGroup)
+            _print_as_written(sub, typer.Context(sub, parent=ctx))
+
+
 def settings() -> Settings:
     """Load the configuration named on the command line and set up logging from it."""
     loaded = load_settings(state.config_path)
@@ -96,4 +128,4 @@ def parse_since(value: str | None, option: str = "--updated-since") -> datetime 
     return parsed.astimezone(UTC)
 
 
-__all__ = ["app", "err", "out", "parse_since", "print_error", "settings", "state"]
+__all__ = ["app", "command_tree", "err", "out", "parse_since", "print_error", "settings", "state"]
