@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -76,6 +77,10 @@ def command_tree() -> TyperGroup:
 
 
 def _print_as_written(command: TyperCommand | TyperGroup, ctx: typer.Context) -> None:
+    if command.help and not command.short_help:
+        # The commands table shows the first paragraph; typer keeps its line breaks there.
+        first = inspect.cleandoc(command.help).split("\n\n")[0]
+        command.short_help = " ".join(first.split())
     if command.help:
         command.help = escape(command.help)
     if command.short_help:

@@ -16,7 +16,7 @@ def register(root: typer.Typer) -> None:
 
 
 def demo(
-    cases: Annotated[int, typer.Option(help="Synthetic background cases in Primero.")] = 300,
+    cases: Annotated[int, typer.Option(min=0, help="Synthetic background cases in Primero.")] = 300,
 ) -> None:
     """Referrals from a Primero simulator to a FHIR server and three departments, with a report."""
     from adapter.jobs.demo import run_demo

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import (
     Encoding,
@@ -119,16 +120,26 @@ def keygen(
 
 @app.command("sign")
 def sign(
-    file: Annotated[Path, typer.Argument(help="The CSV extract to sign.", exists=True)],
+    file: Annotated[
+        Path, typer.Argument(help="The CSV extract to sign.", exists=True, dir_okay=False)
+    ],
     key: Annotated[
-        Path, typer.Option("--key", help="The officer's private key (PEM).", exists=True)
+        Path,
+        typer.Option("--key", help="The officer's private key (PEM).", exists=True, dir_okay=False),
     ],
     signature: Annotated[Path, typer.Option("--out", help="Where to write the signature.")],
 ) -> None:
     """Sign an extract: Ed25519 over the file's SHA-256, written as base64."""
-    private = load_pem_private_key(key.read_bytes(), password=None)
+    try:
+        private = load_pem_private_key(key.read_bytes(), password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        # cryptography's text names no secret, but says nothing an officer can act on either.
+        private = None
     if not isinstance(private, Ed25519PrivateKey):
-        raise ConfigError(f"{key} is not an Ed25519 private key (make one with `registry keygen`).")
+        raise ConfigError(
+            f"{key} is not an unencrypted Ed25519 private key in PEM (make one with "
+            "`cpims-adapter registry keygen`)."
+        )
     signature.write_bytes(sign_file(file, private))
     out.print(f"signature written to {signature}")
 
