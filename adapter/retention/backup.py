@@ -35,7 +35,7 @@ from adapter.retention.errors import BackupError
 from adapter.retention.run import RetentionReport, destroy_due
 from adapter.state import StateStore
 from adapter.state.migrations import MIGRATIONS
-from adapter.state.store import create_state_engine, normalise_url
+from adapter.state.store import create_private_file, create_state_engine, normalise_url
 from adapter.state.types import utcnow
 
 _TIMEOUT = 3600
@@ -119,7 +119,7 @@ def backup_store(store: StateStore, path: Path) -> BackupInfo:
     if path.exists():
         raise BackupError(f"{path} exists; choose a new file for the backup.")
     version = store.schema_version()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     # Created 0600 before anything is written: a backup holds everything the store holds.
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     os.close(fd)
@@ -246,6 +246,7 @@ def restore_store(
         )
     if backend == "sqlite":
         source = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        create_private_file(_sqlite_path(url))  # a restore into a new file: 0600 too
         target = sqlite3.connect(_sqlite_path(url))
         try:
             source.backup(target)

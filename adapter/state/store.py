@@ -129,8 +129,8 @@ def create_state_engine(url: str) -> Engine:
         ) from None
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
-        if database and database != ":memory:":
-            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        if database and database != ":memory:" and not database.startswith("file:"):
+            create_private_file(Path(database).expanduser())
         # hide_parameters: bound values (case ids, override reasons) never reach a log line
         # or the text of a chained exception.
         engine = sa.create_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
@@ -154,6 +154,26 @@ def create_state_engine(url: str) -> Engine:
     raise StateError(
         f"state.url uses '{parsed.get_backend_name()}'; only sqlite and postgresql are supported."
     )
+
+
+def create_private_file(path: Path) -> None:
+    """Create ``path`` empty with mode 0600 (and its missing folders 0700) unless it exists.
+
+    The store holds case codes, wrapped keys and the audit log: readable by the service's user
+    only, whatever the umask of whoever ran the first command. SQLite gives its -wal and -shm
+    files the database file's mode, so they are 0600 too. An empty file is an empty database.
+    """
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    except OSError as exc:
+        raise StateError(
+            f"state.url: cannot create the SQLite file {path} ({exc.strerror}). Point state.url "
+            "at a folder the service's user may write (e.g. /var/lib/cpims-adapter)."
+        ) from None
+    os.close(fd)
 
 
 def _configure_sqlite(engine: Engine) -> None:
