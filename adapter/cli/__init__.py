@@ -10,6 +10,7 @@ import sys
 
 from adapter.cli import (
     _db,
+    _decisions,
     _demo,
     _forms,
     _incidents,
@@ -40,6 +41,7 @@ _retention.register(app)
 _incidents.register(app)
 _run.register(app)
 _status.register(app)
+_decisions.register(app)
 
 __all__ = ["app", "main"]
 

@@ -15,7 +15,9 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from adapter.config import JobSettings
 from adapter.errors import PrimeroAuthError, PrimeroError, PrimeroForbidden
+from adapter.mappings.routing import route_referrals
 from adapter.primero import PrimeroClient
 from adapter.privacy.decisions import (
     DECISIONS_FIELD,
@@ -23,6 +25,7 @@ from adapter.privacy.decisions import (
     Approvers,
     PrimeroUser,
     RecordedDecision,
+    approver_problem,
     prove_decisions,
     rows_of,
 )
@@ -118,6 +121,30 @@ class DecisionReader:
         if problem:
             decisions = [replace(d, problem=problem, author=None) for d in decisions]
         return decisions
+
+    def approver_problem(self, user_name: str) -> str:
+        """Why ``user_name`` may not approve for this department ("" when they may): the
+        same rule as for a decision recorded in Primero."""
+        return approver_problem(
+            user_name,
+            self.approvers,
+            self.user if self.approvers.needs_directory else None,
+            self.service_user,
+        )
+
+    def requesters(self, case: Mapping[str, Any], jobs: Sequence[JobSettings]) -> set[str]:
+        """Who made the case's referrals to this department (``transitioned_by``): they may
+        not approve them. Without a job for the department, every referral of the case."""
+        transitions = self.client.list_referrals(str(case["id"]))
+        if jobs:
+            found = [r.transition for job in jobs for r in route_referrals(case, transitions, job)]
+        else:
+            found = list(transitions)
+        return {
+            str(t["transitioned_by"])
+            for t in found
+            if t is not None and isinstance(t.get("transitioned_by"), str)
+        }
 
     def user(self, user_name: str) -> PrimeroUser | None:
         """A Primero user's role and groups (cached for the run)."""

@@ -306,3 +306,19 @@ def revoke_override(conn: Connection, override_id: int, now: datetime) -> bool:
         .values(revoked_at=now)
     )
     return result.rowcount == 1
+
+
+def list_overrides(
+    conn: Connection, *, case_id: str | None = None, department: str | None = None
+) -> list[ConsentOverride]:
+    """Overrides recorded in the adapter, newest first, optionally for one case or department
+    (``cpims-adapter decisions list``)."""
+    query = sa.select(consent_overrides.c.case_id).distinct()
+    if case_id is not None:
+        query = query.where(consent_overrides.c.case_id == case_id)
+    if department is not None:
+        query = query.where(consent_overrides.c.department == department)
+    found = [o for cid in conn.execute(query).scalars() for o in load_overrides(conn, cid)]
+    if department is not None:
+        found = [o for o in found if o.department == department]
+    return sorted(found, key=lambda o: o.id or 0, reverse=True)

@@ -125,3 +125,5 @@ class DecisionSettings(BaseModel):
     approvers_reason: str = ""
     # privacy.md §6.3: an override expires at most 72 hours after it was recorded.
     lifetime_hours: float = Field(72, gt=0, le=72)
+    # A referral still waiting for a decision after this long makes `status` exit 1.
+    attention_after_hours: float = Field(24, gt=0)
