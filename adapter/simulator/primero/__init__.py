@@ -13,10 +13,12 @@ Seeded users (password for all: ``sim-password``)
 user_name          role                   notes
 =================  =====================  ===============================================
 cpims-adapter      role-integration       group `all`; read/create/write/referral/flag/
-                                          sync_external; no `notes` form, protection
+                                          sync_external/change_log, users read; no
+                                          `notes` form, protection
                                           concern details read-only (silent drops)
 cp_worker1..3      role-cp-case-worker    group `self` (own + assigned cases), all forms
 health_gateway     role-health-gateway    can receive referrals (CP and GBV)
+cp_supervisor1     role-cp-supervisor     agency scope; approves disclosure decisions
 cp_viewer          role-cp-viewer         read only: referral attempts are 403
 system_monitor     role-system-monitor    user_category `system`: cannot receive referrals
 primero_admin      role-superuser         manages forms, modules, webhooks
@@ -33,7 +35,9 @@ GET /_sim/health · POST /_sim/faults {status(500|502|503|429), count, retry_aft
 path_prefix, delay_seconds, mutate_on_list}, or a fault plan {seed, rules, mutate_on_list}
 (adapter/simulator/faults.py) · GET /_sim/faults · DELETE /_sim/faults · POST /_sim/config_lock
 {locked, retry_after} · POST /_sim/touch {ids|count} · GET /_sim/cases/{id} · GET
-/_sim/users/{user_name} · POST /_sim/idp_tokens {user_name, token?} · PUT
+/_sim/users/{user_name} · POST /_sim/cases/{id}/decisions {user_name, department, basis,
+legal_reference?, reason?, unique_id?, _destroy?} (a user records a disclosure decision, as
+their own PATCH would) · POST /_sim/idp_tokens {user_name, token?} · PUT
 /_sim/roles/{role}/forms {forms} · PATCH /_sim/modules/{unique_id} {module_options} · POST
 /_sim/session_timeout {seconds} · PATCH /_sim/options · GET /_sim/stats · GET
 /_sim/webhook_deliveries
