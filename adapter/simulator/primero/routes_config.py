@@ -58,12 +58,6 @@ def _paged(items: list[Any], request: Request) -> Json:
     return {"data": window, "metadata": {"total": len(items), "per": per, "page": page}}
 
 
-@router.get("/health")
-async def health() -> Response:
-    """HealthController: 204 when healthy."""
-    return Response(status_code=204)
-
-
 @router.get("/api/v2/primero")
 async def primero(request: Request) -> Response:
     """Public bootstrap data (no authentication)."""
