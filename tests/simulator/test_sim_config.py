@@ -114,6 +114,24 @@ def test_new_form_fields_are_writable_only_once_granted(
     assert row["external_id"] == "H-1" and row["unique_id"]
 
 
+def test_creating_a_form_with_a_client_id_is_204_without_a_body(
+    admin: requests.Session, sim: PrimeroSimulator
+) -> None:
+    # form_sections_controller.rb#create: `params[:data][:id].present? ? 204 : 200`; `id` is in
+    # FormSection.permitted_api_params, so the form keeps it; a taken id is RecordNotUnique (409).
+    body = {"data": {"id": 9001, "unique_id": "client_id_form", "name": {"en": "Client id"}}}
+    created = admin.post(url(sim, "/api/v2/forms"), json=body, timeout=5)
+    assert created.status_code == 204 and created.content == b""
+    shown = admin.get(url(sim, "/api/v2/forms/9001"), timeout=5).json()["data"]
+    assert shown["unique_id"] == "client_id_form"
+    body["data"]["unique_id"] = "client_id_form_again"
+    taken = admin.post(url(sim, "/api/v2/forms"), json=body, timeout=5)
+    assert taken.status_code == 409
+    plain = {"data": {"unique_id": "server_id_form", "name": {"en": "Server id"}}}
+    answered = admin.post(url(sim, "/api/v2/forms"), json=plain, timeout=5)
+    assert answered.status_code == 200 and answered.json()["data"]["id"]
+
+
 def test_only_admins_manage_forms(api: requests.Session, sim: PrimeroSimulator) -> None:
     response = api.post(url(sim, "/api/v2/forms"), json={"data": {"unique_id": "x"}}, timeout=5)
     assert response.status_code == 403

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -209,34 +210,65 @@ async def forms_show(form_id: str, request: Request) -> Response:
         return json_response({"data": _form_json(state, form)})
 
 
+def _present(value: Any) -> bool:
+    """Rails `present?`: not nil, not blank text, not an empty collection."""
+    if value is None or value is False:
+        return False
+    if isinstance(value, str):
+        return bool(value.strip())
+    if isinstance(value, list | dict):
+        return bool(value)
+    return True
+
+
+def _integer_id(value: Any) -> int:
+    """ActiveModel::Type::Integer on the `id` column: Ruby `to_i` (leading digits, else 0)."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int | float):
+        return int(value)
+    digits = re.match(r"\s*[-+]?\d+", str(value))
+    return int(digits.group()) if digits else 0
+
+
 @router.post("/api/v2/forms")
 async def forms_create(request: Request) -> Response:
     """POST /api/v2/forms: a new form section; its fields are writable only once granted.
 
     The creator's role is granted the form read-write (FormSection.new_with_properties adds
     the user's role; form_sections_roles.permission defaults to "rw" in db/schema.rb).
+    `id` is a permitted param (FormSection.permitted_api_params): a client-chosen id is kept,
+    and then the answer is 204 with no body (form_sections_controller.rb#create); an id already
+    taken is ActiveRecord::RecordNotUnique, a 409 (error_service.rb).
     """
     state = sim_state(request)
     body = await read_json(request)
     path = request.url.path
     with state.lock:
         _require_metadata_manager(state, request)
-        form = _clean_form(state, require_data(body, path))
+        data = require_data(body, path)
+        form = _clean_form(state, data)
         unique_id = form.get("unique_id")
         if not isinstance(unique_id, str) or not unique_id:
             raise record_invalid(path, [("unique_id", ["errors.models.form_section.unique_id"])])
         if unique_id in state.forms:
             raise record_invalid(path, [("unique_id", ["errors.models.form_section.unique_id"])])
+        client_id = _present(data.get("id"))
+        form_id = _integer_id(data["id"]) if client_id else state.next_id()
+        if client_id and any(f["id"] == form_id for f in state.forms.values()):
+            raise api_error(409, path, "Conflict: A record with this id already exists")
         form.setdefault("name", {"en": unique_id})
         form.setdefault("parent_form", "case")
         form.setdefault("module_ids", [])
         form.setdefault("is_nested", False)
         form.setdefault("visible", not form["is_nested"])
         form.setdefault("form_group_id", unique_id)
-        form.update(id=state.next_id(), core_form=False, editable=True)
+        form.update(id=form_id, core_form=False, editable=True)
         form.setdefault("order", 1000 + form["id"])
         state.forms[unique_id] = form
         state.role_of(guard(state, request).user).form_permissions.setdefault(unique_id, "rw")
+        if client_id:
+            return json_response(None, 204)
         return json_response({"data": _form_json(state, form)})
 
 
