@@ -290,3 +290,19 @@ def test_module_patch_drops_options_and_detaches_unlisted_forms(
         url(sim, path), json={"data": {"form_section_unique_ids": forms}}, timeout=5
     ).json()["data"]
     assert sorted(restored["form_section_unique_ids"]) == sorted(forms)
+
+
+def test_locations_list_short_items_unless_hierarchy_and_page_by_100(
+    api: requests.Session, sim: PrimeroSimulator
+) -> None:
+    # locations_controller.rb: per = params[:per]&.to_i || 100 (no 1000 cap);
+    # locations/_location.json.jbuilder: admin_level, placename, hierarchy only with_hierarchy.
+    short = api.get(url(sim, "/api/v2/locations"), timeout=5).json()
+    assert short["metadata"]["per"] == 100 and short["metadata"]["page"] == 1
+    assert short["data"] and all(
+        set(item) == {"id", "code", "type", "disabled", "name"} for item in short["data"]
+    )
+    full = api.get(url(sim, "/api/v2/locations"), params={"hierarchy": "true"}, timeout=5).json()
+    assert all({"admin_level", "placename", "hierarchy"} <= set(item) for item in full["data"])
+    big = api.get(url(sim, "/api/v2/locations"), params={"per": 5000}, timeout=5).json()
+    assert big["metadata"]["per"] == 5000

@@ -320,13 +320,45 @@ async def lookup(lookup_id: str, request: Request) -> Response:
         return json_response({"data": found})
 
 
+# locations/_location.json.jbuilder: these keys always, the rest only `with_hierarchy`.
+LOCATION_KEYS = ("id", "code", "type", "disabled", "name")
+LOCATION_HIERARCHY_KEYS = ("admin_level", "placename", "hierarchy")
+LOCATIONS_PER = 100
+
+
+def _location_json(location: Json, with_hierarchy: bool) -> Json:
+    keys = LOCATION_KEYS + (LOCATION_HIERARCHY_KEYS if with_hierarchy else ())
+    return {key: location.get(key) for key in keys}
+
+
 @router.get("/api/v2/locations")
 async def locations(request: Request) -> Response:
-    """GET /api/v2/locations."""
+    """GET /api/v2/locations (locations_controller.rb#index).
+
+    LocationsController overrides Pagination#per: `params[:per]&.to_i || 100`, so the default
+    page is 100 and there is no 1000 cap. Items carry `admin_level`, `placename` and
+    `hierarchy` only with `hierarchy=true`. `disabled[..]=true|false` filters.
+    """
     state = sim_state(request)
+    q = request.query_params
+    per = _integer_id(q["per"]) if "per" in q else LOCATIONS_PER
+    page = _integer_id(q["page"]) if "page" in q else 1
+    with_hierarchy = q.get("hierarchy") == "true"
+    disabled = {
+        value == "true" for key, value in q.multi_items() if re.fullmatch(r"disabled\[.*\]", key)
+    }
     with state.lock:
         guard(state, request)
-        return json_response(_paged(list(state.locations.values()), request))
+        listed = [
+            loc for loc in state.locations.values() if not disabled or loc["disabled"] in disabled
+        ]
+        window = listed[(page - 1) * per : page * per] if per > 0 and page > 0 else []
+        return json_response(
+            {
+                "data": [_location_json(loc, with_hierarchy) for loc in window],
+                "metadata": {"total": len(listed), "per": per, "page": page},
+            }
+        )
 
 
 @router.get("/api/v2/agencies")
