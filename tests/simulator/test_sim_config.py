@@ -38,7 +38,8 @@ def test_forms_filters(api: requests.Session, sim: PrimeroSimulator) -> None:
     services = by_id["services"]["fields"][0]
     assert services["type"] == "subform"
     assert services["subform_section_unique_id"] == "services_section"
-    assert by_id["basic_identity"]["name"] == {"en": "Basic Identity"}
+    # FieldI18nService.fill_keys lists every locale.
+    assert by_id["basic_identity"]["name"] == {"en": "Basic Identity", "ur": ""}
     assert (
         api.get(url(sim, "/api/v2/forms"), params={"record_type": "incident"}, timeout=5).json()[
             "data"
@@ -306,3 +307,38 @@ def test_locations_list_short_items_unless_hierarchy_and_page_by_100(
     assert all({"admin_level", "placename", "hierarchy"} <= set(item) for item in full["data"])
     big = api.get(url(sim, "/api/v2/locations"), params={"per": 5000}, timeout=5).json()
     assert big["metadata"]["per"] == 5000
+
+
+def test_form_json_carries_collapsed_field_names_and_every_field_column(
+    admin: requests.Session, sim: PrimeroSimulator
+) -> None:
+    # form_sections/_form_section.json.jbuilder: form.as_json.compact + fields' as_json.compact
+    # + module_ids + collapsed_field_names (sorted by field order); columns from db/schema.rb.
+    body = {
+        "data": {
+            "unique_id": "collapsed_rows_section",
+            "name": {"en": "Rows"},
+            "is_nested": True,
+            "collapsed_field_names": ["row_b", "row_a"],
+            "fields": [
+                {"name": "row_a", "type": "text_field"},
+                {"name": "row_b", "type": "date_field"},
+                {"name": "row_c", "type": "text_field"},
+            ],
+        }
+    }
+    form = admin.post(url(sim, "/api/v2/forms"), json=body, timeout=5).json()["data"]
+    assert form["collapsed_field_names"] == ["row_a", "row_b"]
+    assert form["name"] == {"en": "Rows", "ur": ""}
+    assert form["is_first_tab"] is False and form["subform_header_links"] == []
+    row_b = form["fields"][1]
+    assert isinstance(row_b["id"], int) and row_b["form_section_id"] == form["id"]
+    assert row_b["order"] == 1
+    assert row_b["date_validation"] == "default_date_validation"
+    assert row_b["mobile_visible"] is True and row_b["hide_on_view_page"] is False
+    assert row_b["display_name"] == {"en": "row_b", "ur": ""}
+    again = admin.get(url(sim, f"/api/v2/forms/{form['id']}"), timeout=5).json()["data"]
+    assert [f["id"] for f in again["fields"]] == [f["id"] for f in form["fields"]]
+    seeded = admin.get(url(sim, "/api/v2/forms"), timeout=5).json()["data"]
+    assert all("collapsed_field_names" in f for f in seeded)
+    assert all("form_section_id" in field for f in seeded for field in f["fields"])

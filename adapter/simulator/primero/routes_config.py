@@ -32,6 +32,7 @@ FORM_KEYS = (
     "visible",
     "is_nested",
     "editable",
+    "collapsed_field_names",
     "fields",
 )
 FIELD_KEYS = (
@@ -102,19 +103,84 @@ FIELD_DEFAULTS: Json = {
 }
 
 
+# Column defaults of `form_sections` and `fields` (db/schema.rb): `form.as_json.compact` and
+# `field.as_json.compact` show every non-null column (_form_section.json.jbuilder).
+FORM_COLUMN_DEFAULTS: Json = {
+    "core_form": False,
+    "display_help_text_view": False,
+    "editable": True,
+    "form_group_keyed": False,
+    "hide_subform_placeholder": False,
+    "is_first_tab": False,
+    "is_nested": False,
+    "is_summary_section": False,
+    "mobile_form": False,
+    "subform_append_only": False,
+    "subform_header_links": [],
+    "subform_prevent_item_removal": False,
+    "visible": True,
+}
+FIELD_COLUMN_DEFAULTS: Json = {
+    "autosum_total": False,
+    "date_include_time": False,
+    "date_validation": "default_date_validation",
+    "disabled": False,
+    "editable": True,
+    "expose_unique_id": False,
+    "field_tags": [],
+    "hidden_text_field": False,
+    "hide_on_view_page": False,
+    "link_to_path_external": True,
+    "mandatory_for_completion": False,
+    "matchable": False,
+    "mobile_visible": True,
+    "multi_select": False,
+    "phone_number": False,
+    "required": False,
+    "show_on_minify_form": False,
+    "visible": True,
+}
+# FieldI18nService.fill_keys: a translated property lists every locale ("" when missing).
+LOCALES = ("en", "ur")
+FORM_LOCALIZED = ("name", "help_text", "description", "form_group_name")
+FIELD_LOCALIZED = (
+    "display_name",
+    "help_text",
+    "guiding_questions",
+    "tick_box_label",
+    "signature_provided_by_label",
+)
+
+
+def _fill_locales(item: Json, keys: tuple[str, ...]) -> None:
+    for key in keys:
+        if isinstance(item.get(key), dict) and item[key]:
+            item[key] = {**dict.fromkeys(LOCALES, ""), **item[key]}
+
+
 def _form_json(state: SimulatorState, form: Json) -> Json:
-    """A form as Primero renders it: subform fields name their nested form by numeric
-    `subform_section_id` (the Field column; _form_section.json.jbuilder). The simulator also
-    shows `subform_section_unique_id`, which real Primero does not."""
-    shown = dict(form)
+    """A form as Primero renders it (form_sections/_form_section.json.jbuilder): every column
+    of the form and of each field (defaults included, nulls left out), `collapsed_field_names`
+    in field order, and subform fields naming their nested form by numeric
+    `subform_section_id`. The simulator also shows `subform_section_unique_id`, which real
+    Primero does not. Field ids are assigned on first sight, as a serial column would."""
+    shown = {**FORM_COLUMN_DEFAULTS, **form}
     fields = []
-    for definition in form["fields"]:
-        nested = state.forms.get(definition.get("subform_section_unique_id") or "")
-        if definition.get("type") == "subform":
-            definition = {**definition, "subform_section_id": nested["id"] if nested else None}
-        fields.append(definition)
+    for order, definition in enumerate(form["fields"]):
+        if "id" not in definition:
+            definition["id"] = state.next_id()
+        field = {**FIELD_COLUMN_DEFAULTS, "order": order, **definition}
+        field["form_section_id"] = form["id"]
+        if field.get("type") == "subform":
+            nested = state.forms.get(field.get("subform_section_unique_id") or "")
+            field["subform_section_id"] = nested["id"] if nested else None
+        _fill_locales(field, FIELD_LOCALIZED)
+        fields.append({k: v for k, v in field.items() if v is not None})
+    collapsed = set(form.get("collapsed_field_names") or [])
     shown["fields"] = fields
-    return shown
+    shown["collapsed_field_names"] = [f["name"] for f in fields if f["name"] in collapsed]
+    _fill_locales(shown, FORM_LOCALIZED)
+    return {k: v for k, v in shown.items() if v is not None}
 
 
 def _field_props(state: SimulatorState, sent: Json) -> Json:
