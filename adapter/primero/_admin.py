@@ -208,9 +208,16 @@ class AdminMixin(Requester):
         """Every agency (`GET /api/v2/agencies`, all pages)."""
         return self._collect("/api/v2/agencies")
 
-    def list_locations(self) -> list[Record]:
-        """Every location the account may see (`GET /api/v2/locations`, all pages)."""
-        return self._collect("/api/v2/locations")
+    def list_locations(self, hierarchy: bool = True) -> list[Record]:
+        """Every location the account may see (`GET /api/v2/locations`, all pages).
+
+        Items carry `id`, `code`, `type`, `disabled` and `name`; `admin_level`, `placename` and
+        `hierarchy` come only with `hierarchy=true` (locations/_location.json.jbuilder). The
+        listing pages by 100 unless told, without Primero's usual 1000 cap
+        (locations_controller.rb#per); we ask for 1000 a page and follow every page.
+        """
+        params = {"hierarchy": "true"} if hierarchy else None
+        return self._collect("/api/v2/locations", params)
 
     def refer_to_users(
         self,

@@ -75,6 +75,11 @@ Verified against Primero's source (primeroIMS/primero @ 4b95bf9474, v2.15.2.1)
   [config/initializers/devise.rb, rack_attack.rb, session_store.rb,
   app/controllers/concerns/csrf_protection.rb, app/middleware/www_authenticate.rb,
   app/controllers/api/v2/tokens_controller.rb]
+- Sign-in order: Rack::Attack 429, configuration lock 503, CSRF 403 (the token comes from
+  `GET /health/:id?session=true`), then the password 401; sign-in renews the session id and
+  drops its CSRF token. [devise.rb parent_controller + clean_up_csrf_token_on_authentication,
+  app/controllers/application_api_controller.rb, app/controllers/health_controller.rb,
+  app/services/health_check_service.rb]
 - Modules: show/update by numeric id only; PATCH permits description, associated_record_types,
   form_section_unique_ids — `module_options` is dropped, and a PATCH without the form list
   detaches every form. [app/controllers/api/v2/primero_modules_controller.rb,
