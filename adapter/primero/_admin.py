@@ -101,6 +101,8 @@ class AdminMixin(Requester):
             "cases.write": ("cases", {"write", "manage"}),
             "cases.create": ("cases", {"create", "manage"}),
             "cases.sync_external": ("cases", {"sync_external", "manage"}),
+            # The record history proves who recorded a disclosure decision (decisions.py).
+            "cases.change_log": ("cases", {"change_log", "manage"}),
             "forms.manage": ("metadata", {"manage"}),
         }
         for name, (resource, actions) in derived.items():
