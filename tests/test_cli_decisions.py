@@ -142,3 +142,48 @@ def test_the_dpos_fallback_records_checks_and_audits_a_decision(world: dict[str,
     (used,) = [e for e in log if e["event"] == "disclosure"]
     assert used["approved_by"] == ["cp_supervisor1"] and used["legal_reference"] == [LEGAL]
     assert REASON not in json.dumps(log)
+
+
+def test_an_approver_who_made_the_referral_is_refused_on_the_server_too(
+    world: dict[str, Any],
+) -> None:
+    env, case_id = world["env"], world["case_id"]
+    config = Path(env["CPIMS_ADAPTER_CONFIG"])
+    config.write_text(
+        config.read_text().replace(
+            'approver_roles = ["role-cp-supervisor"]',
+            'approver_roles = ["role-cp-supervisor"]\napprover_user_names = ["cp_worker1"]',
+        )
+    )
+    mine = cli(
+        env,
+        "decisions",
+        "add",
+        case_id,
+        "--department",
+        "police",
+        "--basis",
+        "mandatory_report",
+        "--approved-by",
+        "cp_worker1",
+        "--legal-reference",
+        LEGAL,
+        "--reason",
+        REASON,
+    )
+    assert mine.returncode == 1
+    assert "cp_worker1 made the referral; a second person must approve" in mine.stderr
+    assert as_json(cli(env, "decisions", "list", "--format", "json")) == []
+    unknown = cli(
+        env,
+        "decisions",
+        "add",
+        "not-a-uuid",
+        "--department",
+        "police",
+        "--basis",
+        "s3_approval",
+        "--approved-by",
+        "cp_supervisor1",
+    )
+    assert unknown.returncode == 2 and "CASE_ID" in unknown.stderr

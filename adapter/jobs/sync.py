@@ -144,8 +144,6 @@ class _Plan:
     message: NewMessage | None = None  # the outbox row, encrypted before the write lock
     # Supervisors' decisions recorded on the case for this department, proven or refused.
     decisions: tuple[RecordedDecision, ...] = ()
-    # Allowed but unchanged: nothing to send, and no longer waiting for a decision.
-    settled: bool = False
 
 
 class SyncJob:
@@ -393,7 +391,7 @@ class SyncJob:
             self.report.unchanged += 1  # unchanged, or the echo of our own write-back
             # Nothing to send (nor to audit), but nothing waits for a decision either: a hold
             # of this referral ends here.
-            return _Plan(case_id, ref, None, None, None, code, settled=True)
+            return _Plan(case_id, ref, None, None, None, code)
         return _Plan(case_id, ref, decision, document, next_stage, code, decisions=recorded)
 
     def _apply_plans(self, plans: list[_Plan], conn: Connection, dry_run: bool) -> None:
@@ -499,7 +497,7 @@ class SyncJob:
                     decision.awaiting, self.decisions.approvers, requester, recorded
                 )
                 notes[key] = (case_id, status, note)
-            elif decision is None or decision.allowed or not decision.awaiting:
+            else:
                 released[key] = (case_id, decision)
         if audits:
             append_audit_entries(conn, self.keyring, audits, now=now)

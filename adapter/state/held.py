@@ -100,12 +100,14 @@ class HeldReferrals:
         gone: set[str] = set()
         for start in range(0, len(keys), _KEYS_PER_LOOKUP):
             chunk = keys[start : start + _KEYS_PER_LOOKUP]
-            gone.update(
+            found = (
                 conn.execute(sa.select(table.c.link_key).where(table.c.link_key.in_(chunk)))
                 .scalars()
                 .all()
             )
-            conn.execute(table.delete().where(table.c.link_key.in_(chunk)))
+            if found:  # the common case on a sync page: nothing of it was held
+                conn.execute(table.delete().where(table.c.link_key.in_(found)))
+                gone.update(found)
         return gone
 
     def get_many(self, link_keys: Iterable[str]) -> dict[str, Held]:
