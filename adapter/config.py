@@ -30,7 +30,7 @@ from adapter.api.settings import ApiSettings
 from adapter.errors import ConfigError
 from adapter.incidents.settings import IncidentSettings
 from adapter.ops.settings import OpsSettings, SchedulerSettings
-from adapter.privacy.settings import PrivacySettings
+from adapter.privacy.settings import DecisionSettings, PrivacySettings
 from adapter.registry.settings import RegistrySettings
 from adapter.retention.settings import RetentionSettings
 
@@ -283,6 +283,7 @@ class Settings(BaseSettings):
     sync: SyncSettings = SyncSettings()
     logging: LoggingSettings = LoggingSettings()
     privacy: PrivacySettings = PrivacySettings()
+    decisions: DecisionSettings = DecisionSettings()
     departments: dict[str, DepartmentSettings] = {}
     jobs: dict[str, JobSettings] = {}
     api: ApiSettings = ApiSettings()

@@ -39,6 +39,7 @@ from adapter.config import Settings
 from adapter.jobs.departments import open_department
 from adapter.jobs.sync import SyncJob
 from adapter.primero import PrimeroClient
+from adapter.primero._paging import DAWN
 from adapter.privacy import DisclosurePolicy, KeyRing, KeyringError
 from adapter.simulator.scenario import CPO, health_settings
 from adapter.state import StateStore
@@ -240,7 +241,7 @@ def run_bare(primero: str, sink: str) -> dict[str, Any]:
     rss_start = rss_kib("VmRSS")
     cpu_before = _cpu_seconds()
     started = time.perf_counter()
-    lower, seen = "0000-01-01T00:00:00Z", set()
+    lower, seen = DAWN, set()
     while True:
         params = {
             "order_by": "last_updated_at",

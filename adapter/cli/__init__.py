@@ -14,6 +14,7 @@ import typer
 
 from adapter.cli import (
     _db,
+    _decisions,
     _demo,
     _forms,
     _incidents,
@@ -44,6 +45,7 @@ _retention.register(app)
 _incidents.register(app)
 _run.register(app)
 _status.register(app)
+_decisions.register(app)
 
 __all__ = ["app", "main"]
 

@@ -1,14 +1,39 @@
-"""`cpims-adapter demo`: the main job, end to end, on embedded defaults."""
+"""`cpims-adapter demo`: the main job, end to end, on embedded defaults.
+
+The report tells one story per department that a child protection officer and an IT officer
+both follow: referrals found in Primero, refused by the privacy policy (and why, in words),
+probed anonymously, accepted by the department, sent identified, and the outcomes back in
+Primero. Each referral is counted once, not once per run.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections import Counter
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich import box
 from rich.table import Column, Table
 
 from adapter.cli._common import out
 from adapter.logs import configure_logging
+
+if TYPE_CHECKING:  # the demo's engine (and its simulators) load only when the command runs
+    from adapter.jobs.demo import DepartmentRun
+
+# Refusal reasons are the policy's own sentences (adapter/privacy/disclosure.py, consent.py);
+# these say the same in a CPO's words. An unknown reason is shown as the policy wrote it.
+_IN_WORDS = (
+    ("consent refused or withdrawn", "consent to share is refused or withdrawn in Primero"),
+    ("no consent recorded", "no consent to share is recorded in Primero"),
+    ("no consent rule for", "only child-protection and GBV cases may be shared"),
+    ("second person's approval", "an S3 case waits for a second person's approval"),
+    ("asks for no service", "the referral asks for no service this department provides"),
+    ("no policy for department", "no disclosure policy for this department and purpose"),
+)
+
+
+_COLUMNS = ("found", "refused", "probed", "accepted", "identified", "outcomes")
 
 
 def register(root: typer.Typer) -> None:
@@ -23,53 +48,36 @@ def demo(
 
     configure_logging("WARNING")
     result = run_demo(cases=cases, say=lambda line: out.print(line, highlight=False))
-    table = Table(
-        "run",
-        "cases",
-        "refs",
-        "sent",
-        "refused",
-        "statuses",
-        "written back",
-        title="Demo: health referrals (refs: referrals addressed to the hospital)",
-    )
-    for label, report in result.runs:
-        table.add_row(
-            label,
-            str(report.cases_examined),
-            str(report.referrals_routed),
-            _counts(report.delivered),
-            str(sum(report.refused.values())),
-            str(report.status_updates),
-            str(report.write_backs),
-        )
-    out.print(table)
-    out.print(
-        f"FHIR server: {result.tasks} Tasks, {result.service_requests} ServiceRequests. "
-        f"Primero referral statuses of the new referrals: {result.statuses}. "
-        f"Linked-record rows in their cases: {result.linked_rows}."
-    )
+    out.print()
+    out.print("[bold]What happened to every referral, department by department[/]")
+    for part in result.departments:
+        for line in story(part):
+            out.print(line, highlight=False)
     summary = Table(
-        Column("department", no_wrap=True, min_width=len("birth_registration")),
-        "children",
-        "sent",
-        "statuses back",
-        "written back",
-        "linked rows",
-        title="Demo: all departments (children: the demo's new referrals; sent: all documents)",
+        Column("department", no_wrap=True),
+        *(Column(name, no_wrap=True, justify="right") for name in _COLUMNS),
+        title="Demo: every referral counted once",
+        box=box.SIMPLE_HEAD,
+        collapse_padding=True,
+        pad_edge=False,
     )
     for part in result.departments:
         summary.add_row(
             part.department,
-            str(part.children),
-            str(part.sent),
-            str(part.statuses_back),
-            str(part.written_back),
-            str(part.linked_rows),
+            str(part.found),
+            str(part.refused()),
+            str(part.probed) if part.probed else "-",
+            str(part.accepted),
+            str(part.identified),
+            str(part.outcomes_back),
         )
     out.print(summary)
+    out.print(
+        f"FHIR server: {result.tasks} Tasks (one per probe), {result.service_requests} "
+        "ServiceRequests (one per identified referral)."
+    )
     statuses = "; ".join(f"{p.department} {_counts(p.statuses)}" for p in result.departments)
-    out.print(f"Primero referral statuses of the new referrals: {statuses}.")
+    out.print(f"Primero referral statuses of the demo's new referrals: {statuses}.")
     out.print(f"state kept in {result.state_url}")
     if not result.ok:
         for problem in result.problems:
@@ -80,6 +88,52 @@ def demo(
         "outcomes visible in Primero, nothing sent twice; police, birth registration and "
         "courts the same way[/]"
     )
+
+
+def story(part: DepartmentRun) -> list[str]:
+    """One department's story in lines of words and counts (no names, ids or codes)."""
+    two_stage = part.probed > 0
+    before = part.refused("probe") if two_stage else part.refused()
+    lines = [f"{part.department}: {part.found} referrals to the department found in Primero"]
+    lines += _refusals(part, "probe" if two_stage else None, before, "before anything was sent")
+    if two_stage:
+        lines.append(
+            f"  {part.probed} sent as anonymous capacity probes (no name, no case code): the "
+            f"department accepted {part.accepted}, declined {part.declined}"
+        )
+        after = part.refused("identified")
+        lines += _refusals(part, "identified", after, "after acceptance, nothing identified sent")
+        lines.append(f"  {part.identified} sent identified (under a case code) after acceptance")
+    else:
+        lines.append(
+            f"  {part.identified} sent identified (under a case code; this department gets no "
+            "capacity probe)"
+        )
+        lines.append(f"  the department {part.accepted_as.format(n=part.accepted)}")
+    lines.append(
+        f"  {part.outcomes_back} outcomes back in Primero, of {sum(part.outcomes.values())} "
+        f"referrals carried: {_counts(part.outcomes).replace('_', ' ')}"
+    )
+    return lines
+
+
+def _refusals(part: DepartmentRun, stage: str | None, total: int, when: str) -> list[str]:
+    if not total:
+        return [f"  0 refused by the privacy policy {when}"]
+    words: Counter[str] = Counter()
+    for (at, reason), count in part.refusals.items():
+        if stage in (None, at):
+            words[in_words(reason)] += count
+    said = "; ".join(f"{text} ({count})" for text, count in words.most_common())
+    return [f"  {total} refused by the privacy policy {when}: {said}"]
+
+
+def in_words(reason: str) -> str:
+    """A refusal reason as a CPO would say it."""
+    for marker, words in _IN_WORDS:
+        if marker in reason:
+            return words
+    return reason
 
 
 def _counts(counter: dict[str, int]) -> str:

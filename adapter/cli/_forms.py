@@ -1,4 +1,5 @@
-"""`cpims-adapter primero install-forms`: install the "Linked department records" form.
+"""`cpims-adapter primero install-forms`: install the "Linked department records" and
+"Disclosure decisions" forms.
 
 Creating forms needs Primero's `metadata:manage`, which the integration role should not hold.
 Run the command once with an administrator's account through the environment, which overrides
@@ -16,7 +17,7 @@ import typer
 from rich.panel import Panel
 from rich.table import Table
 
-from adapter.cli._common import out
+from adapter.cli._common import out, settings
 from adapter.cli._primero import open_client
 from adapter.primero.linked_records import DEFAULT_MODULES, InstallReport, install_forms
 
@@ -33,15 +34,23 @@ def install_forms_command(
         ),
     ] = None,
 ) -> None:
-    """Create the "Linked department records" form in Primero, or complete it; safe to re-run.
+    """Create the "Linked department records" and "Disclosure decisions" forms in Primero, or
+    complete them; safe to re-run (a department added to the config becomes a new option).
 
     Never deletes or renames anything. Needs an account with metadata:manage: run it once
     with an administrator's account via CPIMS_ADAPTER_PRIMERO__USERNAME and
     CPIMS_ADAPTER_PRIMERO__PASSWORD. Prints the role permissions an administrator must grant.
     """
     modules = tuple(module) if module else DEFAULT_MODULES
+    config = settings()
+    approvers = config.decisions
     with open_client() as client:
-        report = install_forms(client, module_ids=modules)
+        report = install_forms(
+            client,
+            module_ids=modules,
+            departments=sorted(config.departments),
+            approvers_by_role=bool(approvers.approver_roles or approvers.approver_user_groups),
+        )
     print_report(report)
 
 

@@ -73,3 +73,79 @@ def _check_free(host: str, port: int) -> None:
             f"--port {port}: cannot listen on {host}:{port} ({exc.strerror or type(exc).__name__})"
             "; choose another port (0: any free port)."
         ) from None
+
+
+@app.command("fhir")
+def fhir(
+    control_port: Annotated[
+        int, typer.Option(help="Port of the hospital desk's control API (0 = any free port).")
+    ] = 8091,
+    answer: Annotated[
+        str,
+        typer.Option(
+            help="accept: the desk answers new referrals by itself every --every seconds; "
+            "manual: only through the control API."
+        ),
+    ] = "accept",
+    every: Annotated[float, typer.Option(help="Seconds between the desk's rounds.")] = 2.0,
+    reject_every: Annotated[
+        int, typer.Option(help="Reject every Nth new referral (no capacity); 0 = never.")
+    ] = 0,
+    complete_after: Annotated[
+        float,
+        typer.Option(
+            help="Seconds after acceptance the desk completes a referral with a medico-legal "
+            "report; negative = never (complete through the control API)."
+        ),
+    ] = 10.0,
+) -> None:
+    """Serve a real FHIR R4 server (sekmet, as the demo and tests use) and a simulated hospital
+    that answers referrals, until interrupted; it prints the config to paste."""
+    import signal
+    import threading
+
+    from adapter.cli._common import out
+    from adapter.simulator.fhir_server import start_fhir_server
+    from adapter.simulator.hospital_desk import DeskPolicy, HospitalDesk, config_lines
+
+    if answer not in ("accept", "manual"):
+        raise typer.BadParameter("accept or manual", param_hint="--answer")
+    out.print("starting the FHIR server (sekmet; installed into .venv-fhir on first use) ...")
+    server = start_fhir_server()
+    policy = DeskPolicy(answer, every, reject_every, complete_after)  # type: ignore[arg-type]
+    desk = HospitalDesk(server.base_url, policy, port=control_port)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        desk.start()
+        control = desk.control_url
+        out.print(f"FHIR R4 server (sekmet) at {server.base_url}", highlight=False)
+        out.print(f"hospital desk control API at {control}", highlight=False)
+        out.print("Paste into your config file (auth none: this server is loopback only):")
+        for line in config_lines(server.base_url):
+            out.print(f"  {line}", markup=False, highlight=False)
+        if answer == "accept":
+            rejects = f", rejecting every {reject_every}th" if reject_every else ""
+            completes = (
+                f"completes them {complete_after:g} s after acceptance"
+                if complete_after >= 0
+                else "never completes them"
+            )
+            out.print(
+                f"The desk accepts new referrals every {every:g} s{rejects}, and {completes}.",
+                highlight=False,
+            )
+        out.print(
+            f"By hand: curl {control}/tasks; curl -X POST "
+            f"{control}/tasks/REFERRAL_KEY/accept (or reject, complete). Ctrl-C stops.",
+            markup=False,
+            highlight=False,
+        )
+        # Waiting on an Event keeps Ctrl-C (KeyboardInterrupt) and SIGTERM both prompt.
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        desk.stop()
+        server.cleanup()

@@ -80,6 +80,19 @@ def _print_tables(found: Status) -> None:
         queues.add_row("-", "0", "0", "0")
     out.print(queues)
 
+    if found.held:
+        held = Table(
+            "department", "awaiting", "referrals", "oldest waits", title="held for a decision"
+        )
+        for waiting in found.held:
+            held.add_row(
+                waiting.department,
+                waiting.awaiting,
+                str(waiting.count),
+                format_duration(waiting.oldest_seconds),
+            )
+        out.print(held)
+
     keys = Table("key role", "version", "age (days)", title="oldest active keys")
     for key in found.keys:
         keys.add_row(key.role, str(key.version), f"{key.age_days}{' (rotate)' if key.warn else ''}")

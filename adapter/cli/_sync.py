@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+import secrets
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from adapter.cli._common import out, parse_since, settings
+from adapter.cli._common import err, out, parse_since, settings
 from adapter.cli._progress import observe_pull, progress_bar
 from adapter.logs import log_context
 from adapter.state import StateStore
@@ -31,20 +35,36 @@ def sync(
         typer.Option(
             "--dry-run",
             help="Run the whole pipeline, print what would be sent (one JSON document per "
-            "line), send nothing, keep the cursor.",
+            "line; values masked, codes shown), send nothing, keep the cursor.",
         ),
     ] = False,
     since: Annotated[
         str | None, typer.Option(help="Re-read cases changed since this ISO 8601 time.")
     ] = None,
+    show_values: Annotated[
+        bool,
+        typer.Option(
+            "--show-values",
+            help="With --dry-run: print the values themselves instead of masking them (for "
+            "a data-protection officer's review; the output then holds personal data).",
+        ),
+    ] = False,
 ) -> None:
     """Run one sync of JOB: pull changed cases, send referrals, collect statuses, write back."""
     from adapter.jobs.sync import open_job
 
     config = settings()
+    if show_values and not dry_run:
+        raise typer.BadParameter(
+            "only a dry run prints values: add --dry-run", param_hint="--show-values"
+        )
+    mask: Callable[[Any], Any] = _unmasked if show_values else value_mask()
+    printed = 0
 
     def emit(line: dict[str, Any]) -> None:
-        out.print_json(json.dumps(line, default=str, ensure_ascii=False), indent=None)
+        nonlocal printed
+        printed += 1
+        out.print_json(json.dumps(mask(line), default=str, ensure_ascii=False), indent=None)
 
     # A backfill (--since) can read 100k cases: show its progress (stderr, terminals only).
     backfill = since is not None and not dry_run
@@ -56,6 +76,16 @@ def sync(
         observe_pull(sync_job, on_progress)
         report = sync_job.run(dry_run=dry_run, since=parse_since(since, "--since"))
     if dry_run:
+        if show_values:
+            err.print(
+                f"dry run: {printed} document(s) with their values: this output holds personal "
+                "data; do not paste it into tickets or chats."
+            )
+        else:
+            err.print(
+                f"dry run: {printed} document(s); values masked (length and a per-run hash "
+                "prefix), codes shown. --show-values prints the values."
+            )
         return
     table = Table("what", "count", title=f"sync {job} → {report.department}")
     pull = report.pull
@@ -78,6 +108,75 @@ def sync(
     out.print(table)
     if report.dead_lettered:
         raise typer.Exit(1)
+
+
+# Keys whose values are codes the adapter or a standard defines (pseudonymous keys and codes,
+# FHIR structure, service and concern codes), never a child's data: shown as they are. Every
+# other string or number in a dry-run line is masked, so a field a new mapping adds is masked
+# until someone lists it here (default deny, like the allow-lists).
+SHOWN_KEYS = frozenset(
+    {
+        # the dry-run envelope and the adapter's own pseudonymous keys (privacy.md §6.1)
+        "job",
+        "department",
+        "kind",
+        "route",
+        "referral_key",
+        "case_code",
+        "referred_by",
+        "basis",
+        "service",
+        "priority",
+        "protection_concerns",
+        "sex",
+        "gender",
+        # FHIR R4 structure and codings
+        "resourceType",
+        "type",
+        "fullUrl",
+        "method",
+        "url",
+        "ifNoneExist",
+        "reference",
+        "system",
+        "code",
+        "display",
+        "status",
+        "intent",
+    }
+)
+_HASH_CHARS = 8
+
+
+def value_mask(key: bytes | None = None) -> Callable[[Any], Any]:
+    """A function masking a dry-run line: each value not under a key of ``SHOWN_KEYS`` becomes
+    ``<masked N chars #xxxxxxxx>``, its length and a short HMAC prefix. The HMAC key is new for
+    each run (unless given), so equal values share a prefix within one run's output, and a
+    prefix can be neither looked up (a date of birth has a few thousand values) nor compared
+    across runs."""
+    secret = key if key is not None else secrets.token_bytes(32)
+
+    def masked(value: str | int | float) -> str:
+        text = str(value)
+        digest = hmac.new(secret, text.encode(), hashlib.sha256).hexdigest()[:_HASH_CHARS]
+        return f"<masked {len(text)} chars #{digest}>"
+
+    def walk(value: Any, shown: bool) -> Any:
+        if isinstance(value, dict):
+            return {k: walk(v, shown=k in SHOWN_KEYS) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(item, shown) for item in value]
+        if isinstance(value, bool) or value is None or shown:
+            return value
+        if isinstance(value, str | int | float):
+            return masked(value)
+        return masked(str(value))
+
+    return lambda line: walk(line, shown=False)
+
+
+def _unmasked(line: Any) -> Any:
+    return line
 
 
 def _counts(counter: dict[str, int]) -> str:

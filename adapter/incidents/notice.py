@@ -24,6 +24,7 @@ from adapter.incidents.records import Incident
 from adapter.incidents.rules import Rule, rule_for
 from adapter.privacy._tables import issued_codes, security_events
 from adapter.privacy._tables import keys as keys_table
+from adapter.privacy.events import SecurityEventKind
 
 if TYPE_CHECKING:
     from adapter.config import Settings
@@ -163,6 +164,13 @@ def _steps(incident: Incident, rule: Rule, departments: list[str]) -> list[str]:
         steps.append(
             "Re-issue the codes: deliver the crosswalk (old code -> new code) to each affected "
             "department; old codes are refused after the grace window"
+        )
+    leaked = [d for d in departments if d != incident.department]
+    if incident.kind == SecurityEventKind.WRONG_DEPARTMENT and incident.department and leaked:
+        # Runbook §5: the owner of a presented code must learn that its codes leaked.
+        steps.append(
+            f"Tell {', '.join(leaked)} that its case codes or referral keys were presented by "
+            f"{incident.department}: they have left the department"
         )
     steps += [
         f"Send this notice to the data-protection officer before {_time(incident.deadline_at)} "

@@ -25,15 +25,18 @@ from __future__ import annotations
 
 import secrets
 import tempfile
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import sqlalchemy as sa
 
 from adapter.config import Settings
 from adapter.jobs.sync import SyncReport, open_job
 from adapter.primero import PrimeroClient
 from adapter.primero.linked_records import SUBFORM_FIELD
-from adapter.privacy import KeyRing, OverrideBasis
+from adapter.privacy import AuditLog, KeyRing, OverrideBasis
 from adapter.simulator.departments import DepartmentSimulator, Desk
 from adapter.simulator.departments.scenario import (
     COURT_AGENCY,
@@ -52,21 +55,53 @@ from adapter.simulator.scenario import (
     referral_status,
 )
 from adapter.state import StateStore
+from adapter.state.schema import links
 
 DEMO_REFERRALS = 12
 DEPARTMENTS = ["health", "police", "birth_registration", "courts"]
 NADRA_SERVICE = "registration_service"
+WAITING = "waiting"
 
 
 @dataclass
 class DepartmentRun:
-    """One department's part of the demo: the runs, and what its CPOs' children show."""
+    """One department's part of the demo: the runs, what its CPOs' children show, and the
+    story of every referral addressed to it (found → refused or probed → accepted → sent
+    identified → outcome in Primero), counted once each rather than once per run."""
 
     department: str
     children: int
     runs: list[tuple[str, SyncReport]] = field(default_factory=list)
     linked_rows: int = 0
     statuses: dict[str, int] = field(default_factory=dict)
+    # Referrals addressed to the department in Primero when its first run read them (the demo
+    # adds none afterwards).
+    found: int = 0
+    # (stage, reason) → referrals whose latest decision was that refusal (the audit log).
+    refusals: Counter[tuple[str, str]] = field(default_factory=Counter)
+    # What the department (a simulator the demo drives) did with what reached it.
+    accepted: int = 0
+    declined: int = 0
+    # How the department's acceptance reads, e.g. "registered an FIR for {n}".
+    accepted_as: str = "accepted {n}"
+    # The status written back into Primero for every referral the adapter carried to the
+    # department (``waiting``: no answer from the department yet).
+    outcomes: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def outcomes_back(self) -> int:
+        return sum(n for status, n in self.outcomes.items() if status != WAITING)
+
+    @property
+    def probed(self) -> int:
+        return sum(r.delivered.get("probe", 0) for _, r in self.runs)
+
+    @property
+    def identified(self) -> int:
+        return sum(r.delivered.get("referral", 0) for _, r in self.runs)
+
+    def refused(self, stage: str | None = None) -> int:
+        return sum(n for (at, _), n in self.refusals.items() if stage in (None, at))
 
     @property
     def sent(self) -> int:
@@ -145,6 +180,7 @@ def run_demo(
             for key in declined:
                 hospital.reject(key, "no-capacity")
             say(f"hospital accepts {len(accepted)} and declines {len(declined)}")
+            hospital_answers = (len(accepted), len(declined))
             second = sync("2 identified")
             # Completed: six of the new referrals, and half of the others.
             others = [key for key in accepted if key not in ours]
@@ -171,10 +207,16 @@ def run_demo(
                 result.statuses[status] = result.statuses.get(status, 0) + 1
             result.statuses = dict(sorted(result.statuses.items()))
             result.linked_rows = _linked_rows(sim.url, [case_id for case_id, _ in referred])
+            say(
+                f"health: {result.linked_rows} linked hospital rows in Primero for the "
+                f"{DEMO_REFERRALS} new referrals"
+            )
             health = DepartmentRun("health", DEMO_REFERRALS, list(result.runs))
             health.linked_rows, health.statuses = result.linked_rows, result.statuses
+            health.accepted, health.declined = hospital_answers
             result.departments.append(health)
             _run_departments(result, settings, kek, say)
+            _count_story(result, kek)
     finally:
         fhir.cleanup()
     return result
@@ -311,6 +353,7 @@ def _police(
             investigating_officer={"rank": "SI", "name": f"Synthetic Officer {n}"},
         )
     say(f"police: the station registers {len(keys)} FIRs")
+    part.accepted, part.accepted_as = len(keys), "registered an FIR for {n}"
     second = sync("FIRs back")
     say(f"police: {second.status_updates} statuses back, {second.write_backs} written back")
     _finish(result, part, sync, referred, "fir", "accepted", say)
@@ -337,6 +380,8 @@ def _birth_registration(
         f"birth_registration: {sum(first.delivered.values())} searches sent, answered at once "
         f"({matched} registered); {first.write_backs} written back"
     )
+    part.accepted = len(desk.records())
+    part.accepted_as = f"answered {{n}} ({matched} registered births found)"
     if matched != 2 or first.write_backs < len(referred):
         result.problems.append("birth_registration: the registry's answers did not come back")
     _finish(result, part, sync, referred, "birth_registration", "done", say)
@@ -376,9 +421,42 @@ def _courts(
             order_date="2026-03-01",
         )
     say(f"courts: the court makes {len(keys)} supervision orders")
+    part.accepted, part.accepted_as = len(keys), "made an order on {n}"
     second = sync("orders back")
     say(f"courts: {second.status_updates} statuses back, {second.write_backs} written back")
     _finish(result, part, sync, referred, "court_order", "accepted", say)
+
+
+def _count_story(result: DemoResult, kek: bytes) -> None:
+    """Each department's story, one count per referral: found (its first run), refused (the
+    latest decision per case in the audit log is a refusal, by stage and reason) and the
+    outcome the adapter wrote back into Primero for every referral it carried (its links;
+    ``waiting`` while the department has not answered)."""
+    by_department = {part.department: part for part in result.departments}
+    for part in result.departments:
+        part.found = part.runs[0][1].referrals_routed if part.runs else 0
+    latest: dict[tuple[str, str], dict[str, object]] = {}
+    outcomes: dict[str, Counter[str]] = {name: Counter() for name in by_department}
+    with StateStore(result.state_url) as store:
+        audit = AuditLog(store, KeyRing.open(store, kek))
+        seq = 0
+        while records := audit.entries(after_seq=seq):
+            seq = records[-1].seq
+            for record in records:
+                entry = record.entry
+                if entry.get("event") in ("disclosure", "refusal"):
+                    latest[(str(entry["department"]), str(entry["case_ref"]))] = entry
+        with store.transaction() as conn:
+            for department, written in conn.execute(
+                sa.select(links.c.department, links.c.written_back_status)
+            ):
+                if department in outcomes:
+                    outcomes[department][str(written or WAITING)] += 1
+    for (department, _), entry in latest.items():
+        if department in by_department and entry["event"] == "refusal":
+            by_department[department].refusals[(str(entry["stage"]), str(entry["reason"]))] += 1
+    for name, part in by_department.items():
+        part.outcomes = dict(sorted(outcomes[name].items()))
 
 
 def _rows(primero_url: str, case_ids: list[str]) -> list[dict[str, object]]:

@@ -38,6 +38,7 @@ from adapter.errors import (
     ConfigError,
     LeaseHeld,
 )
+from adapter.jobs.decisions import DecisionReader
 from adapter.jobs.delivery import Handled, Handler, attempt_batch
 from adapter.jobs.pull import PageWriter, PullReport, pull_cases
 from adapter.jobs.ratelimit import RateBudget
@@ -45,6 +46,7 @@ from adapter.jobs.writeback import WriteBack, apply_write_back
 from adapter.mappings.base import DepartmentMapping, Document
 from adapter.mappings.routing import RoutedReferral, route_referrals
 from adapter.primero import PrimeroClient
+from adapter.primero.linked_records import linked_record_row, write_linked_record
 from adapter.privacy import (
     ConsentOverride,
     Disclosure,
@@ -53,15 +55,25 @@ from adapter.privacy import (
     KeyRing,
     Stage,
 )
+from adapter.privacy.audit import append_entries as append_audit_entries
+from adapter.privacy.decisions import (
+    RecordedDecision,
+    for_referral,
+    held_note,
+    released_note,
+)
 from adapter.retention import destroyed_cases
 from adapter.state import StateStore
+from adapter.state.held import Held, HeldReferrals
 from adapter.state.links import Link, Links, link_key
 from adapter.state.outbox import NewMessage, Outbox, OutboxMessage
 from adapter.state.store import process_owner
+from adapter.state.types import utcnow
 
 log = logging.getLogger("adapter.jobs.sync")
 
 PRIMERO = "primero"  # the outbox destination of write-backs
+KIND_DECISION_NOTE = "decision_note"  # a held referral's row in "Linked department records"
 STREAM_STATUSES = "department-statuses"
 _NAMESPACE = uuid.UUID("6f1c2d64-3b0e-4d8a-9a51-1f0c6c1b7e2a")
 
@@ -93,6 +105,8 @@ class SyncReport:
     dead_lettered: int = 0
     status_updates: int = 0
     write_backs: int = 0
+    held: int = 0
+    released: int = 0
     not_carried: set[str] = field(default_factory=set)
     duration_seconds: float = 0.0
 
@@ -110,6 +124,8 @@ class SyncReport:
             "dead_lettered": self.dead_lettered,
             "status_updates": self.status_updates,
             "write_backs": self.write_backs,
+            "held_for_decision": self.held,
+            "released_by_decision": self.released,
             "not_carried": sorted(self.not_carried),
             "pull": self.pull.stats() if self.pull else None,
         }
@@ -126,6 +142,8 @@ class _Plan:
     stage: str | None
     case_code: str
     message: NewMessage | None = None  # the outbox row, encrypted before the write lock
+    # Supervisors' decisions recorded on the case for this department, proven or refused.
+    decisions: tuple[RecordedDecision, ...] = ()
 
 
 class SyncJob:
@@ -159,6 +177,14 @@ class SyncJob:
         self.emit = emit
         self.report = SyncReport(job=name, department=self.job.department)
         self._page_overrides: dict[str, list[ConsentOverride]] = {}
+        self.decisions = DecisionReader(
+            client,
+            settings.decisions,
+            self.job.department,
+            service_user=settings.primero.username,
+        )
+        self.held = HeldReferrals(store)
+        self._page_decisions: dict[str, list[RecordedDecision]] = {}
         # One token bucket for the job's whole life: the delivery that overlaps the pull and
         # the one after it share the department's rate (a budget per drain would not).
         self._budget = RateBudget(self.department.rate_per_second)
@@ -247,6 +273,9 @@ class SyncJob:
         # here (BENCHMARKS.md). The price is a read for cases not referred to this department
         # (cheap misses); one query per page (consent.py) would remove both costs.
         self._page_overrides = self.gate.overrides_many([str(r["id"]) for r in records])
+        # Supervisors' decisions, proven from Primero's record history (only cases whose
+        # "Disclosure decisions" rows name this department cost a request).
+        self._page_decisions = self.decisions.for_cases(records)
         plans: list[_Plan] = []
         for cases in self._referrals_of(records):
             plans += self._plan_slice(cases)
@@ -327,13 +356,14 @@ class SyncJob:
             stage = Stage.PROBE
         else:
             stage = Stage.IDENTIFIED
+        recorded = tuple(self._page_decisions.get(case_id, ()))
         decision = self.gate.policy.decide(
             case,
             self.job.department,
             self.job.purpose,
             stage,
             codes=self.keyring,
-            overrides=self._page_overrides.get(case_id, []),
+            overrides=self._overrides(case_id, self._page_overrides.get(case_id, []), recorded),
             referral=ref.transition,
         )
         # The decision already sealed the code of an allowed identified disclosure: sealing
@@ -344,7 +374,7 @@ class SyncJob:
             if decision.consent_withdrawn and link is not None:
                 document = self.mapping.withdraw(ref.key)
                 return _Plan(case_id, ref, decision, document, STAGE_WITHDRAWN, code)
-            return _Plan(case_id, ref, decision, None, None, code)
+            return _Plan(case_id, ref, decision, None, None, code, decisions=recorded)
         if link is not None and link.stage == STAGE_PROBE:
             return None  # consent still holds; the probe's answer drives what comes next
         if stage is Stage.PROBE:
@@ -359,8 +389,10 @@ class SyncJob:
         self.report.not_carried.update(document.not_carried)
         if link is not None and link.content_hash == document.content_hash:
             self.report.unchanged += 1  # unchanged, or the echo of our own write-back
-            return None
-        return _Plan(case_id, ref, decision, document, next_stage, code)
+            # Nothing to send (nor to audit), but nothing waits for a decision either: a hold
+            # of this referral ends here.
+            return _Plan(case_id, ref, None, None, None, code)
+        return _Plan(case_id, ref, decision, document, next_stage, code, decisions=recorded)
 
     def _apply_plans(self, plans: list[_Plan], conn: Connection, dry_run: bool) -> None:
         if dry_run:
@@ -405,6 +437,116 @@ class SyncJob:
         kinds = {m.idempotency_key: m.kind for m in queued}
         for key in self.outbox.enqueue_many(conn, queued):
             self.report.enqueued[kinds[key]] += 1
+        self._settle_holds(conn, [(p.case_id, p.referral, p.decision, p.decisions) for p in plans])
+
+    # -- decisions by people: held referrals, what the CPO sees ---------------------------
+
+    @staticmethod
+    def _overrides(
+        case_id: str,
+        recorded_here: Sequence[ConsentOverride],
+        decisions: Sequence[RecordedDecision],
+    ) -> list[ConsentOverride]:
+        """The adapter's own overrides plus the supervisors' proven decisions in Primero."""
+        return [*recorded_here, *(d.override(case_id) for d in decisions if d.valid)]
+
+    def _settle_holds(
+        self,
+        conn: Connection,
+        outcomes: Sequence[
+            tuple[str, RoutedReferral, Disclosure | None, Sequence[RecordedDecision]]
+        ],
+    ) -> None:
+        """Hold the referrals a person's decision would release, release the ones that no
+        longer wait, and queue the "Linked department records" row that tells the CPO which
+        (privacy.md §6.3, §6.5: a held referral is never silent). Refused decisions go to the
+        audit log: who, basis, legal reference, why — never the reason's text."""
+        now = utcnow()
+        holds: list[Held] = []
+        notes: dict[str, tuple[str, str, str]] = {}
+        released: dict[str, tuple[str, Disclosure | None]] = {}
+        audits: list[dict[str, Any]] = []
+        for case_id, ref, decision, recorded_on_case in outcomes:
+            key = link_key(self.job.department, ref.key)
+            requester = ref.transition.get("transitioned_by") if ref.transition else None
+            requester = requester if isinstance(requester, str) else None
+            recorded = for_referral(recorded_on_case, requester)
+            for refused in (d for d in recorded if d.problem):
+                audits.append(
+                    {
+                        "event": "decision_refused",
+                        "case_ref": self.gate.case_ref(case_id),
+                        **refused.audit_entry(),
+                    }
+                )
+            if decision is not None and not decision.allowed and decision.awaiting:
+                holds.append(
+                    Held(
+                        link_key=key,
+                        job=self.name,
+                        department=self.job.department,
+                        case_id=case_id,
+                        referral_id=ref.referral_id,
+                        awaiting=decision.awaiting,
+                        reason=decision.reason,
+                        held_since=now,
+                        checked_at=now,
+                    )
+                )
+                status, note = held_note(
+                    decision.awaiting, self.decisions.approvers, requester, recorded
+                )
+                notes[key] = (case_id, status, note)
+            else:
+                released[key] = (case_id, decision)
+        if audits:
+            append_audit_entries(conn, self.keyring, audits, now=now)
+        since = self.held.hold_many(conn, holds)
+        self.report.held += len(holds)
+        was_held = self.held.release_many(conn, released)
+        messages = [
+            self._note_message(key, case_id, status, note, generation=since[key].isoformat())
+            for key, (case_id, status, note) in notes.items()
+        ]
+        for key in was_held:
+            case_id, decision = released[key]
+            said = released_note(decision.approvals) if decision is not None else None
+            if said is None:
+                continue
+            self.report.released += 1
+            status, note = said
+            messages.append(self._note_message(key, case_id, status, note, generation=note))
+        self.outbox.enqueue_many(conn, messages)
+
+    def _note_message(
+        self, key: str, case_id: str, status: str, note: str, *, generation: str
+    ) -> NewMessage:
+        """The outbox row that writes a held referral's row into the case (its own link key,
+        so it never waits behind the referral's own messages)."""
+        note_key = f"decision:{key}"
+        body = {
+            "case_id": case_id,
+            "row": linked_record_row(
+                link_key=note_key,
+                department=self.job.department,
+                record_type="referral",
+                case_code=None,
+                external_reference=None,
+                status=status,
+                status_note=note,
+                last_update=utcnow(),
+            ),
+        }
+        idem = str(uuid.uuid5(_NAMESPACE, f"note:{note_key}:{status}:{note}:{generation}"))
+        payload = json.dumps(body, separators=(",", ":")).encode()
+        return NewMessage(
+            idempotency_key=idem,
+            job=self.name,
+            destination=PRIMERO,
+            kind=KIND_DECISION_NOTE,
+            link_key=note_key,
+            payload=self.keyring.encrypt_payload(payload, context=idem.encode()),
+        )
 
     def _enqueue(self, conn: Connection, document: Document, referral_key: str) -> None:
         message = self._message(document, referral_key)
@@ -612,17 +754,21 @@ class SyncJob:
             )
             if ref is None:
                 continue  # no longer addressed to this department
+            recorded = self.decisions.for_cases([case]).get(link.case_id, [])
             decision = self.gate.policy.decide(
                 case,
                 self.job.department,
                 self.job.purpose,
                 Stage.IDENTIFIED,
                 codes=self.keyring,
-                overrides=self.gate.overrides(link.case_id),
+                overrides=self._overrides(
+                    link.case_id, self.gate.overrides(link.case_id), recorded
+                ),
                 referral=ref.transition,
             )
             with self.store.transaction() as conn:
                 self.gate.record(conn, decision, link.case_id)
+                self._settle_holds(conn, [(link.case_id, ref, decision, recorded)])
                 if not decision.allowed:
                     self.report.refused[_reason_class(decision.reason)] += 1
                     continue
@@ -637,6 +783,9 @@ class SyncJob:
                 )
 
     def _write_back_one(self, message: OutboxMessage, document: dict[str, Any]) -> Handled:
+        if message.kind == KIND_DECISION_NOTE:
+            write_linked_record(self.client, str(document["case_id"]), document["row"])
+            return {"status": document["row"].get("link_status")}, {}
         write_back = WriteBack.from_json(document)
         applied = apply_write_back(self.client, write_back)
         self.report.write_backs += 1

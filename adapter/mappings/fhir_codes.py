@@ -113,6 +113,11 @@ CONSENT_POLICY_RULES: Final = MappingProxyType(
             "code": "court-order",
             "display": "Court order",
         },
+        "best_interests": {
+            "system": DISCLOSURE_BASIS_SYSTEM,
+            "code": "best-interests",
+            "display": "Best-interests decision (caregiver is the alleged perpetrator)",
+        },
     }
 )
 

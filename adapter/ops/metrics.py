@@ -197,6 +197,32 @@ class StateCollector(Collector):
             dead.add_metric([destination], count)
         yield from (outbox, dead)
 
+        held = GaugeMetricFamily(
+            f"{PREFIX}_referrals_awaiting_decision",
+            "Referrals held until a person decides (an S3 approval, or an override of "
+            "consent), by department.",
+            labels=["department"],
+        )
+        held_age = GaugeMetricFamily(
+            f"{PREFIX}_referral_decision_wait_seconds",
+            "How long the oldest referral held for a person's decision has waited, by "
+            "department (0 when none waits).",
+            labels=["department"],
+        )
+        count_by_department = dict.fromkeys(self.settings.departments, 0)
+        oldest_by_department = dict.fromkeys(self.settings.departments, 0.0)
+        for waiting in status.held:
+            count_by_department[waiting.department] = (
+                count_by_department.get(waiting.department, 0) + waiting.count
+            )
+            oldest_by_department[waiting.department] = max(
+                oldest_by_department.get(waiting.department, 0.0), waiting.oldest_seconds
+            )
+        for department in sorted(count_by_department):
+            held.add_metric([department], count_by_department[department])
+            held_age.add_metric([department], oldest_by_department[department])
+        yield from (held, held_age)
+
         reviews = GaugeMetricFamily(
             f"{PREFIX}_registry_pending_reviews",
             "Registry checks waiting for an officer's review, and those past their due date.",

@@ -101,6 +101,8 @@ class AdminMixin(Requester):
             "cases.write": ("cases", {"write", "manage"}),
             "cases.create": ("cases", {"create", "manage"}),
             "cases.sync_external": ("cases", {"sync_external", "manage"}),
+            # The record history proves who recorded a disclosure decision (decisions.py).
+            "cases.change_log": ("cases", {"change_log", "manage"}),
             "forms.manage": ("metadata", {"manage"}),
         }
         for name, (resource, actions) in derived.items():
@@ -208,9 +210,16 @@ class AdminMixin(Requester):
         """Every agency (`GET /api/v2/agencies`, all pages)."""
         return self._collect("/api/v2/agencies")
 
-    def list_locations(self) -> list[Record]:
-        """Every location the account may see (`GET /api/v2/locations`, all pages)."""
-        return self._collect("/api/v2/locations")
+    def list_locations(self, hierarchy: bool = True) -> list[Record]:
+        """Every location the account may see (`GET /api/v2/locations`, all pages).
+
+        Items carry `id`, `code`, `type`, `disabled` and `name`; `admin_level`, `placename` and
+        `hierarchy` come only with `hierarchy=true` (locations/_location.json.jbuilder). The
+        listing pages by 100 unless told, without Primero's usual 1000 cap
+        (locations_controller.rb#per); we ask for 1000 a page and follow every page.
+        """
+        params = {"hierarchy": "true"} if hierarchy else None
+        return self._collect("/api/v2/locations", params)
 
     def refer_to_users(
         self,

@@ -32,8 +32,11 @@ from adapter.errors import PrimeroProtocolError
 from adapter.primero.models import CasePage, Record
 
 SECOND = timedelta(seconds=1)
-# The web UI's own open lower bound (value-handlers.js; primero-api.md §3).
-DAWN = "0000-01-01T00:00:00Z"
+# The open lower bound of a first pull: Primero's own `SearchFilters::DateRange.dawn_of_time`,
+# `Time.zone.at(0)` (app/models/search_filters/date_range.rb). Not the web UI's year 0000
+# (value-handlers.js): PostgreSQL's TO_TIMESTAMP, which the filter applies to the bound, has
+# no year zero, and how it takes one differs between versions.
+DAWN = "1970-01-01T00:00:00Z"
 MAX_GROUP_PASSES = 50
 
 

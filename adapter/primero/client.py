@@ -19,13 +19,14 @@ from adapter.errors import ConfigError
 from adapter.primero._admin import AdminMixin
 from adapter.primero._auth import Authenticator, BasicAuth, BearerAuth, SessionAuth
 from adapter.primero._cases import MAX_PER, CasesMixin
+from adapter.primero._history import HistoryMixin
 from adapter.primero._referrals import ReferralsMixin
 from adapter.primero._transport import RetryPolicy, Sleep, Transport
 
 AuthMode = Literal["basic", "session", "bearer"]
 
 
-class PrimeroClient(CasesMixin, ReferralsMixin, AdminMixin):
+class PrimeroClient(CasesMixin, ReferralsMixin, HistoryMixin, AdminMixin):
     """A Primero v2 API client: authentication, retries, incremental listing, cases, referrals,
     write-back and configuration.
 

@@ -35,12 +35,13 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from adapter.errors import PrimeroError, PrimeroForbidden, PrimeroNoOp
+from adapter.primero import decision_form
 
 if TYPE_CHECKING:
     from adapter.primero.client import PrimeroClient
@@ -195,18 +196,33 @@ class InstallReport:
         return "\n".join(f"- {g.role}: {g.permission} ({g.why})" for g in self.grants)
 
 
-def required_grants(module_ids: Sequence[str] = DEFAULT_MODULES) -> tuple[Grant, ...]:
-    """What the roles need for the adapter's jobs and for CPOs to see linked records."""
+def required_grants(
+    module_ids: Sequence[str] = DEFAULT_MODULES, *, approvers_by_role: bool = False
+) -> tuple[Grant, ...]:
+    """What the roles need for the adapter's jobs, for CPOs to see linked records and for
+    supervisors to record decisions. ``approvers_by_role``: the config names approvers by
+    role or user group, which the adapter reads with ``GET /api/v2/users``."""
     modules = ", ".join(module_ids)
     integration = "integration role"
-    return (
+    grants = [
         Grant(integration, f"Forms › {FORM_ID}: Read and write", "write linked records"),
+        Grant(integration, f"Forms › {decision_form.FORM_ID}: Read", "read supervisors' decisions"),
+        Grant(
+            integration,
+            "Case: change_log",
+            "read the record history that proves who recorded a decision",
+        ),
         Grant(
             "CPO roles",
-            f"Forms › {FORM_ID}: Read",
-            "see linked records on the case",
+            f"Forms › {FORM_ID}: Read; Forms › {decision_form.FORM_ID}: Read",
+            "see linked records and decisions on the case",
         ),
-        Grant(integration, f"Modules: {modules}", "the form is attached to these modules"),
+        Grant(
+            "supervisor roles (the approvers in [decisions])",
+            f"Forms › {decision_form.FORM_ID}: Read and write",
+            "record S3 approvals and overrides of consent",
+        ),
+        Grant(integration, f"Modules: {modules}", "the forms are attached to these modules"),
         Grant(integration, "Case: read, write", "read cases and write linked records"),
         Grant(integration, "Case: referral", "refer cases to department gateways"),
         Grant(
@@ -216,29 +232,48 @@ def required_grants(module_ids: Sequence[str] = DEFAULT_MODULES) -> tuple[Grant,
         ),
         Grant(integration, "Case: sync_external", "mark_synced write-back (primero-api.md §7)"),
         Grant(integration, "Case: flag", "flag a case for a CPO's attention"),
-    )
+    ]
+    if approvers_by_role:
+        grants.append(Grant(integration, "Users: read", "see approvers' roles and user groups"))
+    return tuple(grants)
 
 
 def install_forms(
-    client: PrimeroClient, *, module_ids: Sequence[str] = DEFAULT_MODULES
+    client: PrimeroClient,
+    *,
+    module_ids: Sequence[str] = DEFAULT_MODULES,
+    departments: Sequence[str] = (),
+    approvers_by_role: bool = False,
 ) -> InstallReport:
-    """Create or complete the "Linked department records" forms; safe to run again.
+    """Create or complete the adapter's forms — "Linked department records" and, when
+    ``departments`` are given, "Disclosure decisions" — safe to run again.
 
-    Creates the nested form and its parent when missing; adds missing fields, attaches missing
-    modules and repairs the subform link when present. Never deletes or renames anything, and
-    leaves labels an administrator changed alone. Needs an account with `metadata:manage`
-    (PrimeroForbidden otherwise).
+    Creates each nested form and its parent when missing; adds missing fields, select
+    options (a department added to the config) and modules, and repairs the subform link when
+    present. Never deletes or renames anything, and leaves labels an administrator changed
+    alone. Needs an account with `metadata:manage` (PrimeroForbidden otherwise).
     """
     if not module_ids:
         raise ValueError("module_ids must name at least one Primero module")
+    # Each nested form, then its parent (which needs the nested form's numeric id).
+    pairs: list[tuple[dict[str, Any], Callable[[int | str], dict[str, Any]]]] = [
+        (subform_definition(module_ids), lambda sid: form_definition(sid, module_ids))
+    ]
+    if departments:
+        pairs.append(
+            (
+                decision_form.subform_definition(module_ids, departments),
+                lambda sid: decision_form.form_definition(sid, module_ids),
+            )
+        )
+    changes: list[FormChange] = []
     try:
         existing = {f.get("unique_id"): f for f in client.list_forms(record_type="case")}
-        sub_change, subform = _ensure(
-            client, existing.get(SUBFORM_ID), subform_definition(module_ids)
-        )
-        parent_change, _ = _ensure(
-            client, existing.get(FORM_ID), form_definition(subform["id"], module_ids)
-        )
+        for nested, parent in pairs:
+            sub_change, subform = _ensure(client, existing.get(nested["unique_id"]), nested)
+            wanted = parent(subform["id"])
+            parent_change, _ = _ensure(client, existing.get(wanted["unique_id"]), wanted)
+            changes += [sub_change, parent_change]
     except PrimeroForbidden as exc:
         raise PrimeroForbidden(
             f"{exc.method} {exc.resource}: this Primero account may not manage forms (403). "
@@ -250,7 +285,9 @@ def install_forms(
             method=exc.method,
             resource=exc.resource,
         ) from None
-    return InstallReport((sub_change, parent_change), required_grants(module_ids))
+    return InstallReport(
+        tuple(changes), required_grants(module_ids, approvers_by_role=approvers_by_role)
+    )
 
 
 def _ensure(
@@ -278,6 +315,11 @@ def _ensure(
                 "run install-forms again."
             )
     missing = [f for f in wanted["fields"] if f["name"] not in by_name]
+    widened = {
+        f["name"]: _with_options(by_name[f["name"]], f)
+        for f in wanted["fields"]
+        if f["name"] in by_name and _missing_options(by_name[f["name"]], f)
+    }
     relink = [
         f
         for f in wanted["fields"]
@@ -285,16 +327,18 @@ def _ensure(
         and f["name"] in by_name
         and str(by_name[f["name"]].get("subform_section_id")) != str(f["subform_section_id"])
     ]
-    if missing or relink:
+    if missing or relink or widened:
         # Every existing field must be sent, or Primero deletes it (see the module docstring);
         # name and type alone leave an existing field as it is (field.rb#update_properties).
-        relinked = {f["name"]: f for f in relink}
-        kept = [relinked.get(f["name"], {"name": f["name"], "type": f["type"]}) for f in fields]
+        changed = {f["name"]: f for f in relink} | widened
+        kept = [changed.get(f["name"], {"name": f["name"], "type": f["type"]}) for f in fields]
         update["fields"] = kept + missing
         if missing:
             details.append("added fields " + ", ".join(f["name"] for f in missing))
         if relink:
-            details.append("linked subform " + ", ".join(relinked))
+            details.append("linked subform " + ", ".join(f["name"] for f in relink))
+        if widened:
+            details.append("added options to " + ", ".join(widened))
 
     modules = list(current.get("module_ids") or [])
     absent = [m for m in wanted["module_ids"] if m not in modules]
@@ -306,6 +350,34 @@ def _ensure(
         return FormChange(unique_id, "unchanged"), current
     updated = client.update_form(current["id"], update)
     return FormChange(unique_id, "updated", tuple(details)), {**current, **updated}
+
+
+def _option_ids(field: Mapping[str, Any]) -> list[str]:
+    options = field.get("option_strings_text")
+    if not isinstance(options, list):
+        return []
+    return [str(o["id"]) for o in options if isinstance(o, Mapping) and "id" in o]
+
+
+def _missing_options(have: Mapping[str, Any], wanted: Mapping[str, Any]) -> list[str]:
+    """Options of a select ``wanted`` offers that the installed field lacks."""
+    if wanted.get("type") != "select_box":
+        return []
+    present = set(_option_ids(have))
+    return [o for o in _option_ids(wanted) if o not in present]
+
+
+def _with_options(have: Mapping[str, Any], wanted: Mapping[str, Any]) -> dict[str, Any]:
+    """The installed select with the missing options appended (an administrator's labels and
+    order are kept; nothing is removed)."""
+    current = [o for o in have.get("option_strings_text") or [] if isinstance(o, Mapping)]
+    missing = set(_missing_options(have, wanted))
+    added = [o for o in wanted["option_strings_text"] if str(o["id"]) in missing]
+    return {
+        "name": have["name"],
+        "type": have["type"],
+        "option_strings_text": [dict(o) for o in current] + added,
+    }
 
 
 # --- writing rows ----------------------------------------------------------------------------

@@ -9,10 +9,10 @@ Location-sourced field (``location_current``) are its locations: any other code 
 422 (primero-api.md §4 "Type validation"; the simulator's permissions.py ``_lookup_values``).
 
 The catalogue holds only the codes (not personal data), read from ``GET /api/v2/locations``
-(all pages, ``per`` capped at 1000, primero-api.md §3), kept in memory for a TTL and reloaded
-lazily by the first caller after it expires. ``None`` means "cannot tell": the caller must then
-accept, because a child's referral is never refused only because Primero is unreachable; the
-write path copes with a code Primero refuses.
+(every page, 1000 a page, without ``hierarchy=true``: only ``code`` is needed), kept in memory
+for a TTL and reloaded lazily by the first caller after it expires. ``None`` means "cannot
+tell": the caller must then accept, because a child's referral is never refused only because
+Primero is unreachable; the write path copes with a code Primero refuses.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def location_codes(client: PrimeroClient) -> frozenset[str]:
     refused."""
     return frozenset(
         item["code"]
-        for item in client.list_locations()
+        for item in client.list_locations(hierarchy=False)
         if isinstance(item.get("code"), str) and item["code"]
     )
 

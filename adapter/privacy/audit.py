@@ -64,6 +64,16 @@ ENTRY_KEYS = frozenset(
         "old_version",
         "new_version",
         "count",
+        # Decisions by people (adapter/privacy/decisions.py): who, on which basis, under which
+        # legal reference, and why a decision was refused. Never the reason's free text.
+        "approved_by",
+        "approval_bases",
+        "legal_reference",
+        "decision_refs",
+        "recorded_by",
+        "recorded_at",
+        "expires_at",
+        "problem",
     }
 )
 

@@ -42,18 +42,32 @@ class OverrideBasis(StrEnum):
     MANDATORY_REPORT = "mandatory_report"
     RISK_TO_LIFE = "risk_to_life"
     COURT_ORDER = "court_order"
+    # privacy.md §6.3: when the caregiver is the alleged perpetrator, consent comes from the
+    # best-interests decision of caseworker plus supervisor, recorded as an override.
+    BEST_INTERESTS = "best_interests"
     S3_APPROVAL = "s3_approval"
 
 
 CONSENT_REPLACING = frozenset(
-    {OverrideBasis.MANDATORY_REPORT, OverrideBasis.RISK_TO_LIFE, OverrideBasis.COURT_ORDER}
+    {
+        OverrideBasis.MANDATORY_REPORT,
+        OverrideBasis.RISK_TO_LIFE,
+        OverrideBasis.COURT_ORDER,
+        OverrideBasis.BEST_INTERESTS,
+    }
 )
 
 
 @dataclass(frozen=True)
 class ConsentOverride:
-    """An override (or S3 approval) recorded in the adapter. ``reason`` is the caseworker's
-    free text: it stays in the table and is never logged, audited or put in a message."""
+    """An override (or S3 approval). ``reason`` is the caseworker's free text: it stays in the
+    table and is never logged, audited or put in a message.
+
+    ``source`` is "adapter" for one recorded with ``cpims-adapter decisions add`` (stored in
+    the adapter's table, ``id`` set) or "primero" for a decision a supervisor recorded in the
+    case's "Disclosure decisions" form whose author the record history proved
+    (:mod:`adapter.privacy.decisions`; ``source_ref`` is the form row's id). A Primero decision
+    names no requester: the gate compares its approver with each referral's requester."""
 
     case_id: str
     department: str
@@ -67,6 +81,13 @@ class ConsentOverride:
     reason: str = field(default="", repr=False)
     id: int | None = None
     revoked_at: datetime | None = None
+    source: str = "adapter"
+    source_ref: str | None = None
+
+    @property
+    def label(self) -> str:
+        """How reasons and the audit name this record: ``#12`` or ``Primero decision <row>``."""
+        return f"#{self.id}" if self.source == "adapter" else f"Primero decision {self.source_ref}"
 
     def problems(self) -> list[str]:
         """Why this record cannot authorise anything (empty when it is well formed)."""
@@ -80,7 +101,7 @@ class ConsentOverride:
             out.append("the legal reference is longer than 200 characters")
         requester = self.requested_by.strip().casefold()
         approver = self.approved_by.strip().casefold()
-        if not requester or not approver:
+        if not approver or (not requester and self.source == "adapter"):
             out.append("both the requester and the approver must be named")
         elif requester == approver:
             out.append(
@@ -124,6 +145,8 @@ class ConsentDecision:
     approved: bool = False
     override_id: int | None = None
     bases: tuple[str, ...] = ()
+    # The overrides and approvals this decision rests on (for the audit: who approved).
+    used: tuple[ConsentOverride, ...] = ()
 
     def __iter__(self) -> Iterator[Any]:
         # ``ok, reason = check_consent(...)``, as responses' matchers return.
@@ -142,7 +165,12 @@ def check_consent(
 ) -> ConsentDecision:
     """Decide consent for one disclosure (pure; see the module docstring for the rules)."""
     case_id = str(case.get("id") or "")
-    valid = [o for o in overrides if o.applies(case_id, department, purpose, now)]
+    applicable = [o for o in overrides if o.applies(case_id, department, purpose, now)]
+    requester = _requester(referral)
+    # privacy.md §6.3: requester ≠ approver. The requester of a disclosure is whoever made the
+    # referral in Primero (``transitioned_by``), whatever a record says it was.
+    own = [o for o in applicable if requester and o.approved_by.strip().casefold() == requester]
+    valid = [o for o in applicable if o not in own]
     replacing = [o for o in valid if o.basis in CONSENT_REPLACING]
     approved = bool(valid)
     given, why, withdrawn = _primero_consent(case)
@@ -150,8 +178,13 @@ def check_consent(
     bases = (("consent",) if given else ()) + tuple(sorted({str(o.basis) for o in replacing}))
     if chosen is not None:
         why += (
-            f"; {'also ' if given else ''}under adapter override #{chosen.id} ({chosen.basis}, "
-            f"approved by a second person, expires {chosen.expires_at:%Y-%m-%dT%H:%MZ})"
+            f"; {'also ' if given else ''}under {_named(chosen)} ({chosen.basis}, approved by "
+            f"{chosen.approved_by}, expires {chosen.expires_at:%Y-%m-%dT%H:%MZ})"
+        )
+    if own:
+        why += (
+            f"; {_named(own[0])} is refused: {own[0].approved_by} made the referral and "
+            "approved it themselves (a second person must approve, privacy.md §6.3)"
         )
     if bases:
         return ConsentDecision(
@@ -162,6 +195,7 @@ def check_consent(
             approved=approved,
             override_id=chosen.id if chosen else None,
             bases=bases,
+            used=tuple(valid),
         )
     if referral is not None and referral.get("consent_overridden") is True:
         why += (
@@ -170,6 +204,15 @@ def check_consent(
             "record an override in the adapter (basis, legal reference, approver)"
         )
     return ConsentDecision(False, why, "none", withdrawn=withdrawn, approved=approved, bases=())
+
+
+def _requester(referral: Mapping[str, Any] | None) -> str:
+    by = referral.get("transitioned_by") if referral is not None else None
+    return by.strip().casefold() if isinstance(by, str) else ""
+
+
+def _named(override: ConsentOverride) -> str:
+    return f"adapter override {override.label}" if override.source == "adapter" else override.label
 
 
 def _primero_consent(case: Mapping[str, Any]) -> tuple[bool, str, bool]:
@@ -263,3 +306,19 @@ def revoke_override(conn: Connection, override_id: int, now: datetime) -> bool:
         .values(revoked_at=now)
     )
     return result.rowcount == 1
+
+
+def list_overrides(
+    conn: Connection, *, case_id: str | None = None, department: str | None = None
+) -> list[ConsentOverride]:
+    """Overrides recorded in the adapter, newest first, optionally for one case or department
+    (``cpims-adapter decisions list``)."""
+    query = sa.select(consent_overrides.c.case_id).distinct()
+    if case_id is not None:
+        query = query.where(consent_overrides.c.case_id == case_id)
+    if department is not None:
+        query = query.where(consent_overrides.c.department == department)
+    found = [o for cid in conn.execute(query).scalars() for o in load_overrides(conn, cid)]
+    if department is not None:
+        found = [o for o in found if o.department == department]
+    return sorted(found, key=lambda o: o.id or 0, reverse=True)

@@ -75,6 +75,10 @@ _IDENTIFIER_FIELDS = (
 _VERDICTS_KEPT = 20_000
 
 
+AWAITING_APPROVAL = "s3_approval"
+AWAITING_OVERRIDE = "consent_or_override"
+
+
 class Stage(StrEnum):
     """The two stages of a referral (issue 3 item 3)."""
 
@@ -117,6 +121,12 @@ class Disclosure:
     # Field names the final guard caught on their way out (then ``allowed`` is False): the
     # gate records an ``allow_list_violation`` security event for them.
     allow_list_violation: tuple[str, ...] = ()
+    # A refusal that a person's decision would lift (privacy.md §6.3, §6.5): AWAITING_APPROVAL
+    # (an S3 case needs a second person's approval) or AWAITING_OVERRIDE (no consent: consent
+    # in Primero, or a supervisor's override). "" for every other outcome.
+    awaiting: str = ""
+    # Who approved what this disclosure rests on (overrides and approvals; never a reason).
+    approvals: tuple[Mapping[str, Any], ...] = ()
 
     def __iter__(self) -> Iterator[Any]:
         # ``ok, reason = policy.decide(...)``, like the consent gate and responses' matchers.
@@ -125,7 +135,7 @@ class Disclosure:
 
     def audit_entry(self) -> dict[str, Any]:
         """The audit-log entry for this decision: names and reasons, never a value."""
-        return {
+        entry: dict[str, Any] = {
             "event": "disclosure" if self.allowed else "refusal",
             "allowed": self.allowed,
             "department": self.department,
@@ -139,6 +149,14 @@ class Disclosure:
             "reason": self.reason,
             "override_id": self.override_id,
         }
+        if self.approvals:
+            # Who approved what this disclosure rests on (privacy.md §6.3): names, bases and
+            # legal references, one per approval, never a reason.
+            entry["approved_by"] = [str(a["approved_by"]) for a in self.approvals]
+            entry["approval_bases"] = [str(a["consent_basis"]) for a in self.approvals]
+            entry["legal_reference"] = [str(a["legal_reference"]) for a in self.approvals]
+            entry["decision_refs"] = [str(a["ref"]) for a in self.approvals]
+        return entry
 
 
 class DisclosurePolicy:
@@ -205,7 +223,7 @@ class DisclosurePolicy:
         )
         base.consent = consent
         if not consent.allowed:
-            return base.refuse(consent.reason)
+            return base.refuse(consent.reason, awaiting=AWAITING_OVERRIDE)
         if stage is Stage.PROBE:
             return _final_guard(self._probe(case, dept, base, now, population), dept)
         return _final_guard(self._identified(case, dept, base, codes, now), dept)
@@ -253,8 +271,9 @@ class DisclosurePolicy:
         if suppression and suppression.two_person_approval and not base.consent_approved:
             return base.refuse(
                 f"{base.consent_reason}; but a {level} case needs a second person's approval for "
-                "every identified disclosure (privacy.md §6.5): record an s3_approval (or an "
-                "override) for this case and department"
+                "every identified disclosure (privacy.md §6.5): an approver records an "
+                "s3_approval decision for this case and department",
+                awaiting=AWAITING_APPROVAL,
             )
         if codes is None:
             raise PolicyViolation("an identified disclosure needs codes= (the KeyRing).")
@@ -409,7 +428,7 @@ class _Draft:
     def consent_approved(self) -> bool:
         return bool(self.consent and self.consent.approved)
 
-    def refuse(self, reason: str) -> Disclosure:
+    def refuse(self, reason: str, *, awaiting: str = "") -> Disclosure:
         withheld = tuple(sorted(self.present))
         return Disclosure(
             allowed=False,
@@ -425,6 +444,7 @@ class _Draft:
             sensitivity_reason=self.sens.reason,
             field_reasons={f: "withheld: nothing is sent (disclosure refused)" for f in withheld},
             consent_withdrawn=bool(self.consent and self.consent.withdrawn),
+            awaiting=awaiting,
         )
 
     def allow(
@@ -458,7 +478,20 @@ class _Draft:
             case_code=case_code,
             consent_withdrawn=self.consent.withdrawn,
             override_id=self.consent.override_id,
+            approvals=tuple(_approval(o) for o in self.consent.used),
         )
+
+
+def _approval(override: ConsentOverride) -> dict[str, Any]:
+    """The audit's record of one override or approval: who, basis, legal reference."""
+    return {
+        "source": override.source,
+        "ref": override.label,
+        "consent_basis": str(override.basis),
+        "legal_reference": override.legal_reference,
+        "approved_by": override.approved_by,
+        "expires_at": override.expires_at.isoformat(),
+    }
 
 
 def _present_fields(case: Mapping[str, Any]) -> dict[str, list[tuple[int | None, Any]]]:

@@ -175,12 +175,16 @@ class DisclosureGate:
         purpose: str,
         *,
         stage: Stage = Stage.IDENTIFIED,
+        overrides: Iterable[ConsentOverride] | None = None,
+        referral: Mapping[str, Any] | None = None,
         population: Population | None = None,
         now: datetime | None = None,
     ) -> Explanation:
-        """What ``disclose`` would send and why, field by field; nothing is recorded."""
-        with self.store.transaction() as conn:
-            overrides = load_overrides(conn, str(case.get("id") or ""))
+        """What ``disclose`` would send and why, field by field; nothing is recorded.
+        ``overrides`` default to the ones recorded in the adapter for the case."""
+        if overrides is None:
+            with self.store.transaction() as conn:
+                overrides = load_overrides(conn, str(case.get("id") or ""))
         decision = self.policy.decide(
             case,
             department,
@@ -188,6 +192,7 @@ class DisclosureGate:
             stage,
             codes=self.keyring,
             overrides=overrides,
+            referral=referral,
             now=now,
             population=population,
         )

@@ -45,7 +45,7 @@ Kind = Literal[
 KINDS: tuple[str, ...] = get_args(Kind)
 TEXT_KINDS = frozenset({"narrative", "free_text"})
 Transform = Literal["as_is", "date", "year_month", "year", "age_band", "district", "province"]
-Basis = Literal["consent", "mandatory_report", "risk_to_life", "court_order"]
+Basis = Literal["consent", "mandatory_report", "risk_to_life", "court_order", "best_interests"]
 
 SENSITIVITY_FILE = "sensitivity.toml"
 # The payload key that carries the department's case code; no Primero field may take it.

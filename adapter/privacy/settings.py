@@ -103,3 +103,27 @@ def read_kek_file(path: Path) -> bytes:
 def new_kek() -> str:
     """A fresh KEK, base64-encoded, for an operator to store (``keys init`` may print it once)."""
     return base64.b64encode(secrets.token_bytes(KEK_BYTES)).decode("ascii")
+
+
+class DecisionSettings(BaseModel):
+    """Who may approve a disclosure decision recorded in Primero (``[decisions]``).
+
+    A decision in the case's "Disclosure decisions" form counts only when Primero's record
+    history proves it was written by one of these users (privacy.md §6.3: "requester ≠
+    approver (supervisor)"; Sindh policy Data Protection supplement §3.3.1 (5-6): exceptions
+    to consent are decided at the highest level). ``approvers_reason`` records why these people
+    (the policy clause, the notification that appointed them); ``cpims-adapter check`` and
+    ``decisions list`` show it. Roles and user groups are Primero ``unique_id`` values, read
+    from ``GET /api/v2/users`` (the integration role then needs Users: read).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    approver_user_names: tuple[str, ...] = ()
+    approver_roles: tuple[str, ...] = ()
+    approver_user_groups: tuple[str, ...] = ()
+    approvers_reason: str = ""
+    # privacy.md §6.3: an override expires at most 72 hours after it was recorded.
+    lifetime_hours: float = Field(72, gt=0, le=72)
+    # A referral still waiting for a decision after this long makes `status` exit 1.
+    attention_after_hours: float = Field(24, gt=0)

@@ -18,7 +18,8 @@ Pending and dead outbox messages keep their payloads: the delivery still owns th
 them when they are sent or dropped (adapter/state/outbox.py); destruction deletes them anyway.
 
 Destruction erases the wrapped per-case key and the blob (the crypto-shred), deletes every
-remaining live row of the case (links, outbox, inbox, short codes, consent overrides), and
+remaining live row of the case (links, outbox, inbox, short codes, consent overrides, held
+referrals), and
 keeps the tombstone ``(case_ref, destroyed_at)``.
 """
 
@@ -40,7 +41,7 @@ from adapter.retention._tables import case_archives
 from adapter.retention.aggregates import Contribution, add
 from adapter.retention.errors import RetentionError
 from adapter.state.outbox import DEAD, PENDING
-from adapter.state.schema import inbox, links, outbox
+from adapter.state.schema import held_referrals, inbox, links, outbox
 from adapter.state.types import utcnow
 
 
@@ -130,6 +131,8 @@ def archive_case(
             destroy_after=destroy_after,
         )
     )
+    # A closed case waits for no decision any more (jobs/sync.py holds referrals of open ones).
+    conn.execute(held_referrals.delete().where(held_referrals.c.case_id == case_id))
     if keys:
         conn.execute(
             links.update()
@@ -252,6 +255,16 @@ def purge_case(conn: Connection, case_id: str) -> int:
     keys = list(
         conn.execute(sa.select(links.c.link_key).where(links.c.case_id == case_id)).scalars()
     )
+    held = list(
+        conn.execute(
+            sa.select(held_referrals.c.link_key).where(held_referrals.c.case_id == case_id)
+        ).scalars()
+    )
+    # A held referral's note to the CPO travels under "decision:<link key>" (jobs/sync.py).
+    notes = [f"decision:{key}" for key in {*keys, *held}]
+    if notes:
+        conn.execute(outbox.delete().where(outbox.c.link_key.in_(notes)))
+    conn.execute(held_referrals.delete().where(held_referrals.c.case_id == case_id))
     if keys:
         conn.execute(inbox.delete().where(inbox.c.link_key.in_(keys)))
         conn.execute(outbox.delete().where(outbox.c.link_key.in_(keys)))

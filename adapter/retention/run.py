@@ -7,9 +7,14 @@
    tombstone) → never archived again, and any live row that reappeared is deleted.
 2. Destroy every archive whose ``destroy_after`` has passed (crypto-shred; tombstone kept).
 
-The run takes the lease ``job:retention`` and is recorded in ``runs`` with counts only. A dry
-run does all of it inside transactions that are rolled back: its counts are exact, and nothing
-changes (not even the watermark).
+The run takes the lease ``job:retention`` and is recorded in ``runs`` with counts only.
+
+A dry run is a rehearsal of the irreversible step, so its counts must be the real run's. It
+pulls the same pages, keeps the records step 1 would act on (no status, held in ``links``, or
+with an archive row), then replays them and step 2 in **one** transaction that is rolled back:
+step 2 sees what step 1 archived or un-archived, as in the real run (a case closed more than
+``retain_years`` ago is archived and destroyed in the same run). Nothing changes, not even the
+watermark.
 """
 
 from __future__ import annotations
@@ -159,6 +164,31 @@ class _Pass:
         self.report = report
         self.now = now
 
+    def relevant(
+        self, conn: Connection, records: Sequence[Mapping[str, Any]]
+    ) -> list[Mapping[str, Any]]:
+        """The records :meth:`page` would do or count more with than read: no status, held in
+        ``links``, or with an archive row. A dry run keeps only these for its replay, so a
+        first run over a large Primero holds the adapter's own cases in memory, not all."""
+        ids = list({str(r["id"]) for r in records})
+        keep = set(
+            conn.execute(
+                sa.select(links.c.case_id).where(links.c.case_id.in_(ids)).distinct()
+            ).scalars()
+        )
+        key = case_ref_key(conn, self.keyring, create=False, now=self.now)
+        if key is not None:
+            refs = {case_ref(key, case_id): case_id for case_id in ids}
+            keep.update(
+                refs[ref]
+                for ref in conn.execute(
+                    sa.select(case_archives.c.case_ref).where(
+                        case_archives.c.case_ref.in_(list(refs))
+                    )
+                ).scalars()
+            )
+        return [r for r in records if not isinstance(r.get("status"), str) or str(r["id"]) in keep]
+
     def page(self, conn: Connection, records: Sequence[Mapping[str, Any]]) -> None:
         self.report.cases_read += len(records)
         by_id = {str(r["id"]): r for r in records}
@@ -223,31 +253,65 @@ def destroy_due(
     """Crypto-shred every archive whose ``destroy_after`` has passed (batches of 200, one
     transaction each). ``fence`` runs first in each batch's transaction (a run that lost its
     lease raises there and commits nothing); ``should_stop`` is asked between batches. Also
-    what a restore runs first (see ``adapter.retention.backup``)."""
+    what a restore runs first (see ``adapter.retention.backup``). ``dry_run`` counts in one
+    transaction that is rolled back."""
     report = report or RetentionReport(dry_run=dry_run)
+    if dry_run:
+        with _unit(store, True) as conn:
+            _destroy_in(conn, keyring, now, report, progress, should_stop)
+        return report
     with store.transaction() as conn:
-        due = list(
-            conn.execute(
-                sa.select(case_archives.c.case_ref)
-                .where(case_archives.c.destroyed_at.is_(None), case_archives.c.destroy_after <= now)
-                .order_by(case_archives.c.destroy_after)
-            ).scalars()
-        )
+        due = _due(conn, now)
     for start in range(0, len(due), _DESTROY_BATCH):
         if should_stop is not None and should_stop():
             report.interrupted = True
             break
-        with _unit(store, dry_run) as conn:
+        with store.transaction() as conn:
             if fence is not None:
                 fence(conn)
-            for ref in due[start : start + _DESTROY_BATCH]:
-                if destroy_case(conn, keyring, ref=ref, now=now):
-                    report.destroyed += 1
-                else:
-                    report.destroyed_unreadable += 1
+            _destroy(conn, keyring, due[start : start + _DESTROY_BATCH], now, report)
         if progress is not None:
             progress("destroy", min(start + _DESTROY_BATCH, len(due)), len(due))
     return report
+
+
+def _due(conn: Connection, now: datetime) -> list[str]:
+    return list(
+        conn.execute(
+            sa.select(case_archives.c.case_ref)
+            .where(case_archives.c.destroyed_at.is_(None), case_archives.c.destroy_after <= now)
+            .order_by(case_archives.c.destroy_after)
+        ).scalars()
+    )
+
+
+def _destroy(
+    conn: Connection, keyring: KeyRing, refs: Sequence[str], now: datetime, report: RetentionReport
+) -> None:
+    for ref in refs:
+        if destroy_case(conn, keyring, ref=ref, now=now):
+            report.destroyed += 1
+        else:
+            report.destroyed_unreadable += 1
+
+
+def _destroy_in(
+    conn: Connection,
+    keyring: KeyRing,
+    now: datetime,
+    report: RetentionReport,
+    progress: Progress | None,
+    should_stop: Callable[[], bool] | None,
+) -> None:
+    """Step 2 inside one (dry run) transaction, batch by batch like the real run."""
+    due = _due(conn, now)
+    for start in range(0, len(due), _DESTROY_BATCH):
+        if should_stop is not None and should_stop():
+            report.interrupted = True
+            break
+        _destroy(conn, keyring, due[start : start + _DESTROY_BATCH], now, report)
+        if progress is not None:
+            progress("destroy", min(start + _DESTROY_BATCH, len(due)), len(due))
 
 
 def run_retention(
@@ -276,6 +340,7 @@ def run_retention(
     report = RetentionReport(dry_run=dry_run)
     work = _Pass(settings, keyring, policy, report, now)
     pages = 0
+    replay: list[list[Mapping[str, Any]]] = []  # a dry run's pages, for its one transaction
 
     def on_page(records: Sequence[Mapping[str, Any]]) -> Callable[[Connection], None] | None:
         nonlocal pages
@@ -283,8 +348,11 @@ def run_retention(
         if progress is not None:
             progress("pull", pages, 0)
         if dry_run:
-            with _unit(store, True) as conn:
-                work.page(conn, records)
+            with store.transaction() as conn:
+                kept = work.relevant(conn, records)
+            report.cases_read += len(records) - len(kept)
+            if kept:
+                replay.append(kept)
             return None
         return lambda conn: work.page(conn, records)
 
@@ -311,12 +379,18 @@ def run_retention(
 
         if pulled.status == "interrupted":
             report.interrupted = True
-        else:
+        if dry_run:
+            # One rolled-back transaction: step 2 sees what step 1 did (module docstring).
+            with _unit(store, True) as conn:
+                for records in replay:
+                    work.page(conn, records)
+                if not report.interrupted:
+                    _destroy_in(conn, keyring, now, report, progress, should_stop)
+        elif not report.interrupted:
             destroy_due(
                 store,
                 keyring,
                 now=now,
-                dry_run=dry_run,
                 report=report,
                 progress=progress,
                 fence=fence,

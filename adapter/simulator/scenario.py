@@ -29,6 +29,8 @@ from adapter.privacy.settings import PrivacySettings
 # The simulator's synthetic accounts share one password; none of them exists outside it.
 SIM_PASSWORD = "sim-password"  # noqa: S105
 CPO = ("cp_worker1", SIM_PASSWORD)
+SUPERVISOR = "cp_supervisor1"  # an approver of disclosure decisions (role-cp-supervisor)
+DEPARTMENTS = ("birth_registration", "courts", "health", "police")
 HEALTH_AGENCY = "agency-civil-hospital-karachi"
 POLICY_DIR = Path(__file__).resolve().parents[2] / "config" / "policy"
 
@@ -151,6 +153,57 @@ def referral_status(primero_url: str, case_id: str, referral_id: str) -> str | N
     return None
 
 
+def record_decision(
+    primero_url: str,
+    case_id: str,
+    *,
+    user: str = SUPERVISOR,
+    department: str,
+    basis: str,
+    legal_reference: str = "",
+    reason: str = "",
+    row_id: str | None = None,
+) -> str:
+    """``user`` records (or, with ``row_id``, edits) a row of the case's "Disclosure
+    decisions" in Primero, as a supervisor does in the case form. Returns the row's id."""
+    from adapter.privacy.decisions import (
+        BASIS,
+        DECISIONS_FIELD,
+        DEPARTMENT,
+        LEGAL_REFERENCE,
+        REASON,
+    )
+
+    row_id = row_id or str(uuid.uuid4())
+    row = {
+        "unique_id": row_id,
+        DEPARTMENT: department,
+        BASIS: basis,
+        LEGAL_REFERENCE: legal_reference,
+        REASON: reason,
+    }
+    _patch_as(primero_url, user, case_id, {DECISIONS_FIELD: [row]})
+    return row_id
+
+
+def remove_decision(primero_url: str, case_id: str, row_id: str, *, user: str = SUPERVISOR) -> None:
+    """``user`` removes a decision row (a revocation), as Primero's subform delete does."""
+    from adapter.privacy.decisions import DECISIONS_FIELD
+
+    _patch_as(
+        primero_url, user, case_id, {DECISIONS_FIELD: [{"unique_id": row_id, "_destroy": True}]}
+    )
+
+
+def _patch_as(primero_url: str, user: str, case_id: str, data: dict[str, Any]) -> None:
+    with requests.Session() as session:
+        session.auth = (user, SIM_PASSWORD)
+        answer = session.patch(
+            f"{primero_url}/api/v2/cases/{case_id}", json={"data": data}, timeout=30
+        )
+        answer.raise_for_status()
+
+
 def _post(session: requests.Session, url: str, data: dict[str, Any]) -> dict[str, Any]:
     answer = session.post(url, json={"data": data}, timeout=30)
     answer.raise_for_status()
@@ -158,16 +211,22 @@ def _post(session: requests.Session, url: str, data: dict[str, Any]) -> dict[str
     return body
 
 
-def install_linked_records_form(primero_url: str) -> None:
-    """What an administrator does once: install the form (CP and GBV modules) and grant the
-    integration role read-write on it."""
+def install_linked_records_form(
+    primero_url: str, *, departments: Sequence[str] = DEPARTMENTS
+) -> None:
+    """What an administrator does once: install the adapter's forms ("Linked department
+    records", and "Disclosure decisions" for ``departments``) on the CP and GBV modules and
+    grant the integration role read-write on the first (the seeded roles already hold the
+    second: integration read, case workers and supervisors read-write)."""
     from adapter.primero import PrimeroClient
     from adapter.primero.linked_records import FORM_ID, install_forms
 
     with PrimeroClient(
         primero_url, auth="basic", username="primero_admin", password=SIM_PASSWORD
     ) as admin:
-        install_forms(admin, module_ids=("primeromodule-cp", "primeromodule-gbv"))
+        install_forms(
+            admin, module_ids=("primeromodule-cp", "primeromodule-gbv"), departments=departments
+        )
     answer = requests.put(
         f"{primero_url}/_sim/roles/role-integration/forms",
         json={"forms": {FORM_ID: "rw"}},

@@ -531,6 +531,25 @@ def _m0008_service(conn: Connection) -> None:
     md.create_all(conn)
 
 
+def _m0009_held(conn: Connection) -> None:
+    """Referrals held until a person decides (an S3 approval, an override of consent)."""
+    md = sa.MetaData()
+    sa.Table(
+        "held_referrals",
+        md,
+        sa.Column("link_key", sa.String(200), primary_key=True),
+        sa.Column("job", sa.String(100), nullable=False),
+        sa.Column("department", sa.String(100), nullable=False),
+        sa.Column("case_id", sa.String(64), nullable=False, index=True),
+        sa.Column("referral_id", sa.String(64)),
+        sa.Column("awaiting", sa.String(30), nullable=False),
+        sa.Column("reason", sa.Text, nullable=False),
+        sa.Column("held_since", UTCDateTime, nullable=False),
+        sa.Column("checked_at", UTCDateTime, nullable=False),
+    )
+    md.create_all(conn)
+
+
 # Append new migrations at the end; never edit or reorder released ones.
 MIGRATIONS: list[Migration] = [
     Migration(1, "spine: cursors, runs, leases", _m0001_spine),
@@ -541,4 +560,5 @@ MIGRATIONS: list[Migration] = [
     Migration(6, "retention: archives, tombstones, aggregates", _m0006_retention),
     Migration(7, "incidents: breach incidents and notifications", _m0007_incidents),
     Migration(8, "service: instances and heartbeats", _m0008_service),
+    Migration(9, "decisions: referrals held for a person's decision", _m0009_held),
 ]

@@ -155,3 +155,21 @@ job_wakeups = sa.Table(
     sa.Column("requested_at", UTCDateTime, nullable=False),
     sa.Column("reason", sa.String(40), nullable=False),
 )
+
+# A referral the disclosure gate holds until a person decides: an S3 case's second-person
+# approval, or (no consent) a supervisor's override. Gone once the referral leaves or ends.
+held_referrals = sa.Table(
+    "held_referrals",
+    metadata,
+    sa.Column("link_key", sa.String(200), primary_key=True),
+    sa.Column("job", sa.String(100), nullable=False),
+    sa.Column("department", sa.String(100), nullable=False),
+    sa.Column("case_id", sa.String(64), nullable=False, index=True),
+    sa.Column("referral_id", sa.String(64)),
+    # s3_approval | consent_or_override (adapter/privacy/disclosure.py AWAITING_*)
+    sa.Column("awaiting", sa.String(30), nullable=False),
+    # The gate's refusal reason: names and rules only, never a value (it is audited too).
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("held_since", UTCDateTime, nullable=False),
+    sa.Column("checked_at", UTCDateTime, nullable=False),
+)

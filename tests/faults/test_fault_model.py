@@ -164,9 +164,12 @@ def test_each_kind_of_fault_as_a_client_sees_it(
 def test_primero_takes_a_plan_and_expires_sessions() -> None:
     with PrimeroSimulator(cases=3) as sim:
         session = requests.Session()
+        # The CSRF token Primero checks on sign-in comes from the session primer.
+        session.get(f"{sim.url}/health/server", params={"session": "true"}, timeout=5)
         login = session.post(
             f"{sim.url}/api/v2/tokens",
             json={"user": {"user_name": "cpims-adapter", "password": "sim-password"}},
+            headers={"X-CSRF-Token": session.cookies["CSRF-TOKEN"]},
             timeout=5,
         )
         login.raise_for_status()

@@ -15,6 +15,7 @@ from adapter.privacy import KeyRing
 from adapter.registry import Outcome, Registry, RegistrySettings
 from adapter.simulator.departments.scenario import police_settings
 from adapter.state import StateStore, schema
+from adapter.state.held import Held, HeldReferrals
 from tests.registry.conftest import NOW as REGISTRY_NOW
 from tests.registry.conftest import add_school, order
 from tests.registry.conftest import request as check_request
@@ -132,3 +133,48 @@ def test_registry_checks_are_counted_and_reviews_wait_in_status(store: StateStor
     assert sample(text, "cpims_adapter_registry_pending_reviews", outcome="pending") == 1
     assert sample(text, "cpims_adapter_registry_checks_total", outcome="CLEAR") == after["CLEAR"]
     assert "Ahmed" not in text and "42101" not in text
+
+
+def test_referrals_waiting_for_a_decision_show_in_status_and_metrics(store: StateStore) -> None:
+    """A held referral is never silent: counted per department with the oldest wait, a warning
+    in `status`, a problem once it waits longer than decisions.attention_after_hours."""
+    settings = police_settings(
+        primero_url="http://127.0.0.1:9",
+        police_url="http://127.0.0.1:9",
+        state_url=store.url,
+        kek=secrets.token_bytes(32),
+        auth="api_key",
+    )
+    held = HeldReferrals(store)
+    with store.transaction() as conn:
+        held.hold_many(
+            conn,
+            [
+                Held(
+                    link_key=f"police:ref-{n}",
+                    job="police",
+                    department="police",
+                    case_id=f"case-{n}",
+                    referral_id=None,
+                    awaiting="consent_or_override",
+                    reason="no consent recorded",
+                    held_since=NOW - timedelta(hours=hours),
+                    checked_at=NOW,
+                )
+                for n, hours in enumerate((2, 5))
+            ],
+        )
+    status = collect_status(settings, store, now=NOW)
+    (waiting,) = status.held
+    assert (waiting.department, waiting.count) == ("police", 2)
+    assert round(waiting.oldest_seconds) == 5 * 3600
+    assert any("2 police referrals wait for a person's decision" in w for w in status.warnings)
+    assert status.healthy
+    text = generate_latest(build_registry(settings, store, process=Instruments())).decode()
+    assert sample(text, "cpims_adapter_referrals_awaiting_decision", department="police") == 2
+    wait = sample(text, "cpims_adapter_referral_decision_wait_seconds", department="police")
+    assert wait is not None and wait >= 5 * 3600
+
+    later = collect_status(settings, store, now=NOW + timedelta(hours=20))
+    assert not later.healthy
+    assert any("longer than" in p and "decisions held" in p for p in later.problems)

@@ -251,6 +251,7 @@ def test_the_json_document_has_stable_keys_and_no_error_text(store: StateStore) 
         "jobs",
         "housekeeping",
         "outbox",
+        "held_for_decision",
         "dead_letters",
         "registry",
         "keys",

@@ -22,7 +22,7 @@ from requests import PreparedRequest
 
 from adapter.errors import PrimeroProtocolError
 from adapter.primero import CasePage, PrimeroClient
-from adapter.primero._paging import Batch, iter_pages
+from adapter.primero._paging import Batch, iter_pages, range_param
 
 BASE = "https://primero.test"
 EPOCH = datetime(2026, 3, 1, 8, 0, 0, tzinfo=UTC)
@@ -223,7 +223,7 @@ def serve(
         lower = upper = None
         if "last_updated_at" in query:
             start, _, end = query["last_updated_at"][0].partition("..")
-            lower = None if start.startswith("0000") else datetime.fromisoformat(start)
+            lower = datetime.fromisoformat(start)
             upper = datetime.fromisoformat(end) if end else None
         per = min(int(query["per"][0]), 1000)
         batch = fake.fetch(lower, upper, int(query["page"][0]), per)
@@ -365,3 +365,21 @@ def test_ties_in_a_new_order_on_every_request_lose_nothing(
     pages = list(iter_pages(fake.fetcher(per), since=None, until=None))
 
     assert set(ids(pages)) == set(fake.rows)
+
+
+def test_a_first_pull_starts_at_the_unix_epoch_not_year_zero(
+    mocked: responses.RequestsMock, make_client: Make
+) -> None:
+    # date_range.rb dawn_of_time = Time.zone.at(0); year 0000 is no year for PostgreSQL.
+    assert range_param(None, at(0)) == "1970-01-01T00:00:00Z..2026-03-01T08:00:00Z"
+    fake = FakeCases()
+    fake.put("c0", 1_000)
+    queries: list[dict[str, list[str]]] = []
+    serve(mocked, fake, queries)
+
+    records = list(make_client().iter_cases(None, at(60_000)))
+
+    assert [record["id"] for record in records] == ["c0"]
+    start = queries[0]["last_updated_at"][0].partition("..")[0]
+    assert start == "1970-01-01T00:00:00Z"
+    assert datetime.fromisoformat(start) == datetime(1970, 1, 1, tzinfo=UTC)

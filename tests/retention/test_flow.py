@@ -205,6 +205,39 @@ def test_dry_run_reports_counts_and_changes_nothing(world: dict[str, Any]) -> No
     assert retention(settings).archived == 1  # the dry run moved no watermark
 
 
+def test_a_dry_run_reports_exactly_what_the_real_run_then_archives_and_destroys(
+    world: dict[str, Any],
+) -> None:
+    """The rehearsal must show the irreversible step: cases closed more than seven years ago
+    are archived and destroyed in the same run, and a reopened case is not destroyed."""
+    settings = world["settings"]
+    (first, _), (second, _), (third, _) = world["referred"]
+    close(world, first)
+    assert retention(settings).archived == 1
+    cpo_edit(world["sim"].url, first, {"status": "open"})  # reopened: its archive must go
+    close(world, second)
+    close(world, third)
+
+    dry = retention(settings, now=AFTER_SEVEN_YEARS, dry_run=True)
+    with StateStore(settings.state.url) as store, store.transaction() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(case_archives)).scalar() == 1
+    real = retention(settings, now=AFTER_SEVEN_YEARS)
+
+    assert (real.unarchived, real.archived, real.destroyed) == (1, 2, 2)
+    assert {k: v for k, v in dry.stats().items() if k != "dry_run"} == {
+        k: v for k, v in real.stats().items() if k != "dry_run"
+    }
+    assert not is_destroyed_by_id(settings, first)
+    assert is_destroyed_by_id(settings, second) and is_destroyed_by_id(settings, third)
+
+
+def is_destroyed_by_id(settings: Settings, case_id: str) -> bool:
+    with StateStore(settings.state.url) as store:
+        ring = KeyRing.open(store, settings.privacy.load_kek())
+        with store.transaction() as conn:
+            return is_destroyed(conn, ring, case_id)
+
+
 def test_a_reopened_case_is_unarchived_and_counts_once_when_closed_again(
     world: dict[str, Any],
 ) -> None:

@@ -25,17 +25,33 @@ def sessions() -> Iterator[list[requests.Session]]:
         session.close()
 
 
+def prime(sim: PrimeroSimulator, session: requests.Session) -> str:
+    """What the web client does before signing in: `/health/server?session=true` writes a CSRF
+    token into the (possibly new) session and the CSRF-TOKEN cookie (health_controller.rb)."""
+    response = session.get(url(sim, "/health/server"), params={"session": "true"}, timeout=5)
+    assert response.status_code == 204
+    return session.cookies["CSRF-TOKEN"]
+
+
+def sign_in(
+    sim: PrimeroSimulator, session: requests.Session, user: str, password: str = PASSWORD
+) -> requests.Response:
+    return session.post(
+        url(sim, "/api/v2/tokens"),
+        json={"user": {"user_name": user, "password": password}},
+        headers={"X-CSRF-Token": prime(sim, session)},
+        timeout=5,
+    )
+
+
 def login(
     sim: PrimeroSimulator, user: str, opened: list[requests.Session], password: str = PASSWORD
 ) -> requests.Session:
     session = requests.Session()
     opened.append(session)
-    response = session.post(
-        url(sim, "/api/v2/tokens"),
-        json={"user": {"user_name": user, "password": password}},
-        timeout=5,
-    )
+    response = sign_in(sim, session, user, password)
     assert response.status_code == 200, response.text
+    prime(sim, session)  # sign-in dropped the token (clean_up_csrf_token_on_authentication)
     return session
 
 
@@ -65,13 +81,13 @@ def test_wrong_password_by_basic_is_401_invalid(sim: PrimeroSimulator) -> None:
     assert response.headers["WWW-Authenticate"] == WWW
 
 
-def test_token_login_returns_user_and_sets_cookies(sim: PrimeroSimulator) -> None:
+def test_token_login_returns_user_and_sets_cookies(
+    sim: PrimeroSimulator, sessions: list[requests.Session]
+) -> None:
     away_from_minute_boundary()
-    response = requests.post(
-        url(sim, "/api/v2/tokens"),
-        json={"user": {"user_name": "cp_worker1", "password": PASSWORD}},
-        timeout=5,
-    )
+    session = requests.Session()
+    sessions.append(session)
+    response = sign_in(sim, session, "cp_worker1")
     assert response.status_code == 200
     body = response.json()
     assert set(body) == {"id", "user_name", "group_permission"}
@@ -79,14 +95,115 @@ def test_token_login_returns_user_and_sets_cookies(sim: PrimeroSimulator) -> Non
     assert response.cookies.get("_app_session") and response.cookies.get("CSRF-TOKEN")
 
 
-def test_token_login_wrong_password_is_401(sim: PrimeroSimulator) -> None:
-    response = requests.post(
-        url(sim, "/api/v2/tokens"),
-        json={"user": {"user_name": "cp_worker3", "password": "bad"}},
-        timeout=5,
-    )
+def test_token_login_wrong_password_is_401(
+    sim: PrimeroSimulator, sessions: list[requests.Session]
+) -> None:
+    away_from_minute_boundary()
+    session = requests.Session()
+    sessions.append(session)
+    response = sign_in(sim, session, "cp_worker3", "bad")
     assert response.status_code == 401
     assert response.json() == INVALID
+
+
+def test_health_answers_204_and_primes_a_session_only_when_asked(sim: PrimeroSimulator) -> None:
+    # health_controller.rb, health_check_service.rb: BACKENDS = database solr server api.
+    plain = requests.get(url(sim, "/health"), timeout=5)
+    assert plain.status_code == 204 and not plain.cookies
+    assert requests.get(url(sim, "/health/server"), timeout=5).status_code == 204
+    unknown = requests.get(url(sim, "/health/nope"), timeout=5)
+    assert unknown.status_code == 503 and unknown.headers["Retry-After"] == "60"
+    primed = requests.get(url(sim, "/health/server"), params={"session": "true"}, timeout=5)
+    assert primed.status_code == 204
+    assert primed.cookies.get("CSRF-TOKEN") and primed.cookies.get("_app_session")
+
+
+def test_health_api_is_unavailable_during_a_configuration_update(sim: PrimeroSimulator) -> None:
+    # health_check_service.rb api_accessible?: !SystemSettings.locked_for_configuration_update?
+    requests.post(url(sim, "/_sim/config_lock"), json={"locked": True}, timeout=5)
+    try:
+        locked = requests.get(url(sim, "/health/api"), timeout=5)
+        assert locked.status_code == 503 and locked.headers["Retry-After"] == "60"
+        assert requests.get(url(sim, "/health/server"), timeout=5).status_code == 204
+    finally:
+        requests.post(url(sim, "/_sim/config_lock"), json={"locked": False}, timeout=5)
+    assert requests.get(url(sim, "/health/api"), timeout=5).status_code == 204
+
+
+def test_sign_in_without_a_csrf_token_is_403_and_costs_no_attempt(
+    sim: PrimeroSimulator, sessions: list[requests.Session]
+) -> None:
+    # TokensController < Devise::SessionsController < ApplicationApiController (devise.rb
+    # parent_controller): protect_from_forgery runs before Devise looks at the password.
+    away_from_minute_boundary()
+    user = "cp_worker2"
+    before = requests.get(url(sim, f"/_sim/users/{user}"), timeout=5).json()["failed_attempts"]
+    session = requests.Session()
+    sessions.append(session)
+    body = {"user": {"user_name": user, "password": "wrong"}}
+    refused = session.post(url(sim, "/api/v2/tokens"), json=body, timeout=5)
+    assert refused.status_code == 403
+    assert refused.json()["errors"][0]["message"] == "Can't verify CSRF token authenticity."
+    after = requests.get(url(sim, f"/_sim/users/{user}"), timeout=5).json()["failed_attempts"]
+    assert after == before
+    # set_csrf_cookie ran before the check: the refusal hands out a session and a token.
+    token = session.cookies["CSRF-TOKEN"]
+    body["user"]["password"] = PASSWORD
+    forged = session.post(
+        url(sim, "/api/v2/tokens"), json=body, headers={"X-CSRF-Token": "forged"}, timeout=5
+    )
+    assert forged.status_code == 403
+    accepted = session.post(
+        url(sim, "/api/v2/tokens"), json=body, headers={"X-CSRF-Token": token}, timeout=5
+    )
+    assert accepted.status_code == 200
+
+
+def test_sign_in_drops_the_csrf_token_until_the_next_primer(
+    sim: PrimeroSimulator, sessions: list[requests.Session]
+) -> None:
+    # devise.rb clean_up_csrf_token_on_authentication; Warden renews the session id.
+    away_from_minute_boundary()
+    session = requests.Session()
+    sessions.append(session)
+    before_id = (prime(sim, session), session.cookies["_app_session"])[1]
+    assert sign_in(sim, session, "cp_worker1").status_code == 200
+    assert session.cookies["_app_session"] != before_id
+    stale = session.cookies["CSRF-TOKEN"]
+    body = {"data": {"name": "Stale Token", "age": 5, "sex": "male"}}
+    refused = session.post(
+        url(sim, "/api/v2/cases"), json=body, headers={"X-CSRF-Token": stale}, timeout=5
+    )
+    assert refused.status_code == 403
+    fresh = prime(sim, session)
+    assert fresh != stale
+    accepted = session.post(
+        url(sim, "/api/v2/cases"), json=body, headers={"X-CSRF-Token": fresh}, timeout=5
+    )
+    assert accepted.status_code == 200
+
+
+def test_sign_in_checks_the_configuration_lock_before_csrf_and_password(
+    sim: PrimeroSimulator,
+) -> None:
+    # application_api_controller.rb: check_config_update_lock! is a before_action of the
+    # TokensController's parent, declared before protect_from_forgery; the password is checked
+    # in the action (Devise sessions#create), after every before_action.
+    user = "cp_worker2"
+    before = requests.get(url(sim, f"/_sim/users/{user}"), timeout=5).json()["failed_attempts"]
+    requests.post(url(sim, "/_sim/config_lock"), json={"locked": True, "retry_after": 9}, timeout=5)
+    try:
+        away_from_minute_boundary()
+        locked = requests.post(
+            url(sim, "/api/v2/tokens"),
+            json={"user": {"user_name": user, "password": "wrong"}},
+            timeout=5,
+        )
+    finally:
+        requests.post(url(sim, "/_sim/config_lock"), json={"locked": False}, timeout=5)
+    assert locked.status_code == 503 and locked.headers["Retry-After"] == "9"
+    after = requests.get(url(sim, f"/_sim/users/{user}"), timeout=5).json()["failed_attempts"]
+    assert after == before  # a locked Primero never reached Devise: no failed attempt counted
 
 
 def test_session_writes_need_the_csrf_header(
@@ -186,16 +303,13 @@ def test_success_resets_the_failure_counter(sim: PrimeroSimulator) -> None:
     assert requests.get(url(sim, f"/_sim/users/{user}"), timeout=5).json()["failed_attempts"] == 0
 
 
-def test_seventh_token_request_in_a_minute_is_429(sim: PrimeroSimulator) -> None:
+def test_seventh_token_request_in_a_minute_is_429(
+    sim: PrimeroSimulator, sessions: list[requests.Session]
+) -> None:
     away_from_minute_boundary()
-    statuses = [
-        requests.post(
-            url(sim, "/api/v2/tokens"),
-            json={"user": {"user_name": "System_Monitor ", "password": "wrong"}},
-            timeout=5,
-        ).status_code
-        for _ in range(7)
-    ]
+    session = requests.Session()
+    sessions.append(session)
+    statuses = [sign_in(sim, session, "System_Monitor ", "wrong").status_code for _ in range(7)]
     assert statuses == [401] * 6 + [429]
 
 

@@ -38,7 +38,8 @@ def test_forms_filters(api: requests.Session, sim: PrimeroSimulator) -> None:
     services = by_id["services"]["fields"][0]
     assert services["type"] == "subform"
     assert services["subform_section_unique_id"] == "services_section"
-    assert by_id["basic_identity"]["name"] == {"en": "Basic Identity"}
+    # FieldI18nService.fill_keys lists every locale.
+    assert by_id["basic_identity"]["name"] == {"en": "Basic Identity", "ur": ""}
     assert (
         api.get(url(sim, "/api/v2/forms"), params={"record_type": "incident"}, timeout=5).json()[
             "data"
@@ -112,6 +113,24 @@ def test_new_form_fields_are_writable_only_once_granted(
     response = api.patch(url(sim, f"/api/v2/cases/{case['id']}"), json={"data": link}, timeout=5)
     row = response.json()["data"]["external_links_section"][0]
     assert row["external_id"] == "H-1" and row["unique_id"]
+
+
+def test_creating_a_form_with_a_client_id_is_204_without_a_body(
+    admin: requests.Session, sim: PrimeroSimulator
+) -> None:
+    # form_sections_controller.rb#create: `params[:data][:id].present? ? 204 : 200`; `id` is in
+    # FormSection.permitted_api_params, so the form keeps it; a taken id is RecordNotUnique (409).
+    body = {"data": {"id": 9001, "unique_id": "client_id_form", "name": {"en": "Client id"}}}
+    created = admin.post(url(sim, "/api/v2/forms"), json=body, timeout=5)
+    assert created.status_code == 204 and created.content == b""
+    shown = admin.get(url(sim, "/api/v2/forms/9001"), timeout=5).json()["data"]
+    assert shown["unique_id"] == "client_id_form"
+    body["data"]["unique_id"] = "client_id_form_again"
+    taken = admin.post(url(sim, "/api/v2/forms"), json=body, timeout=5)
+    assert taken.status_code == 409
+    plain = {"data": {"unique_id": "server_id_form", "name": {"en": "Server id"}}}
+    answered = admin.post(url(sim, "/api/v2/forms"), json=plain, timeout=5)
+    assert answered.status_code == 200 and answered.json()["data"]["id"]
 
 
 def test_only_admins_manage_forms(api: requests.Session, sim: PrimeroSimulator) -> None:
@@ -272,3 +291,54 @@ def test_module_patch_drops_options_and_detaches_unlisted_forms(
         url(sim, path), json={"data": {"form_section_unique_ids": forms}}, timeout=5
     ).json()["data"]
     assert sorted(restored["form_section_unique_ids"]) == sorted(forms)
+
+
+def test_locations_list_short_items_unless_hierarchy_and_page_by_100(
+    api: requests.Session, sim: PrimeroSimulator
+) -> None:
+    # locations_controller.rb: per = params[:per]&.to_i || 100 (no 1000 cap);
+    # locations/_location.json.jbuilder: admin_level, placename, hierarchy only with_hierarchy.
+    short = api.get(url(sim, "/api/v2/locations"), timeout=5).json()
+    assert short["metadata"]["per"] == 100 and short["metadata"]["page"] == 1
+    assert short["data"] and all(
+        set(item) == {"id", "code", "type", "disabled", "name"} for item in short["data"]
+    )
+    full = api.get(url(sim, "/api/v2/locations"), params={"hierarchy": "true"}, timeout=5).json()
+    assert all({"admin_level", "placename", "hierarchy"} <= set(item) for item in full["data"])
+    big = api.get(url(sim, "/api/v2/locations"), params={"per": 5000}, timeout=5).json()
+    assert big["metadata"]["per"] == 5000
+
+
+def test_form_json_carries_collapsed_field_names_and_every_field_column(
+    admin: requests.Session, sim: PrimeroSimulator
+) -> None:
+    # form_sections/_form_section.json.jbuilder: form.as_json.compact + fields' as_json.compact
+    # + module_ids + collapsed_field_names (sorted by field order); columns from db/schema.rb.
+    body = {
+        "data": {
+            "unique_id": "collapsed_rows_section",
+            "name": {"en": "Rows"},
+            "is_nested": True,
+            "collapsed_field_names": ["row_b", "row_a"],
+            "fields": [
+                {"name": "row_a", "type": "text_field"},
+                {"name": "row_b", "type": "date_field"},
+                {"name": "row_c", "type": "text_field"},
+            ],
+        }
+    }
+    form = admin.post(url(sim, "/api/v2/forms"), json=body, timeout=5).json()["data"]
+    assert form["collapsed_field_names"] == ["row_a", "row_b"]
+    assert form["name"] == {"en": "Rows", "ur": ""}
+    assert form["is_first_tab"] is False and form["subform_header_links"] == []
+    row_b = form["fields"][1]
+    assert isinstance(row_b["id"], int) and row_b["form_section_id"] == form["id"]
+    assert row_b["order"] == 1
+    assert row_b["date_validation"] == "default_date_validation"
+    assert row_b["mobile_visible"] is True and row_b["hide_on_view_page"] is False
+    assert row_b["display_name"] == {"en": "row_b", "ur": ""}
+    again = admin.get(url(sim, f"/api/v2/forms/{form['id']}"), timeout=5).json()["data"]
+    assert [f["id"] for f in again["fields"]] == [f["id"] for f in form["fields"]]
+    seeded = admin.get(url(sim, "/api/v2/forms"), timeout=5).json()["data"]
+    assert all("collapsed_field_names" in f for f in seeded)
+    assert all("form_section_id" in field for f in seeded for field in f["fields"])

@@ -350,16 +350,22 @@ class InboundService(_Delivery):
             )
         if link is not None:
             return link
-        others = [d for d in self.keyring.departments if d != department]
-        if any(self.links.get(link_key(other, referral_key)) for other in others):
+        owners = [
+            other
+            for other in self.keyring.departments
+            if other != department and self.links.get(link_key(other, referral_key))
+        ]
+        if owners:
             # Same answer as for an unknown key (the other department's referral stays
-            # invisible), but the attempt is a security event.
+            # invisible), but the attempt is a security event. The detail names the owner, so
+            # the incident's notice reaches the department whose key leaked (runbook-breach §5).
+            named = ", ".join(f"'{owner}'" for owner in owners)
             with self.store.transaction() as conn:
                 record_security_event(
                     conn,
                     SecurityEventKind.WRONG_DEPARTMENT,
                     department=department,
-                    detail=f"referral key of another department presented by '{department}'",
+                    detail=f"referral key of department {named} presented by '{department}'",
                 )
         raise UnknownReferral(
             f"no referral with this referral_key was sent to department '{department}'. "

@@ -45,6 +45,7 @@ from adapter.ops.status._queries import (
 )
 from adapter.ops.status._report import (
     LAG_INTERVALS,
+    HeldDepth,
     HousekeepingStatus,
     IncidentCounts,
     InstanceSummary,
@@ -57,6 +58,7 @@ from adapter.ops.status._report import (
     format_duration,
 )
 from adapter.state import StateStore, schema
+from adapter.state.held import HeldReferrals
 from adapter.state.service import Instances
 from adapter.state.store import process_owner
 from adapter.state.types import utcnow
@@ -105,6 +107,7 @@ def collect_status(
         outbox = _outbox_depths(conn)
         pending_reviews, overdue_reviews = _reviews(conn, now)
         keys = _key_ages(conn, now)
+        held = HeldReferrals(store).summary(conn)
 
     jobs = [
         _job_status(
@@ -136,6 +139,16 @@ def collect_status(
         keys=keys,
         last_audit_verification=last_runs.get(AUDIT_VERIFY_JOB),
         incidents=_incidents(store, incident_summary, now),
+        held=[
+            HeldDepth(
+                h.department,
+                h.awaiting,
+                h.count,
+                max(0.0, (now - h.oldest).total_seconds()),
+                settings.decisions.attention_after_hours * 3600,
+            )
+            for h in held
+        ],
         instances=[
             InstanceSummary(_host_pid(i.owner), i.version, i.started_at, i.last_seen, i.live(now))
             for i in Instances(store).all()
@@ -184,6 +197,7 @@ __all__ = [
     "LAG_INTERVALS",
     "NEXT_RUN_STREAM",
     "REGISTRY_PENDING",
+    "HeldDepth",
     "HousekeepingStatus",
     "IncidentCounts",
     "IncidentSummary",

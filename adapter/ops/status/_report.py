@@ -96,6 +96,18 @@ class InstanceSummary:
 
 
 @dataclass(frozen=True)
+class HeldDepth:
+    """Referrals of one department waiting for a person's decision (``awaiting``:
+    s3_approval or consent_or_override), and how long the oldest has waited."""
+
+    department: str
+    awaiting: str
+    count: int
+    oldest_seconds: float
+    limit_seconds: float
+
+
+@dataclass(frozen=True)
 class Status:
     """The whole picture; ``problems`` make ``status`` exit 1, ``warnings`` do not."""
 
@@ -110,6 +122,7 @@ class Status:
     last_audit_verification: RunSummary | None
     incidents: IncidentCounts
     instances: list[InstanceSummary] = field(default_factory=list)
+    held: list[HeldDepth] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -136,6 +149,7 @@ class Status:
                     for h in self.housekeeping
                 ],
                 "outbox": [asdict(depth) for depth in self.outbox],
+                "held_for_decision": [asdict(h) for h in self.held],
                 "dead_letters": self.dead_letters,
                 "registry": {
                     "pending_reviews": self.pending_reviews,
@@ -182,6 +196,16 @@ def _judge(status: Status) -> None:
             status.problems.append(
                 f"{depth.dead} dead letters to {depth.destination} (cpims-adapter deadletter list)"
             )
+    for held in status.held:
+        line = (
+            f"{held.count} {held.department} referrals wait for a person's decision "
+            f"({held.awaiting}), the oldest for {format_duration(held.oldest_seconds)} "
+            "(cpims-adapter decisions held)"
+        )
+        if held.oldest_seconds > held.limit_seconds:
+            status.problems.append(f"{line}: longer than {format_duration(held.limit_seconds)}")
+        else:
+            status.warnings.append(line)
     if status.incidents.overdue:
         status.problems.append(
             f"{status.incidents.overdue} incidents past their notification deadline"

@@ -13,10 +13,12 @@ Seeded users (password for all: ``sim-password``)
 user_name          role                   notes
 =================  =====================  ===============================================
 cpims-adapter      role-integration       group `all`; read/create/write/referral/flag/
-                                          sync_external; no `notes` form, protection
+                                          sync_external/change_log, users read; no
+                                          `notes` form, protection
                                           concern details read-only (silent drops)
 cp_worker1..3      role-cp-case-worker    group `self` (own + assigned cases), all forms
 health_gateway     role-health-gateway    can receive referrals (CP and GBV)
+cp_supervisor1     role-cp-supervisor     agency scope; approves disclosure decisions
 cp_viewer          role-cp-viewer         read only: referral attempts are 403
 system_monitor     role-system-monitor    user_category `system`: cannot receive referrals
 primero_admin      role-superuser         manages forms, modules, webhooks
@@ -33,7 +35,9 @@ GET /_sim/health · POST /_sim/faults {status(500|502|503|429), count, retry_aft
 path_prefix, delay_seconds, mutate_on_list}, or a fault plan {seed, rules, mutate_on_list}
 (adapter/simulator/faults.py) · GET /_sim/faults · DELETE /_sim/faults · POST /_sim/config_lock
 {locked, retry_after} · POST /_sim/touch {ids|count} · GET /_sim/cases/{id} · GET
-/_sim/users/{user_name} · POST /_sim/idp_tokens {user_name, token?} · PUT
+/_sim/users/{user_name} · POST /_sim/cases/{id}/decisions {user_name, department, basis,
+legal_reference?, reason?, unique_id?, _destroy?} (a user records a disclosure decision, as
+their own PATCH would) · POST /_sim/idp_tokens {user_name, token?} · PUT
 /_sim/roles/{role}/forms {forms} · PATCH /_sim/modules/{unique_id} {module_options} · POST
 /_sim/session_timeout {seconds} · PATCH /_sim/options · GET /_sim/stats · GET
 /_sim/webhook_deliveries
@@ -71,6 +75,11 @@ Verified against Primero's source (primeroIMS/primero @ 4b95bf9474, v2.15.2.1)
   [config/initializers/devise.rb, rack_attack.rb, session_store.rb,
   app/controllers/concerns/csrf_protection.rb, app/middleware/www_authenticate.rb,
   app/controllers/api/v2/tokens_controller.rb]
+- Sign-in order: Rack::Attack 429, configuration lock 503, CSRF 403 (the token comes from
+  `GET /health/:id?session=true`), then the password 401; sign-in renews the session id and
+  drops its CSRF token. [devise.rb parent_controller + clean_up_csrf_token_on_authentication,
+  app/controllers/application_api_controller.rb, app/controllers/health_controller.rb,
+  app/services/health_check_service.rb]
 - Modules: show/update by numeric id only; PATCH permits description, associated_record_types,
   form_section_unique_ids — `module_options` is dropped, and a PATCH without the form list
   detaches every form. [app/controllers/api/v2/primero_modules_controller.rb,

@@ -6,6 +6,13 @@
   writes need `X-CSRF-Token`. A live session cookie wins over a Basic header (Warden checks the
   session first). Expiry is sliding: each request renews it (`expire_after`,
   config/initializers/session_store.rb).
+- CSRF guards the sign-in itself: TokensController inherits ApplicationApiController's
+  `protect_from_forgery` (devise.rb `parent_controller`), and before sign-in no Warden strategy
+  has won, so `use_csrf_protection?` is true (csrf_protection.rb). A client first opens an
+  anonymous session holding a CSRF token with `GET /health/:id?session=true`
+  (health_controller.rb). Signing in renews the session id (Warden `set_user` renew) and drops
+  its CSRF token (devise.rb `clean_up_csrf_token_on_authentication`): the `CSRF-TOKEN` cookie of
+  the sign-in answer is already stale, and the next primer fetches a fresh one.
 - IdP bearer tokens registered in `state.idp_tokens` (app/auth/idp_token_strategy.rb).
 - Devise `lockable`: the 6th consecutive failure locks the account for 30 minutes; while locked
   even the right password fails and still counts. With `paranoid` (Primero's setting) the body
@@ -107,7 +114,10 @@ def _basic(header: str) -> tuple[str, str] | None:
 
 
 def live_session(state: SimulatorState, session_id: str | None) -> Session | None:
-    """The session for this cookie if it has not expired; expired sessions are forgotten."""
+    """The session for this cookie if it has not expired; expired sessions are forgotten.
+
+    The session may be anonymous (`user_name == ""`): one a primer opened for its CSRF token.
+    """
     if not session_id:
         return None
     session = state.sessions.get(session_id)
@@ -154,10 +164,51 @@ def check_csrf(principal: Principal, method: str, csrf_header: str | None, path:
     """protect_from_forgery with: :exception — only for cookie sessions (CsrfProtection)."""
     if principal.via != "session" or method not in UNSAFE_METHODS:
         return
-    assert principal.session is not None
-    if not csrf_header or not secrets.compare_digest(csrf_header, principal.session.csrf_token):
+    verify_csrf(principal.session, csrf_header, path)
+
+
+def verify_csrf(session: Session | None, csrf_header: str | None, path: str) -> None:
+    """RequestForgeryProtection#verified_request?: the header must match the session's token.
+
+    No session, or a session whose token was dropped at sign-in, verifies nothing.
+    """
+    token = session.csrf_token if session is not None else ""
+    if not csrf_header or not token or not secrets.compare_digest(csrf_header, token):
         # ErrorService renders ActionController::InvalidAuthenticityToken with its message.
-        raise api_error(403, path, "Can't verify CSRF token authenticity.")
+        raise csrf_refused(path)
+
+
+def csrf_refused(path: str) -> PrimeroError:
+    """The 403 of ActionController::InvalidAuthenticityToken (error_service.rb)."""
+    return api_error(403, path, "Can't verify CSRF token authenticity.")
+
+
+def csrf_session(state: SimulatorState, session: Session | None) -> tuple[Session, bool]:
+    """CsrfProtection#set_csrf_cookie: `form_authenticity_token` stores a token in the session,
+    opening an anonymous one when the request has none. Returns (session, newly opened)."""
+    opened = session is None
+    if session is None:
+        _forget_expired(state)
+        session = Session(
+            session_id=secrets.token_urlsafe(32),
+            user_name="",
+            csrf_token="",
+            last_seen=time.time(),
+        )
+        state.sessions[session.session_id] = session
+    if not session.csrf_token:
+        session.csrf_token = secrets.token_urlsafe(32)
+    return session, opened
+
+
+def _forget_expired(state: SimulatorState) -> None:
+    # Primers that never sign in leave anonymous sessions behind; keep the store bounded.
+    if len(state.sessions) < 10_000:
+        return
+    now = time.time()
+    timeout = state.options.session_timeout_seconds
+    for session_id in [k for k, v in state.sessions.items() if now - v.last_seen > timeout]:
+        del state.sessions[session_id]
 
 
 def check_config_lock(state: SimulatorState, path: str) -> None:
@@ -183,20 +234,27 @@ def throttle_login(state: SimulatorState, user_name: object) -> None:
         raise PrimeroError(429, "Retry later\n", {"Content-Type": "text/plain"})
 
 
-def start_session(state: SimulatorState, user: User) -> Session:
-    """Sign in: expire the user's other sessions and open a new one."""
+def start_session(state: SimulatorState, user: User, previous: Session | None = None) -> Session:
+    """Sign in: expire the user's other sessions and renew the (anonymous) session's id.
+
+    The new session holds no CSRF token (Devise `clean_up_csrf_token_on_authentication`).
+    """
     expire_sessions(state, user.user_name)
+    if previous is not None:
+        state.sessions.pop(previous.session_id, None)
     session = Session(
         session_id=secrets.token_urlsafe(32),
         user_name=user.user_name,
-        csrf_token=secrets.token_urlsafe(32),
+        csrf_token="",
         last_seen=time.time(),
     )
     state.sessions[session.session_id] = session
     return session
 
 
-def expire_sessions(state: SimulatorState, user_name: str) -> None:
-    """TokensController#expire_other_user_sessions (on login and logout)."""
-    for session_id in [s for s, v in state.sessions.items() if v.user_name == user_name]:
+def expire_sessions(state: SimulatorState, user_name: str, keep: str | None = None) -> None:
+    """TokensController#expire_other_user_sessions (on login and logout), sparing `keep`."""
+    for session_id in [
+        s for s, v in state.sessions.items() if v.user_name == user_name and s != keep
+    ]:
         del state.sessions[session_id]

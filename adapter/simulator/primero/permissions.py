@@ -275,7 +275,7 @@ def writable_rules(
 
 
 def in_scope(state: SimulatorState, user: User, case: Case) -> bool:
-    """Whether the user can read this record (group permission `all` vs `self`)."""
+    """Whether the user can read this record (group permission all / self / agency / group)."""
     role = state.role_of(user)
     if role.group_permission == "all":
         return True
@@ -286,6 +286,11 @@ def in_scope(state: SimulatorState, user: User, case: Case) -> bool:
         return True
     if role.group_permission == "agency":
         return data.get("owned_by_agency_id") == user.agency_unique_id
+    if role.group_permission == "group":
+        # User#group_permits_access? (user.rb): the user's groups against the record's
+        # associated_user_groups (the owner's groups, which the simulator keeps as owned_by_groups).
+        groups = data.get("associated_user_groups") or data.get("owned_by_groups") or []
+        return bool(set(user.user_group_unique_ids) & set(groups))
     return False
 
 

@@ -107,8 +107,43 @@ def save_case(state: SimulatorState, case: Case, event: str, stamp: str | None =
     now = stamp or state.stamp()
     data.setdefault("created_at", now)
     data["last_updated_at"] = now
+    _add_history(case, event)
     state.put_case(case)
     state.webhook_events.put((case.id, event))
+
+
+_HISTORY_IGNORED = frozenset({"last_updated_at", "last_updated_by"})
+
+
+def _add_history(case: Case, event: str) -> None:
+    """Historical#add_creation_history / #update_history: one RecordHistory row per save that
+    changed `data`, by `last_updated_by` (`created_by` on create) at `last_updated_at`, with
+    `{field: {from, to}}` for each top-level key whose value changed (`hash_diff`: a removed
+    key is no change there either), `last_updated_*` excluded (historical.rb)."""
+    data = case.data
+    created = event == "create" or case.saved is None
+    old = {} if created else case.saved or {}
+    changed = {
+        key: copy.deepcopy(value)
+        for key, value in data.items()
+        if key not in _HISTORY_IGNORED and (key not in old or old[key] != value)
+    }
+    # The saved copy never shares a changed value with `data`: an in-place edit of a subform
+    # list later still shows up as a change against it.
+    case.saved = {**old, **changed}
+    if not changed:
+        return
+    case.history.append(
+        {
+            "user_name": data.get("created_by" if created else "last_updated_by"),
+            "datetime": data["last_updated_at"],
+            "action": "create" if created else "update",
+            "record_changes": {
+                key: {"from": old.get(key), "to": copy.deepcopy(value)}
+                for key, value in changed.items()
+            },
+        }
+    )
 
 
 # -- create / update ---------------------------------------------------------------------------

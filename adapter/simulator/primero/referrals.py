@@ -257,15 +257,74 @@ def user_can_accept_or_reject(state: SimulatorState, transition: Json, user: Use
     return user.user_name == transition.get("transitioned_to")
 
 
-def visible_referrals(state: SimulatorState, user: User, case: Case) -> list[Json]:
-    """Transitionable#referrals_for_user by group permission."""
-    referrals = [t for t in state.case_transitions(case) if t["type"] == "Referral"]
+# User#can_view_referrals? (app/models/user.rb): any of these case permissions.
+VIEW_REFERRALS_ACTIONS = (
+    "referral_from_service",
+    "remove_assigned_users",
+    "referral",
+    "receive_referral",
+    "receive_referral_different_module",
+)
+
+
+def can_view_referrals(state: SimulatorState, user: User) -> bool:
+    """User#can_view_referrals?"""
     role = state.role_of(user)
-    if role.group_permission == "all" or case.data.get("owned_by") == user.user_name:
+    return any(role.can("case", action) for action in VIEW_REFERRALS_ACTIONS)
+
+
+def visible_referrals(state: SimulatorState, user: User, case: Case) -> list[Json]:
+    """Transitionable#referrals_for_user by group permission (transitionable.rb).
+
+    - self: all when the user owns the case, else those sent to the user;
+    - agency: all when the user owns the case, or shares the owner's agency and may view
+      referrals; else those sent to the user's agency (`transitioned_to_agency`), or, for a
+      user who may not view referrals, the pending/accepted ones sent to the user;
+    - group: as agency, with the case's `owned_by_groups` against the user's groups, and the
+      referrals sent to any user of the user's groups (User.by_user_group);
+    - all: every referral; any other group permission: none.
+    """
+    referrals = [t for t in state.case_transitions(case) if t["type"] == "Referral"]
+    group_permission = state.role_of(user).group_permission
+    owner = case.data.get("owned_by") == user.user_name
+    if group_permission == "all" or (group_permission in ("self", "agency", "group") and owner):
         return referrals
-    if role.group_permission == "self":
+    if group_permission == "self":
         return [t for t in referrals if t.get("transitioned_to") == user.user_name]
-    return []
+    if group_permission not in ("agency", "group"):
+        return []
+    viewer = can_view_referrals(state, user)
+    if group_permission == "agency":
+        # `owner.agency_id`: the owning user's agency, not the record's owned_by_agency_id
+        # (a case without an owning user would fail in Primero; here it is another agency's).
+        owning_user = state.users.get(str(case.data.get("owned_by") or ""))
+        same_agency = owning_user is not None and (
+            owning_user.agency_unique_id == user.agency_unique_id
+        )
+        if same_agency and viewer:
+            return referrals
+        if not viewer:
+            return _referrals_to_user(referrals, user)
+        return [t for t in referrals if t.get("transitioned_to_agency") == user.agency_unique_id]
+    groups = set(user.user_group_unique_ids)
+    if viewer and groups & set(case.data.get("owned_by_groups") or []):
+        return referrals
+    if not viewer:
+        return _referrals_to_user(referrals, user)
+    group_users = {
+        u.user_name for u in state.users.values() if groups & set(u.user_group_unique_ids)
+    }
+    return [t for t in referrals if t.get("transitioned_to") in group_users]
+
+
+def _referrals_to_user(referrals: list[Json], user: User) -> list[Json]:
+    """Transitionable#referrals_to_user: pending or accepted referrals sent to the user."""
+    return [
+        t
+        for t in referrals
+        if t.get("transitioned_to") == user.user_name
+        and t.get("status") in ("in_progress", "accepted")
+    ]
 
 
 def transition_json(

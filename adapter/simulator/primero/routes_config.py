@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -31,6 +32,7 @@ FORM_KEYS = (
     "visible",
     "is_nested",
     "editable",
+    "collapsed_field_names",
     "fields",
 )
 FIELD_KEYS = (
@@ -56,12 +58,6 @@ def _paged(items: list[Any], request: Request) -> Json:
     page = int(request.query_params.get("page") or 1)
     window = items[(page - 1) * per : page * per]
     return {"data": window, "metadata": {"total": len(items), "per": per, "page": page}}
-
-
-@router.get("/health")
-async def health() -> Response:
-    """HealthController: 204 when healthy."""
-    return Response(status_code=204)
 
 
 @router.get("/api/v2/primero")
@@ -107,19 +103,84 @@ FIELD_DEFAULTS: Json = {
 }
 
 
+# Column defaults of `form_sections` and `fields` (db/schema.rb): `form.as_json.compact` and
+# `field.as_json.compact` show every non-null column (_form_section.json.jbuilder).
+FORM_COLUMN_DEFAULTS: Json = {
+    "core_form": False,
+    "display_help_text_view": False,
+    "editable": True,
+    "form_group_keyed": False,
+    "hide_subform_placeholder": False,
+    "is_first_tab": False,
+    "is_nested": False,
+    "is_summary_section": False,
+    "mobile_form": False,
+    "subform_append_only": False,
+    "subform_header_links": [],
+    "subform_prevent_item_removal": False,
+    "visible": True,
+}
+FIELD_COLUMN_DEFAULTS: Json = {
+    "autosum_total": False,
+    "date_include_time": False,
+    "date_validation": "default_date_validation",
+    "disabled": False,
+    "editable": True,
+    "expose_unique_id": False,
+    "field_tags": [],
+    "hidden_text_field": False,
+    "hide_on_view_page": False,
+    "link_to_path_external": True,
+    "mandatory_for_completion": False,
+    "matchable": False,
+    "mobile_visible": True,
+    "multi_select": False,
+    "phone_number": False,
+    "required": False,
+    "show_on_minify_form": False,
+    "visible": True,
+}
+# FieldI18nService.fill_keys: a translated property lists every locale ("" when missing).
+LOCALES = ("en", "ur")
+FORM_LOCALIZED = ("name", "help_text", "description", "form_group_name")
+FIELD_LOCALIZED = (
+    "display_name",
+    "help_text",
+    "guiding_questions",
+    "tick_box_label",
+    "signature_provided_by_label",
+)
+
+
+def _fill_locales(item: Json, keys: tuple[str, ...]) -> None:
+    for key in keys:
+        if isinstance(item.get(key), dict) and item[key]:
+            item[key] = {**dict.fromkeys(LOCALES, ""), **item[key]}
+
+
 def _form_json(state: SimulatorState, form: Json) -> Json:
-    """A form as Primero renders it: subform fields name their nested form by numeric
-    `subform_section_id` (the Field column; _form_section.json.jbuilder). The simulator also
-    shows `subform_section_unique_id`, which real Primero does not."""
-    shown = dict(form)
+    """A form as Primero renders it (form_sections/_form_section.json.jbuilder): every column
+    of the form and of each field (defaults included, nulls left out), `collapsed_field_names`
+    in field order, and subform fields naming their nested form by numeric
+    `subform_section_id`. The simulator also shows `subform_section_unique_id`, which real
+    Primero does not. Field ids are assigned on first sight, as a serial column would."""
+    shown = {**FORM_COLUMN_DEFAULTS, **form}
     fields = []
-    for definition in form["fields"]:
-        nested = state.forms.get(definition.get("subform_section_unique_id") or "")
-        if definition.get("type") == "subform":
-            definition = {**definition, "subform_section_id": nested["id"] if nested else None}
-        fields.append(definition)
+    for order, definition in enumerate(form["fields"]):
+        if "id" not in definition:
+            definition["id"] = state.next_id()
+        field = {**FIELD_COLUMN_DEFAULTS, "order": order, **definition}
+        field["form_section_id"] = form["id"]
+        if field.get("type") == "subform":
+            nested = state.forms.get(field.get("subform_section_unique_id") or "")
+            field["subform_section_id"] = nested["id"] if nested else None
+        _fill_locales(field, FIELD_LOCALIZED)
+        fields.append({k: v for k, v in field.items() if v is not None})
+    collapsed = set(form.get("collapsed_field_names") or [])
     shown["fields"] = fields
-    return shown
+    shown["collapsed_field_names"] = [f["name"] for f in fields if f["name"] in collapsed]
+    _fill_locales(shown, FORM_LOCALIZED)
+    return {k: v for k, v in shown.items() if v is not None}
 
 
 def _field_props(state: SimulatorState, sent: Json) -> Json:
@@ -215,34 +276,65 @@ async def forms_show(form_id: str, request: Request) -> Response:
         return json_response({"data": _form_json(state, form)})
 
 
+def _present(value: Any) -> bool:
+    """Rails `present?`: not nil, not blank text, not an empty collection."""
+    if value is None or value is False:
+        return False
+    if isinstance(value, str):
+        return bool(value.strip())
+    if isinstance(value, list | dict):
+        return bool(value)
+    return True
+
+
+def _integer_id(value: Any) -> int:
+    """ActiveModel::Type::Integer on the `id` column: Ruby `to_i` (leading digits, else 0)."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int | float):
+        return int(value)
+    digits = re.match(r"\s*[-+]?\d+", str(value))
+    return int(digits.group()) if digits else 0
+
+
 @router.post("/api/v2/forms")
 async def forms_create(request: Request) -> Response:
     """POST /api/v2/forms: a new form section; its fields are writable only once granted.
 
     The creator's role is granted the form read-write (FormSection.new_with_properties adds
     the user's role; form_sections_roles.permission defaults to "rw" in db/schema.rb).
+    `id` is a permitted param (FormSection.permitted_api_params): a client-chosen id is kept,
+    and then the answer is 204 with no body (form_sections_controller.rb#create); an id already
+    taken is ActiveRecord::RecordNotUnique, a 409 (error_service.rb).
     """
     state = sim_state(request)
     body = await read_json(request)
     path = request.url.path
     with state.lock:
         _require_metadata_manager(state, request)
-        form = _clean_form(state, require_data(body, path))
+        data = require_data(body, path)
+        form = _clean_form(state, data)
         unique_id = form.get("unique_id")
         if not isinstance(unique_id, str) or not unique_id:
             raise record_invalid(path, [("unique_id", ["errors.models.form_section.unique_id"])])
         if unique_id in state.forms:
             raise record_invalid(path, [("unique_id", ["errors.models.form_section.unique_id"])])
+        client_id = _present(data.get("id"))
+        form_id = _integer_id(data["id"]) if client_id else state.next_id()
+        if client_id and any(f["id"] == form_id for f in state.forms.values()):
+            raise api_error(409, path, "Conflict: A record with this id already exists")
         form.setdefault("name", {"en": unique_id})
         form.setdefault("parent_form", "case")
         form.setdefault("module_ids", [])
         form.setdefault("is_nested", False)
         form.setdefault("visible", not form["is_nested"])
         form.setdefault("form_group_id", unique_id)
-        form.update(id=state.next_id(), core_form=False, editable=True)
+        form.update(id=form_id, core_form=False, editable=True)
         form.setdefault("order", 1000 + form["id"])
         state.forms[unique_id] = form
         state.role_of(guard(state, request).user).form_permissions.setdefault(unique_id, "rw")
+        if client_id:
+            return json_response(None, 204)
         return json_response({"data": _form_json(state, form)})
 
 
@@ -294,13 +386,45 @@ async def lookup(lookup_id: str, request: Request) -> Response:
         return json_response({"data": found})
 
 
+# locations/_location.json.jbuilder: these keys always, the rest only `with_hierarchy`.
+LOCATION_KEYS = ("id", "code", "type", "disabled", "name")
+LOCATION_HIERARCHY_KEYS = ("admin_level", "placename", "hierarchy")
+LOCATIONS_PER = 100
+
+
+def _location_json(location: Json, with_hierarchy: bool) -> Json:
+    keys = LOCATION_KEYS + (LOCATION_HIERARCHY_KEYS if with_hierarchy else ())
+    return {key: location.get(key) for key in keys}
+
+
 @router.get("/api/v2/locations")
 async def locations(request: Request) -> Response:
-    """GET /api/v2/locations."""
+    """GET /api/v2/locations (locations_controller.rb#index).
+
+    LocationsController overrides Pagination#per: `params[:per]&.to_i || 100`, so the default
+    page is 100 and there is no 1000 cap. Items carry `admin_level`, `placename` and
+    `hierarchy` only with `hierarchy=true`. `disabled[..]=true|false` filters.
+    """
     state = sim_state(request)
+    q = request.query_params
+    per = _integer_id(q["per"]) if "per" in q else LOCATIONS_PER
+    page = _integer_id(q["page"]) if "page" in q else 1
+    with_hierarchy = q.get("hierarchy") == "true"
+    disabled = {
+        value == "true" for key, value in q.multi_items() if re.fullmatch(r"disabled\[.*\]", key)
+    }
     with state.lock:
         guard(state, request)
-        return json_response(_paged(list(state.locations.values()), request))
+        listed = [
+            loc for loc in state.locations.values() if not disabled or loc["disabled"] in disabled
+        ]
+        window = listed[(page - 1) * per : page * per] if per > 0 and page > 0 else []
+        return json_response(
+            {
+                "data": [_location_json(loc, with_hierarchy) for loc in window],
+                "metadata": {"total": len(listed), "per": per, "page": page},
+            }
+        )
 
 
 @router.get("/api/v2/agencies")

@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from adapter.errors import ConfigError
+from adapter.privacy.decisions import BASIS, DECISIONS_FIELD, DEPARTMENT, LEGAL_REFERENCE, REASON
 from adapter.simulator.faults import FaultInjector, parse_plan
 from adapter.simulator.primero import auth, records
 from adapter.simulator.primero.endpoint import json_response, read_json, sim_state
@@ -315,3 +316,33 @@ async def webhook_auth(webhook_id: str, request: Request) -> Response:
         webhook["auth_type"] = body.get("auth_type")
         webhook["auth_secret"] = body.get("auth_secret")
         return json_response({"id": webhook_id, "auth_type": webhook["auth_type"]})
+
+
+@router.post("/cases/{case_id}/decisions")
+async def record_decision(case_id: str, request: Request) -> Response:
+    """Play a user recording a disclosure decision, for rehearsals: `{user_name, department,
+    basis, legal_reference?, reason?, unique_id?}` is saved on the case exactly as that user's
+    `PATCH /api/v2/cases/:id` would (their form permissions, their name in the record history).
+    `{"unique_id": ..., "_destroy": true}` removes a row. Answers the stored rows."""
+    state = sim_state(request)
+    body = await _body(request)
+    with state.lock:
+        user = state.users.get(str(body.get("user_name")))
+        case = state.cases.get(case_id)
+        if user is None or case is None:
+            raise _bad("user_name and the case must exist")
+        row: Json = {"unique_id": str(body.get("unique_id") or state.new_uuid())}
+        if body.get("_destroy") is True:
+            row["_destroy"] = True
+        else:
+            row.update(
+                {
+                    DEPARTMENT: body.get("department"),
+                    BASIS: body.get("basis"),
+                    LEGAL_REFERENCE: body.get("legal_reference", ""),
+                    REASON: body.get("reason", ""),
+                }
+            )
+        path = f"/api/v2/cases/{case_id}"
+        records.update_case(state, user, case, {DECISIONS_FIELD: [row]}, path)
+        return json_response({"data": case.data.get(DECISIONS_FIELD) or []})

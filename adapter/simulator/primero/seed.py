@@ -276,7 +276,8 @@ def build_case(rng: random.Random, created: datetime, updated: datetime) -> Case
         data["national_id_no"] = _identity_number(rng)
     if rng.random() < 0.5:
         data["b_form_no"] = _identity_number(rng)
-    return Case(id=_uuid(rng), data=data)
+    # Seeded as if created long ago: history starts at the next save (saved = the data now).
+    return Case(id=_uuid(rng), data=data, saved=dict(data))
 
 
 def _add_referrals(state: SimulatorState, rng: random.Random, case: Case) -> None:

@@ -65,6 +65,9 @@ ALL_FORMS_RW = {
     "services": "rw",
     "family_details": "rw",
     "notes": "rw",
+    # The adapter's form (installed by `primero install-forms`): anyone who may edit a case can
+    # type into it, as in a real deployment; only the record history says who did.
+    "disclosure_decisions": "rw",
 }
 
 CASE_WORKER_ACTIONS = {
@@ -95,7 +98,10 @@ ROLES: list[Role] = [
                 "sync_external",
                 "enable_disable_record",
                 "search_owned_by_others",
-            }
+                "change_log",
+            },
+            # Users: read, to see approvers' roles and groups (GET /api/v2/users).
+            "user": {"read"},
         },
         # No `notes` (narrative), and protection concern details read-only: writes to them are
         # dropped silently, which is what the adapter must cope with (primero-api.md §4).
@@ -107,7 +113,19 @@ ROLES: list[Role] = [
             "protection_concern_details": "r",
             "services": "rw",
             "family_details": "rw",
+            "disclosure_decisions": "r",
         },
+        module_unique_ids=[CP, GBV],
+    ),
+    Role(
+        unique_id="role-cp-supervisor",
+        name="CP Supervisor",
+        # Supervisors see their unit's cases (Permission::AGENCY).
+        group_permission="agency",
+        permissions={
+            "case": {"read", "write", "flag", "search_owned_by_others", "close", "reopen"}
+        },
+        form_permissions=dict(ALL_FORMS_RW),
         module_unique_ids=[CP, GBV],
     ),
     Role(
@@ -214,10 +232,23 @@ USERS: list[tuple[str, str, str, str, str | None, list[str]]] = [
         "PK-SD-KHI",
         ["health_medical_service"],
     ),
+    (
+        "cp_supervisor1",
+        "role-cp-supervisor",
+        "agency-cpu-sindh",
+        "Supervisor One",
+        "PK-SD-KHI",
+        [],
+    ),
     ("cp_viewer", "role-cp-viewer", "agency-cpu-sindh", "Read-only Reviewer", "PK-SD-KHI", []),
     ("system_monitor", "role-system-monitor", "agency-cpu-sindh", "System Monitor", None, []),
     ("primero_admin", "role-superuser", "agency-cpu-sindh", "Primero Administrator", None, []),
 ]
+
+# Primero user groups (user_groups.unique_id) of the users above.
+USER_GROUPS: dict[str, tuple[str, ...]] = {
+    "cp_supervisor1": ("usergroup-cpu-sindh-supervisors",),
+}
 
 
 def _modules() -> list[Json]:
@@ -305,6 +336,7 @@ def load_access(state: SimulatorState) -> None:
             location=location,
             services=list(services),
             email=f"{user_name.replace('_', '.')}@example.org",
+            user_group_unique_ids=list(USER_GROUPS.get(user_name, ())),
         )
 
 

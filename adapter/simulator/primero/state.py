@@ -97,6 +97,10 @@ class Case:
     # AuditLog rows with action "webhook": {resource_url, status, timestamp}
     sync_logs: list[Json] = field(default_factory=list)
     transition_ids: list[str] = field(default_factory=list)
+    # RecordHistory rows, oldest first (historical.rb), and the data as last saved, to diff
+    # the next save against (a shallow copy: changed values are deep-copied into the entry).
+    history: list[Json] = field(default_factory=list)
+    saved: Json | None = None
 
 
 class SortIndex:
