@@ -35,6 +35,10 @@ INFO_LOG = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ (INFO|DEBUG) ")
 # empty store. Paths are filled in per test (under tmp_path); a name not listed gets "x".
 VALUES = {
     "case_id": "5c52392",
+    "case": "5c52392",
+    "basis": "s3_approval",
+    "approved_by": "cp_supervisor1",
+    "decision_id": "999",
     "department": "health",
     "job": "health",
     "name": "police",
@@ -56,12 +60,18 @@ PATHS = {"path", "file", "signature", "key", "crosswalk", "private_key"}
 # Servers: given a port that is taken, they must refuse to start in one line (else they would
 # serve for ever). `demo` runs its own simulators end to end (tests/test_demo.py); here it gets a
 # value it must refuse.
-SERVERS = {"run", "serve", "simulate primero", "simulate department"}
+SERVERS = {"run", "serve", "simulate primero", "simulate department", "simulate fhir"}
 BAD_OPTIONS = {"demo": ["--cases", "-5"]}
 # Commands whose first act is to read Primero (explain: once it has the store's keys).
 NEEDS_PRIMERO = {"check", "explain", "primero cases", "primero locations", "primero install-forms"}
 # Commands that need no configuration: they may succeed whatever the config file says.
-CONFIG_FREE = {"registry keygen", "registry sign", "simulate primero", "simulate department"}
+CONFIG_FREE = {
+    "registry keygen",
+    "registry sign",
+    "simulate primero",
+    "simulate department",
+    "simulate fhir",
+}
 
 
 def _leaves(command: object, path: tuple[str, ...] = ()) -> Iterator[tuple[str, object]]:
@@ -93,7 +103,9 @@ def arguments(path: str, command: object, tmp_path: Path, taken_port: int) -> li
                 args.append(param.opts[0])
             else:
                 args += [param.opts[0], values.get(param.name or "", "x")]
-    if path in SERVERS and path != "run":
+    if path == "simulate fhir":  # its FHIR server takes any free port; the desk's is given
+        args += ["--control-port", str(taken_port)]
+    elif path in SERVERS and path != "run":
         args += ["--port", str(taken_port)]
     return args + BAD_OPTIONS.get(path, [])
 

@@ -110,6 +110,8 @@ def fhir(
 
     if answer not in ("accept", "manual"):
         raise typer.BadParameter("accept or manual", param_hint="--answer")
+    if control_port:
+        _check_free("127.0.0.1", control_port)  # before the FHIR server starts (seconds)
     out.print("starting the FHIR server (sekmet; installed into .venv-fhir on first use) ...")
     server = start_fhir_server()
     policy = DeskPolicy(answer, every, reject_every, complete_after)  # type: ignore[arg-type]
