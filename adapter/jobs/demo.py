@@ -51,10 +51,12 @@ from adapter.simulator.scenario import (
     SIM_PASSWORD,
     health_settings,
     install_linked_records_form,
+    record_decision,
     refer_children_to_health,
     referral_status,
 )
 from adapter.state import StateStore
+from adapter.state.held import NOTE_PREFIX
 from adapter.state.schema import links
 
 DEMO_REFERRALS = 12
@@ -270,10 +272,11 @@ def _run_departments(
             state=health.state,
             sync=health.sync,
             privacy=health.privacy,
+            decisions=health.decisions,
             departments={k: v for part in parts for k, v in part.departments.items()},
             jobs={k: v for part in parts for k, v in part.jobs.items()},
         )
-        _police(result, settings, police_desk, kek, say)
+        _police(result, settings, police_desk, say)
         _birth_registration(result, settings, nadra_desk, say)
         _courts(result, settings, court_desk, kek, say)
 
@@ -305,7 +308,12 @@ def _finish(
     """Look at what the CPOs see in Primero, then check a last run sends nothing."""
     name = part.department
     rows = _rows(result.primero_url, [case_id for case_id, _ in referred])
-    ours = [row for row in rows if row.get("link_department") == name]
+    ours = [
+        row
+        for row in rows
+        if row.get("link_department") == name
+        and not str(row.get("link_key", "")).startswith(NOTE_PREFIX)  # a decision's note
+    ]
     part.linked_rows = len(ours)
     for case_id, referral_id in referred:
         status = referral_status(result.primero_url, case_id, referral_id) or "unknown"
@@ -325,22 +333,40 @@ def _finish(
         result.problems.append(f"{name}: a run with nothing changed still sent something")
 
 
-def _police(
-    result: DemoResult, settings: Settings, desk: Desk, kek: bytes, say: Callable[[str], None]
-) -> None:
+def _police(result: DemoResult, settings: Settings, desk: Desk, say: Callable[[str], None]) -> None:
     part, sync = _begin(result, settings, "police", 3)
     referred = refer_children(result.primero_url, 2)
     referred += refer_children(
         result.primero_url, 1, concerns=["sexually_exploited"], consent=False
     )
-    record_override(result.state_url, kek, referred[-1][0], "police")
-    say("police: CPOs refer 3 children to the Sindh Police WCPC (2 consented, 1 mandatory report)")
-    first = sync("referrals")
+    say(
+        "police: CPOs refer 3 children to the Sindh Police WCPC (2 consented, 1 without "
+        "consent: the caregiver is suspected)"
+    )
+    sync("referrals")
     keys = {f"ref-{referral_id}" for _, referral_id in referred}
+    unconsented = f"ref-{referred[-1][1]}"
+    sent = {r["referral_key"] for r in desk.records()}
+    say(
+        f"police: {len(keys & sent)} of ours sent; the one without consent is held until a "
+        "supervisor decides, and the CPO sees why in the case's linked records"
+    )
+    if unconsented in sent or len(keys & sent) != 2:
+        result.problems.append("police: the referral without consent was not held")
+    record_decision(
+        result.primero_url,
+        referred[-1][0],
+        department="police",
+        basis="mandatory_report",
+        legal_reference="Sindh Child Protection Authority Act 2011 s.15 (mandatory report)",
+        reason="Synthetic: injuries reported by the school.",
+    )
+    decided = sync("supervisor's decision")
     held = {r["referral_key"] for r in desk.records()}
     say(
-        f"police: {sum(first.delivered.values())} referrals sent; ours at the police: "
-        f"{len(keys & held)}"
+        "police: the CPU supervisor records a mandatory report in the case's 'Disclosure "
+        "decisions'; Primero's record history proves who did, and the next run sends it "
+        f"({decided.released} released); ours at the police: {len(keys & held)}"
     )
     if not keys <= held:
         result.problems.append("police: a referral did not reach the police")

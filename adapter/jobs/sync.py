@@ -64,7 +64,7 @@ from adapter.privacy.decisions import (
 )
 from adapter.retention import destroyed_cases
 from adapter.state import StateStore
-from adapter.state.held import Held, HeldReferrals
+from adapter.state.held import Held, HeldReferrals, note_key
 from adapter.state.links import Link, Links, link_key
 from adapter.state.outbox import NewMessage, Outbox, OutboxMessage
 from adapter.state.store import process_owner
@@ -519,32 +519,32 @@ class SyncJob:
         self.outbox.enqueue_many(conn, messages)
 
     def _note_message(
-        self, key: str, case_id: str, status: str, note: str, *, generation: str
+        self, key: str, case_id: str, status: str, text: str, *, generation: str
     ) -> NewMessage:
         """The outbox row that writes a held referral's row into the case (its own link key,
         so it never waits behind the referral's own messages)."""
-        note_key = f"decision:{key}"
+        row_key = note_key(key)
         body = {
             "case_id": case_id,
             "row": linked_record_row(
-                link_key=note_key,
+                link_key=row_key,
                 department=self.job.department,
                 record_type="referral",
                 case_code=None,
                 external_reference=None,
                 status=status,
-                status_note=note,
+                status_note=text,
                 last_update=utcnow(),
             ),
         }
-        idem = str(uuid.uuid5(_NAMESPACE, f"note:{note_key}:{status}:{note}:{generation}"))
+        idem = str(uuid.uuid5(_NAMESPACE, f"note:{row_key}:{status}:{text}:{generation}"))
         payload = json.dumps(body, separators=(",", ":")).encode()
         return NewMessage(
             idempotency_key=idem,
             job=self.name,
             destination=PRIMERO,
             kind=KIND_DECISION_NOTE,
-            link_key=note_key,
+            link_key=row_key,
             payload=self.keyring.encrypt_payload(payload, context=idem.encode()),
         )
 

@@ -40,6 +40,7 @@ from adapter.retention._crypto import case_ref, case_ref_key, open_archive, seal
 from adapter.retention._tables import case_archives
 from adapter.retention.aggregates import Contribution, add
 from adapter.retention.errors import RetentionError
+from adapter.state.held import note_key
 from adapter.state.outbox import DEAD, PENDING
 from adapter.state.schema import held_referrals, inbox, links, outbox
 from adapter.state.types import utcnow
@@ -260,8 +261,8 @@ def purge_case(conn: Connection, case_id: str) -> int:
             sa.select(held_referrals.c.link_key).where(held_referrals.c.case_id == case_id)
         ).scalars()
     )
-    # A held referral's note to the CPO travels under "decision:<link key>" (jobs/sync.py).
-    notes = [f"decision:{key}" for key in {*keys, *held}]
+    # A held referral's note to the CPO travels under its own key (adapter/state/held.py).
+    notes = [note_key(key) for key in {*keys, *held}]
     if notes:
         conn.execute(outbox.delete().where(outbox.c.link_key.in_(notes)))
     conn.execute(held_referrals.delete().where(held_referrals.c.case_id == case_id))

@@ -24,12 +24,17 @@ from adapter.config import (
     StateSettings,
     SyncSettings,
 )
-from adapter.privacy.settings import PrivacySettings
+from adapter.privacy.settings import DecisionSettings, PrivacySettings
 
 # The simulator's synthetic accounts share one password; none of them exists outside it.
 SIM_PASSWORD = "sim-password"  # noqa: S105
 CPO = ("cp_worker1", SIM_PASSWORD)
 SUPERVISOR = "cp_supervisor1"  # an approver of disclosure decisions (role-cp-supervisor)
+# The simulator's supervisors approve disclosure decisions ([decisions] in a real config).
+SUPERVISORS = DecisionSettings(
+    approver_roles=("role-cp-supervisor",),
+    approvers_reason="The simulated CPU's supervisors (seed_access.py role-cp-supervisor).",
+)
 DEPARTMENTS = ("birth_registration", "courts", "health", "police")
 HEALTH_AGENCY = "agency-civil-hospital-karachi"
 POLICY_DIR = Path(__file__).resolve().parents[2] / "config" / "policy"
@@ -59,6 +64,7 @@ def health_settings(
         privacy=PrivacySettings(
             policy_dir=policy_dir, kek=SecretStr(base64.b64encode(kek).decode())
         ),
+        decisions=SUPERVISORS,
         departments={
             "health": DepartmentSettings(
                 base_url=fhir_url,

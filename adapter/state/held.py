@@ -18,6 +18,14 @@ from adapter.state import schema
 from adapter.state.store import StateStore
 
 _KEYS_PER_LOOKUP = 500
+# The outbox link key (and "Linked department records" row key) of a held referral's note to
+# the CPO: its own key, so it never waits behind the referral's own messages.
+NOTE_PREFIX = "decision:"
+
+
+def note_key(link_key: str) -> str:
+    """The key of the note that tells the CPO why the referral ``link_key`` is held."""
+    return f"{NOTE_PREFIX}{link_key}"
 
 
 @dataclass(frozen=True)

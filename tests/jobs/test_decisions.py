@@ -39,7 +39,7 @@ from adapter.simulator.scenario import (
     remove_decision,
 )
 from adapter.state import StateStore
-from adapter.state.held import HeldReferrals
+from adapter.state.held import NOTE_PREFIX, HeldReferrals
 
 DEPARTMENTS = ["health", "police", "birth_registration", "courts"]
 SUPERVISORS = DecisionSettings(approver_roles=("role-cp-supervisor",))
@@ -61,7 +61,7 @@ def decision_rows(sim_url: str, case_id: str) -> list[dict[str, Any]]:
         sim_url, auth="basic", username="cpims-adapter", password=SIM_PASSWORD
     ) as client:
         rows = client.get_case(case_id).get(SUBFORM_FIELD) or []
-    return [r for r in rows if str(r.get("link_key", "")).startswith("decision:")]
+    return [r for r in rows if str(r.get("link_key", "")).startswith(NOTE_PREFIX)]
 
 
 def audit_events(state_url: str, kek: bytes) -> list[dict[str, Any]]:

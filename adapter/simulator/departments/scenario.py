@@ -45,7 +45,7 @@ from adapter.simulator.departments.state import (
     CLIENT_ID,
     CLIENT_SECRET,
 )
-from adapter.simulator.scenario import CPO, POLICY_DIR, SIM_PASSWORD
+from adapter.simulator.scenario import CPO, POLICY_DIR, SIM_PASSWORD, SUPERVISORS
 from adapter.state import StateStore
 from adapter.state.types import utcnow
 
@@ -104,6 +104,7 @@ def rest_settings(
         privacy=PrivacySettings(
             policy_dir=policy_dir, kek=SecretStr(base64.b64encode(kek).decode())
         ),
+        decisions=SUPERVISORS,
         departments={
             department: DepartmentSettings(
                 connector="rest",
