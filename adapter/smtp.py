@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import smtplib
 import ssl
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from email.message import EmailMessage
 
@@ -39,6 +41,19 @@ class SmtpServer:
     ) -> dict[str, tuple[int, bytes]]:
         """Send ``message``; returns the recipients the server refused while taking it for
         others (retrying would duplicate it for those who got it). Raises Retryable / Fatal."""
+        with self._signed_in(timeout, "send") as smtp:
+            return smtp.send_message(message, from_addr=sender, to_addrs=recipients)
+
+    def check(self, *, timeout: float = 10.0) -> str:
+        """Connect, STARTTLS and sign in as a send would, then NOOP; nothing is sent."""
+        with self._signed_in(timeout, "reach") as smtp:
+            smtp.noop()
+        tls = "STARTTLS, " if self.starttls else ""
+        return f"{self.label} {self.where}: {tls}{'signed in' if self.username else 'connected'}"
+
+    @contextmanager
+    def _signed_in(self, timeout: float, what: str) -> Iterator[smtplib.SMTP]:
+        """An SMTP session after EHLO, STARTTLS and login; every failure as Retryable or Fatal."""
         prefix = f"{self.label} {self.where}"
         try:
             with smtplib.SMTP(self.host, self.port, timeout=timeout) as smtp:
@@ -48,7 +63,7 @@ class SmtpServer:
                     smtp.ehlo()
                 if self.username:
                     smtp.login(self.username, self.password or "")
-                return smtp.send_message(message, from_addr=sender, to_addrs=recipients)
+                yield smtp
         except smtplib.SMTPNotSupportedError:
             raise Fatal(
                 f"{prefix}: the server does not offer STARTTLS; nothing was sent. Use a server "
@@ -68,7 +83,7 @@ class SmtpServer:
             raise self._for_code("refused the message", exc.smtp_code) from None
         except (OSError, smtplib.SMTPException) as exc:
             raise Retryable(
-                f"{prefix}: could not send ({type(exc).__name__}); will retry."
+                f"{prefix}: could not {what} ({type(exc).__name__}); will retry."
             ) from None
 
     def _for_code(self, what: str, code: int) -> Retryable | Fatal:

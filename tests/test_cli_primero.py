@@ -98,7 +98,10 @@ def test_locations_lists_the_codes_departments_may_name(
 
 
 def test_check_reports_version_and_permissions(sim: PrimeroSimulator, tmp_path: Path) -> None:
-    result = run_cli("check", env=env_for(sim, tmp_path))
+    env = env_for(sim, tmp_path)
+    env["CPIMS_ADAPTER_PRIVACY__KEK"] = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVowMTIzNDU="
+    assert run_cli("keys", "init", env=env).returncode == 0
+    result = run_cli("check", env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "version 2.15" in result.stdout
     assert "cases.read" in result.stdout

@@ -13,6 +13,7 @@ import traceback
 import typer
 
 from adapter.cli import (
+    _check,
     _db,
     _decisions,
     _demo,
@@ -35,7 +36,7 @@ app.add_typer(_db.app, name="db")
 app.add_typer(_primero.app, name="primero")
 app.add_typer(_simulate.app, name="simulate")
 _demo.register(app)
-_primero.register_check(app)
+_check.register(app)
 _privacy.register(app)
 _sync.register(app)
 _forms.register(_primero.app)

@@ -10,8 +10,7 @@ import typer
 from rich.table import Table
 
 from adapter.cli._common import out, parse_since, settings
-from adapter.errors import AdapterError, ConfigError
-from adapter.state import StateStore
+from adapter.errors import ConfigError
 
 if TYPE_CHECKING:
     from adapter.primero import PrimeroClient
@@ -19,7 +18,6 @@ if TYPE_CHECKING:
 app = typer.Typer(help="Look at Primero through the adapter's eyes.", no_args_is_help=True)
 
 LIST_FIELDS = ("id", "case_id_display", "last_updated_at")
-REQUIRED_CAPABILITIES = {"cases.read"}
 
 
 class Format(StrEnum):
@@ -96,47 +94,3 @@ def locations() -> None:
         table.add_row(str(item.get("code", "")), str(item.get("admin_level", "")), str(name or ""))
     out.print(table)
     out.print(f"{len(found)} locations")
-
-
-def register_check(root: typer.Typer) -> None:
-    root.command("check")(check)
-
-
-def check() -> None:
-    """Validate the config, reach Primero once, report its version and what the account may do.
-
-    Makes at most one authenticated attempt: a wrong password costs one failed login, never
-    six (Primero locks the account for 30 minutes after six).
-    """
-    config = settings()
-    rows: list[tuple[str, bool, str]] = [("configuration", True, "valid")]
-    try:
-        with StateStore(config.state.url) as store:
-            rows.append(("state store", True, f"{store.backend}, schema v{store.schema_version()}"))
-    except AdapterError as exc:
-        rows.append(("state store", False, str(exc)))
-    try:
-        with open_client() as client:
-            report = client.capabilities()
-            client.check_version()
-            rows.append(("primero", True, f"version {report.version} at {config.primero.url}"))
-            rows.append(
-                (
-                    "account",
-                    True,
-                    f"{report.user_name or config.primero.username} ({report.auth_mode})",
-                )
-            )
-            for name, capability in report.checks.items():
-                # Only reading cases is needed by every job; the rest depends on which jobs
-                # are configured, so a "no" there is reported, not fatal.
-                ok = capability.permitted != "no" or name not in REQUIRED_CAPABILITIES
-                rows.append((f"may {name}", ok, f"{capability.permitted}: {capability.how}"))
-    except AdapterError as exc:
-        rows.append(("primero", False, str(exc)))
-    table = Table("check", "ok", "detail", title="cpims-adapter check")
-    for name, ok, detail in rows:
-        table.add_row(name, "[green]yes[/]" if ok else "[red]NO[/]", detail)
-    out.print(table)
-    if not all(ok for _, ok, _ in rows):
-        raise typer.Exit(1)

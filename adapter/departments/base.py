@@ -70,6 +70,11 @@ class Connector(Protocol):
         ``Retryable``, ``RateLimited`` or ``Fatal`` (adapter.errors)."""
         ...
 
+    def check(self) -> str:
+        """Reach the department with a harmless request (``cpims-adapter check``): what was
+        reached, in one line, or an AdapterError saying what failed and where."""
+        ...
+
     def status_updates(self, since: str | None) -> Iterator[tuple[StatusUpdate, str]]:
         """Status changes since the watermark ``since``; each with the watermark after it."""
         ...

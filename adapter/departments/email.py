@@ -65,17 +65,20 @@ class EmailDrop:
         message.add_attachment(data, maintype="text", subtype="csv", filename=name)
         return message
 
-    def send_file(self, name: str, data: bytes, sha256: str) -> None:
-        """Send one file; raises ``Retryable`` or ``Fatal``."""
+    def server(self) -> SmtpServer:
         settings = self.settings
-        server = SmtpServer(
+        return SmtpServer(
             settings.smtp_host,
             settings.smtp_port,
             settings.starttls,
             settings.username,
             settings.secret(self.department),
         )
-        refused = server.send(
+
+    def send_file(self, name: str, data: bytes, sha256: str) -> None:
+        """Send one file; raises ``Retryable`` or ``Fatal``."""
+        settings = self.settings
+        refused = self.server().send(
             self.message(name, data, sha256),
             settings.sender,
             list(settings.recipients),

@@ -194,6 +194,15 @@ class FhirClient:
 
     # --- writes ------------------------------------------------------------------------------
 
+    def capability_statement(self) -> dict[str, Any]:
+        """``GET [base]/metadata``: the server's CapabilityStatement (a harmless read every
+        FHIR server answers, RESTful API §3.1.0.9 "capabilities"), for ``check``."""
+        response = self._call("GET", f"{self.base_url}/metadata", resource="/metadata")
+        body = json_or_none(response)
+        if not isinstance(body, dict) or body.get("resourceType") != "CapabilityStatement":
+            raise Fatal("GET /metadata: the answer is not a FHIR CapabilityStatement")
+        return body
+
     def send_transaction(self, bundle: Bundle | Mapping[str, Any] | str) -> TransactionResult:
         """POST a transaction Bundle to the base URL; the server applies all entries or none.
 

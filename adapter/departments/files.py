@@ -113,10 +113,10 @@ class FileConnector:
         self.email_kinds = frozenset(email_kinds)
         self.sftp: SftpDrop | None = None
         self.importer: CsvImporter | None = None
-        self.outbound_dir = ""
+        self.outbound_dir = self.inbound_dir = ""
         if sftp is not None:
             self.sftp = SftpDrop(sftp, timeout=timeout)
-            self.outbound_dir = sftp.outbound_dir
+            self.outbound_dir, self.inbound_dir = sftp.outbound_dir, sftp.inbound_dir
             if inbound is not None:
                 self.importer = CsvImporter(
                     self.sftp, sftp, inbound, resolve_case_code=resolve_case_code
@@ -147,6 +147,19 @@ class FileConnector:
     @property
     def department(self) -> str:
         return self._department
+
+    def check(self) -> str:
+        """Sign in to the SFTP drop and list its folders (nothing is written), and reach the
+        mail server of the e-mail fallback when there is one."""
+        done: list[str] = []
+        if self.sftp is not None:
+            for directory in (self.outbound_dir, self.inbound_dir):
+                found = self.sftp.list_files(directory)
+                done.append(f"listed {directory}/ ({len(found)} files)")
+            done[0] = f"SFTP {self.sftp.where}: signed in, " + done[0]
+        if self.email is not None:
+            done.append(self.email.server().check(timeout=min(10.0, self.email.timeout)))
+        return "; ".join(done)
 
     def deliver(self, kind: str, document: Mapping[str, Any], *, idempotency_key: str) -> Delivery:
         """Write the document as ``<department>-<kind>-<idempotency_key>.csv``; raises

@@ -109,6 +109,17 @@ class HealthConnector:
             return Delivery(_ref("Task", cancelled.task_id) if cancelled else None)
         raise Fatal(f"health connector cannot deliver a '{kind}' document")
 
+    def check(self) -> str:
+        """Reach the FHIR server with a harmless read (its CapabilityStatement)."""
+        statement = self.client.capability_statement()
+        version = statement.get("fhirVersion")
+        if not isinstance(version, str) or not version.startswith("4."):
+            raise Fatal(
+                f"{self.client.base_url}/metadata: FHIR version {version!r}, not R4 (4.0.x): "
+                "point departments.<name>.base_url at the server's R4 endpoint"
+            )
+        return f"FHIR {version} at {self.client.base_url} (GET /metadata)"
+
     def status_updates(self, since: str | None) -> Iterator[tuple[StatusUpdate, str]]:
         start = datetime.fromisoformat(since) if since else None
         for task in self.client.search_tasks_updated(start):

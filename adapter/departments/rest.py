@@ -38,6 +38,7 @@ from adapter.errors import ConfigError, Fatal, Retryable
 from adapter.mappings.mapped import MappedMapping
 from adapter.mappings.mapped_spec import DEFAULT_ROUTE
 from adapter.mappings.mapped_template import dig
+from adapter.state.types import utcnow
 
 log = logging.getLogger("adapter.departments.rest")
 
@@ -262,6 +263,27 @@ class RestConnector:
         answer = json_or_none(response)
         reference = endpoint.reference.render(answer) if endpoint.reference and answer else None
         return Delivery(reference)
+
+    def check(self) -> str:
+        """Reach the department's API with an authenticated, harmless GET: the mapping's
+        ``[http] health_path`` if it names one, else one item of the status feed from now on
+        (an OAuth2 token is fetched on the way)."""
+        http = self.mapping.spec.http
+        if http.health_path:
+            path, params = http.health_path, None
+        elif self.mapping.status is not None:
+            spec = self.mapping.status
+            path = spec.path
+            params = {spec.since_param: utcnow().isoformat()}
+            if spec.page_size_param:
+                params[spec.page_size_param] = "1"
+        else:
+            raise ConfigError(
+                f"departments.{self.department}: the mapping has neither [http] health_path nor "
+                "[status]: nothing harmless to ask; add health_path"
+            )
+        response = self._call("GET", path, resource=path, headers={"Accept": JSON}, params=params)
+        return f"GET {self.base_url}{path} answered {response.status_code} (authenticated)"
 
     def status_updates(self, since: str | None) -> Iterator[tuple[StatusUpdate, str]]:
         """The department's changes after ``since``, page by page, each with its watermark.

@@ -154,6 +154,9 @@ class HttpSpec(_Strict):
     idempotency_header: str = Field("Idempotency-Key", pattern=_HEADER_PATTERN)
     # Fixed headers the department asks for (never secrets: those live in the configuration).
     headers: dict[str, str] = {}
+    # A harmless GET the department offers for monitoring (e.g. "/health"): `check` calls it.
+    # Without it, `check` reads one item of the [status] feed.
+    health_path: str | None = Field(None, pattern=_PATH_PATTERN)
 
 
 class DocumentSpec(_Strict):

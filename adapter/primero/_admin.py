@@ -24,6 +24,11 @@ SETTINGS = "/api/v2/system_settings"
 MODULES = "/api/v2/primero_modules"
 WEBHOOKS = "/api/v2/webhooks"
 FORMS = "/api/v2/forms"
+_UNKNOWN = Capability(
+    "unknown",
+    "cannot be known without a write: the account may not read its own role; check the role "
+    "in Primero",
+)
 
 
 class AdminMixin(Requester):
@@ -80,11 +85,14 @@ class AdminMixin(Requester):
             retry_after=parse_retry_after(response.headers.get("Retry-After"), datetime.now(UTC)),
         )
 
-    def capabilities(self) -> Capabilities:
+    def capabilities(self, forms: Mapping[str, str] | None = None) -> Capabilities:
         """What the account may do, established with read-only calls (for the `check` CLI).
 
         Writes cannot be probed without writing, so they are "unknown" unless the account's
-        own permission list is readable (`GET /api/v2/users/:id?extended=true`).
+        own role is readable (`GET /api/v2/users/:id?extended=true`: its permission list and
+        `permitted_form`, the form unique_id → "r"/"rw" of role.rb#form_section_permission).
+        ``forms`` names form unique_ids and the access the adapter needs on them ("r" or "rw"):
+        each becomes a check ``forms.<id>.read`` or ``forms.<id>.write``.
         """
         version = self.primero_version()
         checks: dict[str, Capability] = {}
@@ -96,7 +104,8 @@ class AdminMixin(Requester):
         )
         checks["webhooks.manage"] = self._probe(WEBHOOKS, None, "listed webhooks")
         checks["forms.read"] = self._probe(FORMS, {"record_type": "case"}, "listed case forms")
-        permissions = self._own_permissions()
+        role = self._own_role()
+        permissions = role[0] if role else None
         derived = {
             "cases.write": ("cases", {"write", "manage"}),
             "cases.create": ("cases", {"create", "manage"}),
@@ -107,17 +116,22 @@ class AdminMixin(Requester):
         }
         for name, (resource, actions) in derived.items():
             if permissions is None:
-                checks[name] = Capability(
-                    "unknown",
-                    "cannot be known without a write: the account may not read its own role; "
-                    "check the role in Primero",
-                )
+                checks[name] = _UNKNOWN
             else:
                 granted = permissions.get(resource, set()) & actions
                 shown = ",".join(sorted(granted)) or "none of " + "/".join(sorted(actions))
                 checks[name] = Capability(
                     "yes" if granted else "no", f"role grants {resource}:{shown}"
                 )
+        for form_id, wanted in (forms or {}).items():
+            name = f"forms.{form_id}.{'write' if wanted == 'rw' else 'read'}"
+            if role is None:
+                checks[name] = _UNKNOWN
+                continue
+            held = role[1].get(form_id)
+            ok = held == "rw" or (wanted == "r" and held == "r")
+            shown = {"rw": "read and write", "r": "read only"}.get(str(held), "no access")
+            checks[name] = Capability("yes" if ok else "no", f"role has {shown} on {form_id}")
         identity = self._auth.identity or {}
         user = identity.get("user_name")
         return Capabilities(
@@ -136,7 +150,9 @@ class AdminMixin(Requester):
             return Capability("unknown", f"GET {path} answered 404 (older Primero?)")
         return Capability("yes", what)
 
-    def _own_permissions(self) -> dict[str, set[str]] | None:
+    def _own_role(self) -> tuple[dict[str, set[str]], dict[str, str]] | None:
+        """The account's own permissions (resource → actions) and form access (unique_id →
+        "r"/"rw"), or None when its user record cannot be read."""
         identity = self._auth.identity or {}
         user_id = identity.get("id")
         try:
@@ -160,7 +176,11 @@ class AdminMixin(Requester):
                 granted.setdefault(item["resource"], set()).update(
                     action for action in actions if isinstance(action, str)
                 )
-        return granted
+        permitted = user.get("permitted_form")
+        forms = (
+            {str(k): str(v) for k, v in permitted.items()} if isinstance(permitted, dict) else {}
+        )
+        return granted, forms
 
     # --- forms, lookups, agencies, users -----------------------------------------------------
 

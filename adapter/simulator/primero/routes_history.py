@@ -19,7 +19,7 @@ from fastapi import APIRouter, Request, Response
 
 from adapter.simulator.primero import permissions
 from adapter.simulator.primero.endpoint import guard, json_response, query_pairs, sim_state
-from adapter.simulator.primero.errors import forbidden
+from adapter.simulator.primero.errors import forbidden, not_found
 from adapter.simulator.primero.listing import DEFAULT_PER, MAX_PER, ruby_to_i
 from adapter.simulator.primero.records import find_case, require
 from adapter.simulator.primero.state import Json, SimulatorState, User
@@ -141,3 +141,41 @@ async def users(request: Request) -> Response:
                 "metadata": {"total": len(found), "per": per, "page": page},
             }
         )
+
+
+@router.get("/api/v2/users/{user_id}")
+async def show_user(user_id: str, request: Request) -> Response:
+    """`GET /api/v2/users/:id`: `authorize! :show_user` (oneself always, ability.rb
+    `can_show_user`; others with Users: read). `extended=true` adds the role's permissions
+    (`{resource (plural), actions}`), `permitted_form` (form unique_id → "r"/"rw",
+    role.rb#form_section_permission) and the module ids (_user.json.jbuilder)."""
+    state = sim_state(request)
+    path = request.url.path
+    with state.lock:
+        reader = guard(state, request).user
+        user = next((u for u in state.users.values() if str(u.id) == user_id), None)
+        if user is None:
+            raise not_found(path, "User", user_id)
+        role = state.role_of(reader)
+        may_read = role.can("user", "read") or role.can("user", "agency_read")
+        require(
+            user.user_name == reader.user_name or (may_read and _visible(state, reader, user)),
+            forbidden(path),
+        )
+        body = present_user(state, user)
+        if request.query_params.get("extended") == "true":
+            own = state.role_of(user)
+            body["permissions"] = {
+                "list": [
+                    {"resource": _plural(resource), "actions": sorted(actions)}
+                    for resource, actions in sorted(own.permissions.items())
+                ]
+            }
+            body["permitted_form"] = dict(own.form_permissions)
+            body["permitted_form_unique_ids"] = sorted(own.form_permissions)
+        return json_response({"data": body})
+
+
+def _plural(resource: str) -> str:
+    # `p.resource.pluralize` (Rails inflections: "metadata" is uncountable).
+    return {"metadata": "metadata", "agency": "agencies"}.get(resource, f"{resource}s")
