@@ -129,3 +129,12 @@ def test_smtp_down_is_retryable() -> None:
     files = FileConnector("courts", email=settings, timeout=5)
     with pytest.raises(Retryable, match="will retry"):
         files.deliver("cancel", DOCUMENT, idempotency_key=KEY)
+
+
+def test_check_reaches_the_mail_server_and_sends_nothing(sink: SmtpSink) -> None:
+    files = FileConnector("courts", email=email_settings(sink), timeout=5)
+    assert files.check() == f"email 127.0.0.1:{sink.port}: connected"
+    assert sink.messages == []
+    refusing = FileConnector("courts", email=email_settings(sink, starttls=True), timeout=5)
+    with pytest.raises(Fatal, match="does not offer STARTTLS"):
+        refusing.check()

@@ -197,3 +197,26 @@ def test_a_key_that_could_escape_the_directory_is_refused(connector: FileConnect
 def test_a_field_without_a_csv_form_is_a_mapping_error(connector: FileConnector) -> None:
     with pytest.raises(MappingError, match="'blob' holds a bytes"):
         connector.deliver("referral", {"blob": b"\x00"}, idempotency_key="k-7")
+
+
+def test_check_signs_in_and_lists_without_writing(
+    server: SftpServer, connector: FileConnector
+) -> None:
+    """`cpims-adapter check`: a login and a listing of both folders, nothing written."""
+    (server.root / "from_department" / "answer.csv").write_text("x\n")
+    said = connector.check()
+    assert said.startswith("SFTP ") and "signed in" in said
+    assert "listed to_department/ (0 files)" in said and "listed from_department/ (1 files)" in said
+    assert outbound(server) == []
+    down = FileConnector("courts", sftp=server.settings(port=free_port()), timeout=5)
+    try:
+        with pytest.raises(Retryable):
+            down.check()
+    finally:
+        down.close()
+    missing = FileConnector("courts", sftp=server.settings(outbound_dir="outbox"), timeout=5)
+    try:
+        with pytest.raises(Fatal, match="outbox"):
+            missing.check()
+    finally:
+        missing.close()
