@@ -221,6 +221,21 @@ def non_approver_histories(draw: st.DrawFn) -> tuple[list[dict[str, Any]], list[
     return rows, history
 
 
+def synthetic_case(s3: bool) -> dict[str, Any]:
+    """An S3 case with consent (only the second person's approval is missing), or an S2 case
+    without consent (only an override of consent would release it)."""
+    return {
+        "id": str(uuid.uuid4()),
+        "module_id": "primeromodule-cp",
+        "name": "Synthetic Child",
+        "sex": "female",
+        "date_of_birth": "2015-01-15",
+        "protection_concerns": ["sexual_abuse_violence" if s3 else "physical_abuse_violence"],
+        "consent_for_services": s3,
+        "disclosure_other_orgs": s3,
+    }
+
+
 @settings(
     max_examples=400,
     deadline=None,
@@ -231,18 +246,7 @@ def test_no_decision_written_by_a_non_approver_ever_releases_data(
     policy: DisclosurePolicy, data: tuple[list[dict[str, Any]], list[dict[str, Any]]], s3: bool
 ) -> None:
     rows, history = data
-    case = {
-        "id": str(uuid.uuid4()),
-        "module_id": "primeromodule-cp",
-        "name": "Synthetic Child",
-        "sex": "female",
-        "date_of_birth": "2015-01-15",
-        "protection_concerns": ["sexual_abuse_violence" if s3 else "physical_abuse_violence"],
-        # With consent for S3 (only the approval is missing), without it otherwise.
-        "consent_for_services": s3,
-        "disclosure_other_orgs": s3,
-        DECISIONS_FIELD: rows,
-    }
+    case = {**synthetic_case(s3), DECISIONS_FIELD: rows}
     department = "health" if s3 else "police"
     decisions = prove(
         rows,
@@ -276,16 +280,7 @@ def test_the_same_case_is_released_by_a_proven_approver(policy: DisclosurePolicy
     for s3, basis in ((True, "s3_approval"), (False, "mandatory_report")):
         department = "health" if s3 else "police"
         r = row("r1", department=department, basis=basis)
-        case = {
-            "id": str(uuid.uuid4()),
-            "module_id": "primeromodule-cp",
-            "name": "Synthetic Child",
-            "sex": "female",
-            "date_of_birth": "2015-01-15",
-            "protection_concerns": ["sexual_abuse_violence" if s3 else "physical_abuse_violence"],
-            "consent_for_services": s3,
-            "disclosure_other_orgs": s3,
-        }
+        case = synthetic_case(s3)
         (d,) = prove([r], [entry("sup_a", 1, None, [r])], department=department)
         verdict = policy.decide(
             case,
