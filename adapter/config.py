@@ -19,6 +19,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     field_validator,
@@ -293,6 +294,15 @@ class Settings(BaseSettings):
     retention: RetentionSettings = RetentionSettings()
     incidents: IncidentSettings = IncidentSettings()
 
+    # The config file load_settings read; None when it found none (defaults and environment
+    # only) or the settings were built in code. ``status`` names it when no job is configured.
+    _config_file: Path | None = PrivateAttr(default=None)
+
+    @property
+    def config_file(self) -> Path | None:
+        """The config file these settings were read from, if any."""
+        return self._config_file
+
     @model_validator(mode="after")
     def _jobs_name_known_departments(self) -> Settings:
         for name, job in self.jobs.items():
@@ -349,7 +359,9 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
     config_path, named = resolve_config_path(path)
     data: dict[str, Any] = {}
     source = str(config_path)
+    read_from: Path | None = None
     if config_path.is_file():
+        read_from = config_path
         try:
             data = tomllib.loads(config_path.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as exc:
@@ -367,9 +379,11 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
         data.setdefault(section, {}).update(values)
     environment = _setting_variables(os.environ)
     try:
-        return Settings(**data)
+        settings = Settings(**data)
     except ValidationError as exc:
         raise ConfigError(_explain(exc, source, environment)) from None
+    settings._config_file = read_from
+    return settings
 
 
 def _setting_variables(environ: Mapping[str, str]) -> dict[tuple[str, ...], str]:

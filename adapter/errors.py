@@ -23,6 +23,12 @@ class StateError(AdapterError):
     """The state store cannot be opened, migrated or written."""
 
 
+class StateStoreUnavailable(StateError):
+    """The state store cannot be reached: the database is down or restarting, or the network
+    to it is cut. Transient: the service waits and retries by itself, and a run it cut off is
+    recorded as ``interrupted`` (not failed, not abandoned) once the store is back."""
+
+
 class LeaseHeld(StateError):
     """Another process holds the lease for this job; this run must not start."""
 

@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
+THIRD_PARTY_LOGGERS = ("apscheduler", "psycopg", "sqlalchemy")
+
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
 ContextValue = str | int | float | bool
@@ -68,6 +70,14 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     root.propagate = False
+    # Libraries that log on their own through the same handler (and its redacting filter),
+    # never through Python's last-resort handler, which prints a traceback's text as it is
+    # (APScheduler logs a job's exception with its traceback; psycopg's names the server).
+    for name in THIRD_PARTY_LOGGERS:
+        library = logging.getLogger(name)
+        library.handlers[:] = [handler]
+        library.setLevel(logging.WARNING)
+        library.propagate = False
     # urllib3 logs full URLs, query strings (search terms) included, at DEBUG.
     logging.getLogger("urllib3").setLevel(logging.WARNING)
 

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from adapter.logs import THIRD_PARTY_LOGGERS
 from adapter.state import StateStore
 from tests.support.servers import PostgresServer, start_postgres
 
@@ -28,7 +29,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def _isolated_logging() -> Iterator[None]:
     """A CLI test configures the "adapter" logger (handlers on the runner's stream, no
     propagation); put it back so later tests' log captures see what they expect."""
-    loggers = [logging.getLogger(name) for name in ("adapter", "uvicorn", "urllib3")]
+    names = ("adapter", "uvicorn", "urllib3", *THIRD_PARTY_LOGGERS)
+    loggers = [logging.getLogger(name) for name in names]
     saved = [(lg, list(lg.handlers), lg.level, lg.propagate) for lg in loggers]
     try:
         yield

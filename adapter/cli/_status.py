@@ -13,8 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from adapter.cli._common import out, settings
-from adapter.ops.status import RunSummary, Status, collect_status, format_duration
-from adapter.state import StateStore
+from adapter.ops.status import RunSummary, Status, format_duration, store_status
 
 
 class Format(StrEnum):
@@ -35,10 +34,9 @@ def status(
     """Jobs (last run, lag behind Primero, next run, running where), outbox, dead letters,
     registry reviews, key ages, audit verification, incidents. Exit 1 if anything needs
     attention: a failed last run, dead letters, an overdue incident, a job lagging more than
-    three times its schedule."""
-    config = settings()
-    with StateStore(config.state.url) as store:
-        found = collect_status(config, store)
+    three times its schedule, no job configured, or a store in which no job has run yet
+    (empty, new or freshly restored; missing schema or keys). Changes nothing in the store."""
+    found = store_status(settings())
     if output is Format.json:
         out.print_json(json.dumps(found.to_json()), indent=None)
     else:
@@ -48,6 +46,17 @@ def status(
 
 
 def _print_tables(found: Status) -> None:
+    if found.store_read:
+        _print_store(found)
+    for warning in found.warnings:
+        out.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
+    for problem in found.problems:
+        out.print(f"[bold red]needs attention:[/] {escape(problem)}", highlight=False)
+    if found.healthy:
+        out.print("[green]healthy[/]")
+
+
+def _print_store(found: Status) -> None:
     jobs = Table(
         "job", "department", "last run", "outcome", "lag", "next run", "running", title="jobs"
     )
@@ -118,12 +127,6 @@ def _print_tables(found: Status) -> None:
         f"{_when(audit.started_at if audit else None)} ({_outcome(audit)})",
         highlight=False,
     )
-    for warning in found.warnings:
-        out.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
-    for problem in found.problems:
-        out.print(f"[bold red]needs attention:[/] {escape(problem)}", highlight=False)
-    if found.healthy:
-        out.print("[green]healthy[/]")
 
 
 def _outcome(run: RunSummary | None) -> str:

@@ -13,6 +13,11 @@ SIGTERM (systemd's stop) sets the stop flag: a run ends after its current page (
 commits its work and watermark together, so nothing is lost), the scheduler starts nothing
 new, the servers close, and the process exits 0. A second SIGTERM or SIGINT exits at once,
 which is also safe — the same as a crash, which the crash tests exercise.
+
+An outage of the state store (PostgreSQL restarting, the network to it cut) stops nothing but
+the work: every duty that meets it fails quietly and is tried again on its schedule, the log
+gets one WARNING a minute (``adapter.jobs.outage``), and when the store answers again the runs
+it cut off are recorded as ``interrupted`` and the jobs carry on by themselves.
 """
 
 from __future__ import annotations
@@ -35,7 +40,8 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from adapter import __version__
 from adapter.config import Settings
-from adapter.errors import AdapterError, ConfigError, LeaseHeld
+from adapter.errors import AdapterError, ConfigError, LeaseHeld, StateStoreUnavailable
+from adapter.jobs.outage import StoreOutage
 from adapter.jobs.scheduler import Housekeeping, RunOutcome, run_job, trigger_for
 from adapter.logs import log_context
 from adapter.state import StateStore
@@ -74,6 +80,7 @@ class Service:
         self.stopping = threading.Event()
         self.housekeeping = default_housekeeping(settings) if housekeeping is None else housekeeping
         self.store = StateStore(settings.state.url)
+        self.outage = StoreOutage(settings.state.url, log)
         self.instances = Instances(self.store)
         self.outcomes: list[RunOutcome] = []  # the most recent, for tests and liveness
         # ``ops_port`` overrides [ops] port (0 there turns the endpoint off; here it picks a
@@ -118,7 +125,10 @@ class Service:
         for server in reversed(self._servers):
             server.stop()
         self._servers.clear()
-        self.instances.stopped(self.owner)
+        try:
+            self.instances.stopped(self.owner)
+        except StateStoreUnavailable as exc:
+            self.outage.failed("recording the stop", exc)  # the heartbeat then goes stale
         self.store.close()
         log.info("service stopped")
 
@@ -218,6 +228,11 @@ class Service:
         try:
             with log_context(job=name, instance=self.owner.split(":", 1)[0]):
                 outcome = run_job(name, self.settings, should_stop=self.stopping.is_set)
+            self._store_answered()
+        except StateStoreUnavailable as exc:
+            # Not an error of the job: the outage's warning says it, once a minute.
+            self.outage.failed(f"job {name}", exc)
+            outcome = RunOutcome(name, "interrupted", error_class=type(exc).__name__)
         except AdapterError as exc:
             # Recorded in the runs table by the engine; the message is personal-data free.
             log.error("job %s failed: %s", name, exc)
@@ -229,15 +244,19 @@ class Service:
             self._running.discard(name)
             self._record_next_run(name)
         self._remember(outcome)
-        if outcome.status != "skipped":
+        if outcome.status != "skipped" and outcome.error_class != "StateStoreUnavailable":
             log.info("job %s %s in %.1fs", name, outcome.status, time.monotonic() - started)
 
     def _run_housekeeping(self, task: Housekeeping) -> None:
         if self.stopping.is_set():
             return
-        lease = self.store.acquire_lease(
-            f"housekeeping:{task.name}", self.owner, self.settings.sync.lease_seconds
-        )
+        try:
+            lease = self.store.acquire_lease(
+                f"housekeeping:{task.name}", self.owner, self.settings.sync.lease_seconds
+            )
+        except StateStoreUnavailable as exc:
+            self.outage.failed(task.name, exc)
+            return
         if lease is None:
             self._remember(RunOutcome(task.name, "skipped"))
             return
@@ -246,6 +265,9 @@ class Service:
             outcome = RunOutcome(task.name, "ok")
         except LeaseHeld:
             outcome = RunOutcome(task.name, "skipped")
+        except StateStoreUnavailable as exc:
+            self.outage.failed(task.name, exc)
+            outcome = RunOutcome(task.name, "interrupted", error_class=type(exc).__name__)
         except AdapterError as exc:
             log.error("%s failed: %s", task.name, exc)
             outcome = RunOutcome(task.name, "failed", error_class=type(exc).__name__)
@@ -253,14 +275,23 @@ class Service:
             log.error("%s failed: %s (a bug: please report)", task.name, type(exc).__name__)
             outcome = RunOutcome(task.name, "failed", error_class=type(exc).__name__)
         finally:
-            self.store.release_lease(lease)
+            try:
+                self.store.release_lease(lease)
+            except StateStoreUnavailable as exc:
+                self.outage.failed(task.name, exc)  # released once the store is back
         self._remember(outcome)
 
     def _wake_requested_jobs(self) -> None:
         """Bring a job's next run forward when a wake-up (a Primero webhook) arrived since
         this instance last looked. A job running now keeps the request for after its run, so
         a change saved mid-run is never left to the next schedule."""
-        for name, requested in self.instances.wakeups().items():
+        try:
+            wakeups = self.instances.wakeups()
+        except StateStoreUnavailable as exc:
+            self.outage.failed("wake-ups", exc)
+            return
+        self._store_answered()
+        for name, requested in wakeups.items():
             if name not in self.settings.jobs or name in self._running:
                 continue
             if requested > self._woken.get(name, self._started_at):
@@ -275,10 +306,27 @@ class Service:
 
         job = self.scheduler.get_job(f"job:{name}") if self.scheduler.running else None
         if job is not None and job.next_run_time is not None:
-            record_next_run(self.store, name, job.next_run_time)
+            try:
+                record_next_run(self.store, name, job.next_run_time)
+            except StateStoreUnavailable as exc:
+                self.outage.failed(f"job {name}", exc)
 
     def _heartbeat(self) -> None:
-        self.instances.beat(self.owner)
+        try:
+            self.instances.beat(self.owner)
+        except StateStoreUnavailable as exc:
+            self.outage.failed("heartbeat", exc)
+            return
+        self._store_answered()
+
+    def _store_answered(self) -> None:
+        """A duty reached the store: end the outage, if there was one, and record what it
+        kept this process from writing (runs it cut off, leases they held)."""
+        self.outage.answered()
+        try:
+            self.store.settle_unwritten()
+        except StateStoreUnavailable as exc:
+            self.outage.failed("recording interrupted runs", exc)
 
     def _remember(self, outcome: RunOutcome) -> None:
         self.outcomes.append(outcome)

@@ -15,7 +15,11 @@ It rewrites each record's message, exception text, stack text and string extras:
   :func:`sensitive_values`) become ``[REDACTED]``: short values as whole words, long values
   wherever any 12-character run of them appears;
 * invisible format characters (bidi overrides, ZWJ …) are removed and line breaks and other
-  control characters escaped, so a name cannot forge or hide a log line.
+  control characters escaped, so a name cannot forge or hide a log line;
+* how to reach a database is removed from exception text (SQLAlchemy and psycopg put it there):
+  a database URL's user, password, host and port, the user name or password in any URL,
+  libpq's ``connection to server at "host" (address), port N`` and ``user "name"``, and
+  ``password=``/``user=``/``host=`` keywords become ``[CONNECTION]``.
 
 The filter is a safety net: the adapter's own messages are written never to contain values.
 """
@@ -40,6 +44,17 @@ _PHONE = re.compile(
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 # Not inside a word or a dashed token: the last group of a record UUID can be 12 digits.
 _LONG_NUMBER = re.compile(r"(?<![\w-])\d{11,}(?![\w-])")
+# A database URL keeps its scheme and database name only; any other URL loses its user info.
+_DATABASE_URL = re.compile(r"\b((?:postgres(?:ql)?|mysql|mariadb)(?:\+\w+)?://)[^/\s\"']*")
+_URL_USERINFO = re.compile(r"\b([a-z][\w+.-]*://)[^/@\s\"']+@", re.IGNORECASE)
+# libpq's and PostgreSQL's own words (fe-connect.c, auth.c): where it tried, and as whom.
+_LIBPQ_SERVER = re.compile(
+    r'server (?:at|on socket) "[^"]*"(?: \([^)]*\))?(?:, port \d+)?', re.IGNORECASE
+)
+_LIBPQ_USER = re.compile(r'\b(user|role|database) "[^"]*"', re.IGNORECASE)
+_CONNINFO = re.compile(
+    r"\b(password|passwd|user|host|hostaddr|port|dbname)\s*=\s*(?:'[^']*'|\S+)", re.IGNORECASE
+)
 _WINDOW = 12
 _MIN_SHORT = 3
 _STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
@@ -85,6 +100,7 @@ def sensitive_values(values: Iterable[str]) -> Iterator[None]:
 def redact(text: str, *, also: _Registered | None = None) -> str:
     """``text`` with identifiers, sensitive values and control characters neutralised."""
     text = _clean(text)
+    text = _redact_connection(text)
     text = _EMAIL.sub("[EMAIL]", text)
     text = _CNIC.sub("[CNIC]", text)
     text = _PHONE.sub("[PHONE]", text)
@@ -129,6 +145,15 @@ class RedactingFilter(logging.Filter):
 def redact_multiline(text: str, *, also: _Registered | None = None) -> str:
     """Like :func:`redact` but keeps the line breaks of a traceback."""
     return "\n".join(redact(line, also=also) for line in text.rstrip("\n").split("\n"))
+
+
+def _redact_connection(text: str) -> str:
+    """Remove how to reach (and log in to) a database from a driver's or SQLAlchemy's text."""
+    text = _DATABASE_URL.sub(r"\1[CONNECTION]", text)
+    text = _URL_USERINFO.sub(r"\1[CONNECTION]@", text)
+    text = _LIBPQ_SERVER.sub("server at [CONNECTION]", text)
+    text = _LIBPQ_USER.sub(r'\1 "[CONNECTION]"', text)
+    return _CONNINFO.sub(r"\1=[CONNECTION]", text)
 
 
 def _clean(text: str) -> str:

@@ -7,7 +7,7 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from adapter.errors import StateError
+from adapter.errors import StateError, StateStoreUnavailable
 from adapter.state import schema
 from adapter.state.migrations import MIGRATIONS, Migration
 from adapter.state.types import utcnow
@@ -47,6 +47,47 @@ class RunRecord:
     stats: dict[str, Any]
     error_class: str | None
     error_message: str | None
+
+
+class _Unwritten:
+    """What runs of this process could not write because the store went away: how each run
+    ended, and the leases they could not release. Kept per store URL for the process's life
+    and written by :meth:`StateStore.settle_unwritten` once the store answers again, so an
+    outage's runs read ``interrupted`` (their process lived) instead of being found later as
+    a dead holder's ``abandoned / ProcessDied``. Lost if the process dies meanwhile: then
+    the takeover's ``ProcessDied`` is what happened."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._runs: dict[tuple[str, int], dict[str, Any]] = {}
+        self._leases: dict[tuple[str, str, int], Lease] = {}
+
+    def add_run(self, url: str, run_id: int, values: dict[str, Any]) -> None:
+        with self._lock:
+            self._runs[(url, run_id)] = values
+
+    def add_lease(self, url: str, lease: Lease) -> None:
+        with self._lock:
+            self._leases[(url, lease.name, lease.token)] = lease
+
+    def pending(self, url: str) -> bool:
+        with self._lock:
+            return any(key[0] == url for key in (*self._runs, *self._leases))
+
+    def take(self, url: str) -> tuple[dict[int, dict[str, Any]], list[Lease]]:
+        with self._lock:
+            runs = {k[1]: self._runs.pop(k) for k in [k for k in self._runs if k[0] == url]}
+            leases = [self._leases.pop(k) for k in [k for k in self._leases if k[0] == url]]
+        return runs, leases
+
+    def put_back(self, url: str, runs: dict[int, dict[str, Any]], leases: list[Lease]) -> None:
+        for run_id, values in runs.items():
+            self.add_run(url, run_id, values)
+        for lease in leases:
+            self.add_lease(url, lease)
+
+
+_unwritten = _Unwritten()
 
 
 def process_owner() -> str:
@@ -109,12 +150,43 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def _safe_url(url: str) -> str:
-    """The URL without its password, for messages."""
+def describe_store(url: str) -> str:
+    """The store as messages and log lines name it: its backend and database, never the user,
+    password, host or port (a log line travels further than the configuration does)."""
     try:
-        return sa.engine.make_url(url).render_as_string(hide_password=True)
+        parsed = sa.engine.make_url(url)
     except sa.exc.ArgumentError:
-        return "<unparseable URL>"
+        return "the state store (state.url)"
+    if parsed.get_backend_name() == "sqlite":
+        return f"the SQLite state store {parsed.database or ':memory:'}"
+    return f"the {parsed.get_backend_name()} state store (database {parsed.database}, state.url)"
+
+
+# SQLSTATEs that mean "the server is not there", not "the statement failed": class 08
+# (connection exception), 57P01-03 (administrator shutdown, crash shutdown, cannot connect
+# now: starting up or shutting down). PostgreSQL docs, Appendix A.
+_OUTAGE_SQLSTATES = ("08", "57P01", "57P02", "57P03")
+# SQLite's equivalents: the file cannot be opened (a lost mount) or read/written (disk).
+_OUTAGE_SQLITE = ("SQLITE_CANTOPEN", "SQLITE_IOERR")
+
+
+def is_outage(exc: BaseException) -> bool:
+    """True if ``exc`` says the state store cannot be reached (down, restarting, cut off),
+    rather than that a statement failed."""
+    if not isinstance(exc, sa.exc.DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    if not isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError):
+        return False
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if sqlstate:
+        return str(sqlstate).startswith(_OUTAGE_SQLSTATES)
+    sqlite_error = getattr(exc.orig, "sqlite_errorname", None)
+    if sqlite_error is not None:
+        return str(sqlite_error).startswith(_OUTAGE_SQLITE)
+    # psycopg gives no SQLSTATE to a connection attempt that failed or one that dropped.
+    return True
 
 
 def create_state_engine(url: str) -> Engine:
@@ -140,11 +212,14 @@ def create_state_engine(url: str) -> Engine:
         # TCP keepalives: a connection to a vanished server (or across a dead link) fails
         # within about a minute instead of hanging a run, and the advisory lock it held is
         # then free for another instance.
+        # connect_timeout: a store behind a cut network is an outage within seconds, not a
+        # connection attempt that hangs a run (or the heartbeat) for the TCP timeout.
         return sa.create_engine(
             url,
             pool_pre_ping=True,
             hide_parameters=True,
             connect_args={
+                "connect_timeout": 10,
                 "keepalives": 1,
                 "keepalives_idle": 30,
                 "keepalives_interval": 10,
@@ -233,13 +308,26 @@ class StateStore:
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
-        """One transaction: everything inside commits together or not at all."""
-        try:
+        """One transaction: everything inside commits together or not at all.
+
+        Raises ``StateStoreUnavailable`` when the store cannot be reached, ``StateError`` for
+        any other database failure; their messages name the backend and database only."""
+        with self._translated():
             with self.engine.begin() as conn:
                 yield conn
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        try:
+            yield
         except SQLAlchemyError as exc:
+            if is_outage(exc):
+                raise StateStoreUnavailable(
+                    f"{describe_store(self.url)} cannot be reached ({type(exc).__name__}): is "
+                    "the database running and the network to it up? Work waits and is retried."
+                ) from exc
             raise StateError(
-                f"state store at {_safe_url(self.url)} failed: {type(exc).__name__}. "
+                f"{describe_store(self.url)} failed: {type(exc).__name__}. "
                 "Check that the database is reachable and writable."
             ) from exc
 
@@ -345,7 +433,11 @@ class StateStore:
         first, so whoever gets it knows any other holder of the lease row is gone: a process
         killed on another host loses its connection and with it the lock, and its lease is
         taken over at once instead of after the TTL (issue 7, high availability).
+
+        What an outage kept this process from writing is written first, so the lease a run
+        of ours could not release is never mistaken for a dead holder's.
         """
+        self.settle_unwritten()
         if self.backend == "postgresql":
             return self._acquire_guarded_lease(name, owner, ttl_seconds)
         return self._acquire_lease_row(name, owner, ttl_seconds, holder_gone=False)
@@ -354,13 +446,15 @@ class StateStore:
         with self._lock_guard:
             if name in self._advisory:
                 return None  # another thread of this process runs it
-            conn = self.engine.connect()
+            with self._translated():
+                conn = self.engine.connect()
             try:
-                got = conn.execute(
-                    sa.text("SELECT pg_try_advisory_lock(hashtextextended(:key, 0))"),
-                    {"key": f"cpims-adapter:{name}"},
-                ).scalar()
-                conn.commit()
+                with self._translated():
+                    got = conn.execute(
+                        sa.text("SELECT pg_try_advisory_lock(hashtextextended(:key, 0))"),
+                        {"key": f"cpims-adapter:{name}"},
+                    ).scalar()
+                    conn.commit()
             except BaseException:
                 conn.close()
                 raise
@@ -383,7 +477,9 @@ class StateStore:
     def _advisory_alive(self, name: str) -> bool:
         """False once the connection holding ``name``'s advisory lock has died (a network
         blip): the server freed the lock and another instance may take the job, so this one
-        must stop. True on SQLite and for leases taken without a lock."""
+        must stop. True on SQLite and for leases taken without a lock. Raises
+        ``StateStoreUnavailable`` (after letting the lock go) when the server cannot be
+        reached at all: the run stops because of the outage, not because it lost a race."""
         with self._lock_guard:
             held = self._advisory.get(name)
         if held is None:
@@ -402,7 +498,11 @@ class StateStore:
                 .scalar()
             )
             held[0].commit()
-        except sa.exc.DBAPIError:
+        except sa.exc.DBAPIError as exc:
+            if is_outage(exc):
+                self._drop_advisory(name)
+                with self._translated():
+                    raise
             count = 0
         if not count:
             self._drop_advisory(name)
@@ -502,20 +602,37 @@ class StateStore:
         return Lease(lease.name, lease.owner, lease.token, expires)
 
     def release_lease(self, lease: Lease) -> None:
-        table = schema.leases
+        """Free ``lease``. If the store cannot be reached, the release is remembered and done
+        by :meth:`settle_unwritten` when it can (then raises ``StateStoreUnavailable``)."""
         try:
-            with self.transaction() as conn:
-                conn.execute(
-                    table.update()
-                    .where(
-                        table.c.name == lease.name,
-                        table.c.owner == lease.owner,
-                        table.c.token == lease.token,
-                    )
-                    .values(owner=None, expires_at=None)
-                )
+            with self._remembered_if_unreachable(lambda: _unwritten.add_lease(self.url, lease)):
+                self._release_lease_row(lease)
         finally:
             self._drop_advisory(lease.name, lease.token)
+
+    def _release_lease_row(self, lease: Lease, conn: Connection | None = None) -> None:
+        table = schema.leases
+        if conn is None:
+            with self.transaction() as own:
+                self._release_lease_row(lease, own)
+            return
+        conn.execute(
+            table.update()
+            .where(
+                table.c.name == lease.name,
+                table.c.owner == lease.owner,
+                table.c.token == lease.token,
+            )
+            .values(owner=None, expires_at=None)
+        )
+
+    @contextmanager
+    def _remembered_if_unreachable(self, remember: Callable[[], None]) -> Iterator[None]:
+        try:
+            yield
+        except StateStoreUnavailable:
+            remember()
+            raise
 
     # -- runs -----------------------------------------------------------------------------
 
@@ -538,18 +655,67 @@ class StateStore:
         error_class: str | None = None,
         error_message: str | None = None,
     ) -> None:
-        with self.transaction() as conn:
-            conn.execute(
-                schema.runs.update()
-                .where(schema.runs.c.id == run_id)
-                .values(
-                    status=status,
-                    stats=stats,
-                    finished_at=utcnow(),
-                    error_class=error_class,
-                    error_message=error_message,
-                )
+        """Record how run ``run_id`` ended.
+
+        A run the state store's outage cut off (``error_class`` StateStoreUnavailable) is
+        recorded as ``interrupted``, whatever the caller called it: its process lived, what it
+        committed stands, and the next run resumes from there. If the store cannot be reached
+        now, the record is kept and written by :meth:`settle_unwritten` when it can."""
+        if error_class == StateStoreUnavailable.__name__:
+            status = "interrupted"
+        values = {
+            "status": status,
+            "stats": stats,
+            "finished_at": utcnow(),
+            "error_class": error_class,
+            "error_message": error_message,
+        }
+        with (
+            self._remembered_if_unreachable(lambda: _unwritten.add_run(self.url, run_id, values)),
+            self.transaction() as conn,
+        ):
+            conn.execute(schema.runs.update().where(schema.runs.c.id == run_id).values(**values))
+
+    def settle_unwritten(self) -> int:
+        """Write what an outage kept this process from writing to this store: how its cut-off
+        runs ended (as ``interrupted`` by ``StateStoreUnavailable``, at the time they were cut
+        off) and the release of their leases. A run another instance meanwhile marked
+        ``abandoned / ProcessDied`` is corrected: this process lived. Returns how many runs
+        were recorded; raises ``StateStoreUnavailable`` (keeping everything) if the store
+        still cannot be reached."""
+        if not _unwritten.pending(self.url):
+            return 0
+        runs, leases = _unwritten.take(self.url)
+        table = schema.runs
+        try:
+            with self.transaction() as conn:
+                for run_id, values in runs.items():
+                    conn.execute(
+                        table.update()
+                        .where(
+                            table.c.id == run_id,
+                            sa.or_(
+                                table.c.status == "running",
+                                sa.and_(
+                                    table.c.status == "abandoned",
+                                    table.c.error_class == "ProcessDied",
+                                ),
+                            ),
+                        )
+                        .values(**values)
+                    )
+                for lease in leases:
+                    self._release_lease_row(lease, conn)
+        except BaseException:
+            _unwritten.put_back(self.url, runs, leases)
+            raise
+        if runs:
+            log.info(
+                "recorded %d runs the state store's outage interrupted (runs %s)",
+                len(runs),
+                ", ".join(str(run_id) for run_id in sorted(runs)),
             )
+        return len(runs)
 
     def recent_runs(self, job: str | None = None, limit: int = 20) -> list[RunRecord]:
         query = sa.select(schema.runs).order_by(schema.runs.c.id.desc()).limit(limit)

@@ -7,12 +7,15 @@ import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from adapter.config import Settings
 from adapter.privacy import KeyRing
+from adapter.privacy._tables import keys as keys_table
 from adapter.simulator.departments import DepartmentSimulator, Desk
 from adapter.simulator.departments.scenario import (
     POLICE_AGENCY,
@@ -22,7 +25,7 @@ from adapter.simulator.departments.scenario import (
 )
 from adapter.simulator.primero import PrimeroSimulator
 from adapter.simulator.scenario import install_linked_records_form
-from adapter.state import StateStore
+from adapter.state import StateStore, schema
 
 CHILDREN = 2
 
@@ -70,6 +73,30 @@ def adapter_logging_kept() -> Iterator[None]:
         logger.handlers[:] = handlers
         logger.setLevel(level)
         logger.propagate = propagate
+
+
+def worked_in(store: StateStore, *jobs: str, keys: bool = True) -> None:
+    """Make ``store`` one the adapter has worked in: keys (unless ``keys`` is False or it has
+    them) and an ok run of each of ``jobs`` an hour ago. `status` calls a store without them
+    not ready (adapter/ops/status/_readiness.py)."""
+    if keys:
+        with store.transaction() as conn:
+            has_keys = conn.execute(sa.select(keys_table.c.role).limit(1)).first() is not None
+        if not has_keys:
+            KeyRing.init(store, secrets.token_bytes(32), ["police"])
+    started = datetime.now(UTC) - timedelta(hours=1)
+    with store.transaction() as conn:
+        for job in jobs:
+            conn.execute(
+                schema.runs.insert().values(
+                    job=job,
+                    owner="host-a:4242:1:abcd",
+                    started_at=started,
+                    finished_at=started + timedelta(seconds=30),
+                    status="ok",
+                    stats={},
+                )
+            )
 
 
 @pytest.fixture(autouse=True)

@@ -16,6 +16,7 @@ from adapter.registry import Outcome, Registry, RegistrySettings
 from adapter.simulator.departments.scenario import police_settings
 from adapter.state import StateStore, schema
 from adapter.state.held import Held, HeldReferrals
+from tests.ops.conftest import worked_in
 from tests.registry.conftest import NOW as REGISTRY_NOW
 from tests.registry.conftest import add_school, order
 from tests.registry.conftest import request as check_request
@@ -164,6 +165,7 @@ def test_referrals_waiting_for_a_decision_show_in_status_and_metrics(store: Stat
                 for n, hours in enumerate((2, 5))
             ],
         )
+    worked_in(store, "police")
     status = collect_status(settings, store, now=NOW)
     (waiting,) = status.held
     assert (waiting.department, waiting.count) == ("police", 2)

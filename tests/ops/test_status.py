@@ -26,6 +26,7 @@ from adapter.privacy._tables import keys as keys_table
 from adapter.simulator.departments.scenario import police_settings
 from adapter.state import StateStore, schema
 from adapter.state.outbox import Outbox
+from tests.ops.conftest import worked_in
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
@@ -72,6 +73,7 @@ def set_watermark(store: StateStore, job: str, second: datetime) -> None:
 
 def test_a_healthy_job_shows_its_last_run_lag_and_next_run(store: StateStore) -> None:
     settings = settings_for(store, every_seconds=300)
+    worked_in(store)
     add_run(store, "police", "ok", started=NOW - timedelta(minutes=4))
     set_watermark(store, "police", NOW - timedelta(minutes=5))
 
@@ -210,6 +212,7 @@ def test_key_ages_warn_after_a_year(store: StateStore) -> None:
             .values(created_at=NOW - timedelta(days=KEY_AGE_WARN_DAYS + 10))
         )
         conn.execute(keys_table.update().where(keys_table.c.role != "token").values(created_at=NOW))
+    worked_in(store, "police")
     status = collect_status(settings, store, now=NOW)
     ages = {key.role: key for key in status.keys}
     assert ages["token"].warn and ages["token"].age_days == KEY_AGE_WARN_DAYS + 10
@@ -246,6 +249,7 @@ def test_the_json_document_has_stable_keys_and_no_error_text(store: StateStore) 
     assert set(document) == {
         "healthy",
         "generated_at",
+        "config_file",
         "problems",
         "warnings",
         "jobs",
@@ -307,6 +311,7 @@ def configured(tmp_path: Path, store: StateStore, monkeypatch: pytest.MonkeyPatc
 
 def test_status_command_exit_codes_and_json(configured: StateStore) -> None:
     now = datetime.now(UTC)
+    worked_in(configured)
     add_run(configured, "police", "ok", started=now - timedelta(minutes=1))
     with recorded_run(configured, AUDIT_VERIFY_JOB):
         pass
@@ -329,6 +334,7 @@ def test_status_command_exit_codes_and_json(configured: StateStore) -> None:
 
 def test_a_job_no_longer_configured_does_not_count(store: StateStore) -> None:
     settings = settings_for(store)
+    worked_in(store, "police")
     add_run(store, "some-old-job", "failed", started=NOW)
     status = collect_status(settings, store, now=NOW)
     assert [job.name for job in status.jobs] == ["police"]

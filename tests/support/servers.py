@@ -55,6 +55,8 @@ class PostgresServer:
     port: int
     process: subprocess.Popen[bytes]
     superuser: str
+    # How the postmaster was started: ``start_again`` after ``shut_down`` repeats it.
+    command: tuple[str, ...] = ()
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+psycopg://{self.superuser}@127.0.0.1:{self.port}/{database}"
@@ -69,7 +71,25 @@ class PostgresServer:
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
 
+    def shut_down(self) -> None:
+        """Stop the server ("fast": sessions end) and keep its data: an outage."""
+        self._signal_stop()
+
+    def start_again(self) -> None:
+        """Start the server ``shut_down`` stopped, on the same port, and wait until it
+        accepts connections."""
+        assert self.command, "only a server started by start_postgres can start again"
+        self.process = subprocess.Popen(
+            list(self.command), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        wait_for_port(self.port)
+        _wait_accepting(self)
+
     def stop(self) -> None:
+        self._signal_stop()
+        shutil.rmtree(self.datadir.parent, ignore_errors=True)
+
+    def _signal_stop(self) -> None:
         # Signal the postmaster itself (under runuser, self.process is runuser's PID).
         pid = self._postmaster_pid() or self.process.pid
         try:
@@ -82,7 +102,6 @@ class PostgresServer:
             os.kill(pid, signal.SIGKILL)
             self.process.kill()
             self.process.wait()
-        shutil.rmtree(self.datadir.parent, ignore_errors=True)
 
     def _postmaster_pid(self) -> int | None:
         try:
@@ -134,31 +153,28 @@ def start_postgres() -> PostgresServer:
         stderr=subprocess.PIPE,
     )
     port = free_port()
-    process = subprocess.Popen(
-        [
-            *prefix,
-            str(bindir / "postgres"),
-            "-D",
-            str(datadir),
-            "-p",
-            str(port),
-            "-c",
-            "listen_addresses=127.0.0.1",
-            "-c",
-            f"unix_socket_directories={base}",
-            "-c",
-            "fsync=off",
-            "-c",
-            "synchronous_commit=off",
-            "-c",
-            "full_page_writes=off",
-            "-c",
-            "max_connections=200",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    command = (
+        *prefix,
+        str(bindir / "postgres"),
+        "-D",
+        str(datadir),
+        "-p",
+        str(port),
+        "-c",
+        "listen_addresses=127.0.0.1",
+        "-c",
+        f"unix_socket_directories={base}",
+        "-c",
+        "fsync=off",
+        "-c",
+        "synchronous_commit=off",
+        "-c",
+        "full_page_writes=off",
+        "-c",
+        "max_connections=200",
     )
-    server = PostgresServer(bindir, datadir, port, process, superuser)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = PostgresServer(bindir, datadir, port, process, superuser, command)
     try:
         wait_for_port(port)
         _wait_accepting(server)

@@ -43,6 +43,12 @@ from adapter.ops.status._queries import (
     job_trigger,
     schedule_interval,
 )
+from adapter.ops.status._readiness import (
+    judge_readiness,
+    missing_store_file,
+    schema_problem,
+    unready_status,
+)
 from adapter.ops.status._report import (
     LAG_INTERVALS,
     HeldDepth,
@@ -154,9 +160,32 @@ def collect_status(
             for i in Instances(store).all()
             if i.stopped_at is None
         ],
+        config_file=str(settings.config_file) if settings.config_file else None,
     )
     _judge(status)
+    judge_readiness(status, settings)
     return status
+
+
+def store_status(
+    settings: Settings,
+    *,
+    now: datetime | None = None,
+    incident_summary: IncidentSummary | None = None,
+) -> Status:
+    """What ``cpims-adapter status`` prints: :func:`collect_status` of the configured store,
+    opened without changing it. A store that does not exist, is empty or has an older schema
+    is reported as that one problem (nothing else can be read from it), never created or
+    migrated: ``status`` is a monitoring check, and must not make a lost store look new."""
+    now = now or utcnow()
+    missing = missing_store_file(settings.state.url)
+    if missing is not None:
+        return unready_status(settings, missing, now)
+    with StateStore(settings.state.url, migrate=False) as store:
+        problem = schema_problem(store)
+        if problem is not None:
+            return unready_status(settings, problem, now)
+        return collect_status(settings, store, now=now, incident_summary=incident_summary)
 
 
 class RecordedRun:
@@ -214,4 +243,5 @@ __all__ = [
     "record_next_run",
     "recorded_run",
     "schedule_interval",
+    "store_status",
 ]

@@ -123,6 +123,11 @@ class Status:
     incidents: IncidentCounts
     instances: list[InstanceSummary] = field(default_factory=list)
     held: list[HeldDepth] = field(default_factory=list)
+    # The config file the settings came from; None when none was found.
+    config_file: str | None = None
+    # False when the store could not be read at all (missing, empty, older schema): then
+    # ``problems`` says why and everything else is empty.
+    store_read: bool = True
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -137,6 +142,7 @@ class Status:
             {
                 "healthy": self.healthy,
                 "generated_at": self.generated_at,
+                "config_file": self.config_file,
                 "problems": self.problems,
                 "warnings": self.warnings,
                 "jobs": [_job_json(job) for job in self.jobs],
