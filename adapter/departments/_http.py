@@ -24,7 +24,7 @@ from typing import Any
 import requests
 
 from adapter.connection import origin_of, outright_failure
-from adapter.errors import Fatal, RateLimited, Retryable
+from adapter.errors import Fatal, RateLimited, Retryable, Unreachable
 
 logger = logging.getLogger("adapter.departments")
 
@@ -92,13 +92,18 @@ def send(
             f"{method} {resource}: TLS verification failed; check the department's certificate "
             "and the configured CA bundle"
         ) from None
+    except requests.exceptions.ConnectTimeout:
+        raise Unreachable(
+            f"{method} {resource}: no connection within {timeout}s at {origin_of(url)}; check "
+            "the department's base_url, the network and that its server is running"
+        ) from None
     except requests.exceptions.Timeout:
         raise Retryable(f"{method} {resource}: no answer within {timeout}s (timeout)") from None
     except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
         # Never the exception's text: it contains the full URL, query string included. The
         # server's address (scheme, host, port) is what the operator needs to check.
         what = outright_failure(exc) or f"connection failed ({type(exc).__name__})"
-        raise Retryable(
+        raise Unreachable(
             f"{method} {resource}: {what} at {origin_of(url)}; check the department's base_url "
             "and that its server is running"
         ) from None

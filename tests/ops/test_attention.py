@@ -8,14 +8,18 @@ import json
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
+from typer.testing import CliRunner
 
+from adapter.cli import app
 from adapter.config import Settings
 from adapter.jobs.writeback import PART_FIELDS, PART_ROW, PART_STATUS, part_kind
 from adapter.ops.settings import OpsSettings
 from adapter.ops.status import collect_status
 from adapter.primero.linked_records import FORM_ID
 from adapter.state import StateStore, schema
-from tests.ops.test_status import NOW, add_run, settings_for
+from tests.ops.test_status import NOW, add_run, configured, settings_for
+
+__all__ = ["configured"]  # the fixture, shared with test_status
 
 SECRET_TEXT = "PATCH /api/v2/cases/3f0e-synthetic-case: Synthetic Child 7"
 
@@ -172,3 +176,49 @@ def test_a_quiet_job_with_an_empty_outbox_is_not_stalled(store: StateStore) -> N
     assert status.attention is not None and status.attention.stalled == []
     with store.transaction() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(schema.outbox)).scalar() == 0
+
+
+def test_outbox_list_and_show_the_messages_behind_the_problems(
+    configured: StateStore,
+) -> None:
+    store = configured
+    queue(store, "never", created=NOW)
+    queue(store, "again", created=NOW - timedelta(hours=2), attempts=4, error_class="Retryable")
+    queue(
+        store,
+        "row",
+        destination="primero",
+        kind=part_kind(PART_ROW),
+        attempts=1,
+        error_class="PrimeroNotPermitted",
+    )
+    queue(store, "gone", attempts=8, error_class="Fatal", status="dead")
+    queue(store, "done", status="sent", sent=NOW)
+    runner = CliRunner()
+
+    result = runner.invoke(app, ["outbox", "list", "--format", "json"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    listed = [json.loads(line) for line in result.output.splitlines()]
+    assert [m["status"] for m in listed] == ["pending", "retrying", "retrying", "dead"]
+    assert listed[1]["age_seconds"] >= 2 * 3600 and listed[1]["error_class"] == "Retryable"
+
+    result = runner.invoke(
+        app,
+        ["outbox", "list", "--destination", "primero", "--status", "retrying"],
+        terminal_width=200,
+    )
+    assert result.exit_code == 0, result.output
+    assert "1 messages" in result.output  # the table: one row
+    result = runner.invoke(app, ["outbox", "list", "--destination", "primero", "--format", "json"])
+    (row,) = [json.loads(line) for line in result.output.splitlines()]
+    assert row["kind"] == "writeback.row" and row["status"] == "retrying"
+
+    row_id = listed[2]["id"]
+    result = runner.invoke(app, ["outbox", "show", str(row_id)], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.output)
+    assert FORM_ID in shown["needs"] and "Read and write" in shown["needs"]
+
+    sent_id = listed[-1]["id"] + 1
+    result = runner.invoke(app, ["outbox", "show", str(sent_id)], terminal_width=200)
+    assert result.exit_code == 2 and "waits in the outbox" in result.output
