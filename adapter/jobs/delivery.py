@@ -90,7 +90,8 @@ def send(
     success is returned for the caller to record with :func:`record_sent`."""
     try:
         plain = keyring.decrypt_payload(message.payload, context=message.idempotency_key.encode())
-        result, link_values = handle(message, json.loads(plain))
+        with instruments.calling(message.destination):
+            result, link_values = handle(message, json.loads(plain))
     except PrimeroAuthError:
         raise
     except Exception as exc:  # noqa: BLE001 - every failure is recorded, none is lost

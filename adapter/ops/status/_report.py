@@ -79,6 +79,7 @@ class KeyAge:
     version: int
     age_days: int
     warn: bool
+    age_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
