@@ -99,8 +99,9 @@ def send(
         ) from None
     except requests.exceptions.ConnectTimeout:
         raise Unreachable(
-            f"{method} {resource}: no connection within {timeout}s at {origin_of(url)}; check "
-            "the department's base_url, the network and that its server is running"
+            f"{method} {resource}: no connection within {timeout}s (connect timeout) at "
+            f"{origin_of(url)}; check the department's base_url, the network and that its "
+            "server is running"
         ) from None
     except requests.exceptions.Timeout:
         raise Retryable(f"{method} {resource}: no answer within {timeout}s (timeout)") from None
