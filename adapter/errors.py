@@ -70,6 +70,25 @@ class PrimeroForbidden(PrimeroError):
     """The integration role lacks a permission (403)."""
 
 
+class PrimeroNotPermitted(PrimeroError):
+    """A write-back needs a grant the integration role lacks: Primero refused it (403) or
+    answered 200 without storing the form's fields. ``grant`` names the Primero form, field or
+    permission and the role change an administrator makes (configuration names only, never a
+    value). The message waits for the grant: retried, never a dead letter."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        grant: str,
+        status: int | None = None,
+        method: str | None = None,
+        resource: str | None = None,
+    ) -> None:
+        super().__init__(message, status=status, method=method, resource=resource)
+        self.grant = grant
+
+
 class PrimeroNotFound(PrimeroError):
     """The record or resource does not exist, or is outside the account's scope (404)."""
 
@@ -148,6 +167,11 @@ class DestinationError(AdapterError):
 
 class Retryable(DestinationError):
     """A transient failure: try again later."""
+
+
+class Unreachable(Retryable):
+    """No connection to the department's server (refused, no route, DNS, TLS, connect
+    timeout): its address, the network or the server itself needs a look."""
 
 
 class RateLimited(Retryable):

@@ -19,6 +19,7 @@ from adapter.cli import (
     _demo,
     _forms,
     _incidents,
+    _outbox,
     _primero,
     _privacy,
     _registry,
@@ -46,6 +47,7 @@ _retention.register(app)
 _incidents.register(app)
 _run.register(app)
 _status.register(app)
+_outbox.register(app)
 _decisions.register(app)
 
 __all__ = ["app", "main"]

@@ -99,14 +99,16 @@ def sync(
         ("retrying later", report.retrying),
         ("dead letters", report.dead_lettered),
         ("status updates", report.status_updates),
-        ("written back into Primero", report.write_backs),
+        ("written back into Primero", _counts(report.written_back)),
+        ("waiting for a Primero permission", _counts(report.waiting_for_grant)),
     ]
     if report.not_carried:
         rows.append(("allowed but not carried", ", ".join(sorted(report.not_carried))))
     for name, value in rows:
         table.add_row(name, str(value))
     out.print(table)
-    if report.dead_lettered:
+    # A write-back waiting for a permission is said by the run's WARNING line, with the grant.
+    if report.dead_lettered or report.waiting_for_grant:
         raise typer.Exit(1)
 
 

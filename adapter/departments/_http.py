@@ -24,7 +24,8 @@ from typing import Any
 import requests
 
 from adapter.connection import origin_of, outright_failure
-from adapter.errors import Fatal, RateLimited, Retryable
+from adapter.errors import Fatal, RateLimited, Retryable, Unreachable
+from adapter.ops.instruments import instruments
 
 logger = logging.getLogger("adapter.departments")
 
@@ -75,16 +76,20 @@ def send(
     """One request; raises ``Retryable`` when no answer came. Statuses are left to the caller."""
     started = time.monotonic()
     try:
-        response = session.request(
-            method,
-            url,
-            headers=dict(headers or {}),
-            params=dict(params) if params else None,
-            data=data,
-            timeout=timeout,
-            verify=verify,
-            allow_redirects=False,  # a redirect could carry our credentials elsewhere
-        )
+        try:
+            response = session.request(
+                method,
+                url,
+                headers=dict(headers or {}),
+                params=dict(params) if params else None,
+                data=data,
+                timeout=timeout,
+                verify=verify,
+                allow_redirects=False,  # a redirect could carry our credentials elsewhere
+            )
+        except requests.exceptions.RequestException:
+            instruments.http_request(None, "error", time.monotonic() - started)
+            raise
     except requests.exceptions.SSLError:
         # Before ConnectionError, its base class: this one needs a person (CA bundle, expired
         # certificate) but may also be fixed on the department's side, so it stays retryable.
@@ -92,16 +97,23 @@ def send(
             f"{method} {resource}: TLS verification failed; check the department's certificate "
             "and the configured CA bundle"
         ) from None
+    except requests.exceptions.ConnectTimeout:
+        raise Unreachable(
+            f"{method} {resource}: no connection within {timeout}s (connect timeout) at "
+            f"{origin_of(url)}; check the department's base_url, the network and that its "
+            "server is running"
+        ) from None
     except requests.exceptions.Timeout:
         raise Retryable(f"{method} {resource}: no answer within {timeout}s (timeout)") from None
     except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
         # Never the exception's text: it contains the full URL, query string included. The
         # server's address (scheme, host, port) is what the operator needs to check.
         what = outright_failure(exc) or f"connection failed ({type(exc).__name__})"
-        raise Retryable(
+        raise Unreachable(
             f"{method} {resource}: {what} at {origin_of(url)}; check the department's base_url "
             "and that its server is running"
         ) from None
+    instruments.http_request(None, f"{response.status_code // 100}xx", time.monotonic() - started)
     logger.debug(
         "department call",
         extra={

@@ -31,14 +31,19 @@ from adapter.errors import (
     PrimeroConflict,
     PrimeroForbidden,
     PrimeroNotFound,
+    PrimeroNotPermitted,
     PrimeroValidationError,
 )
 from adapter.ops.instruments import instruments
 from adapter.privacy import KeyRing
 from adapter.state.links import Links
-from adapter.state.outbox import DEAD, Outbox, OutboxMessage
+from adapter.state.outbox import DEAD, Outbox, OutboxMessage, link_of
 
 log = logging.getLogger("adapter.jobs.delivery")
+
+# A message waiting for a permission is tried again after this long (at most once a run):
+# a grant is an administrator's change, and the next run after it should find it.
+GRANT_RETRY_SECONDS = 60.0
 
 # What handling one message returns: the result to keep on the message, and the link columns
 # it changed (written in the same transaction as the message's "sent").
@@ -85,20 +90,33 @@ def send(
     success is returned for the caller to record with :func:`record_sent`."""
     try:
         plain = keyring.decrypt_payload(message.payload, context=message.idempotency_key.encode())
-        result, link_values = handle(message, json.loads(plain))
+        with instruments.calling(message.destination):
+            result, link_values = handle(message, json.loads(plain))
     except PrimeroAuthError:
         raise
     except Exception as exc:  # noqa: BLE001 - every failure is recorded, none is lost
         instruments.delivery_error(message.destination, exc.__class__.__name__)
         # Our errors carry no personal data; a foreign exception keeps only its class.
         text = str(exc) if isinstance(exc, AdapterError) else exc.__class__.__name__
+        waits_for_grant = isinstance(exc, PrimeroNotPermitted)
         status = outbox.mark_failed(
             message.id,
             error_class=exc.__class__.__name__,
             error=text,
-            retry_after=getattr(exc, "retry_after", None),
+            retry_after=(
+                GRANT_RETRY_SECONDS if waits_for_grant else getattr(exc, "retry_after", None)
+            ),
             max_attempts=max_attempts,
             fatal=is_fatal(exc),
+            hold=waits_for_grant,
+        )
+        log.debug(
+            "message %s (%s) to %s failed with %s: %s",
+            message.id,
+            message.kind,
+            message.destination,
+            exc.__class__.__name__,
+            "dead letter" if status == DEAD else "retrying later",
         )
         if status == DEAD:
             log.warning(
@@ -157,14 +175,15 @@ def attempt_batch(
 
 def record_sent(sent: Sequence[Sent], *, outbox: Outbox, links: Links) -> None:
     """Mark ``sent`` as delivered, with what each delivery taught us about its link, in one
-    transaction. Callers pass at most one message per link (``Outbox.due`` hands out one),
-    so the link updates do not depend on their order."""
+    transaction. Callers pass at most one message per lane (``Outbox.due`` hands out one);
+    a link's lanes update different link columns, so the updates do not depend on their
+    order."""
     if not sent:
         return
     with outbox.store.transaction() as conn:
         outbox.mark_sent_many(conn, [(s.message.id, s.result) for s in sent])
         links.update_existing(
-            conn, [(s.message.link_key, s.link_values) for s in sent if s.link_values]
+            conn, [(link_of(s.message.link_key), s.link_values) for s in sent if s.link_values]
         )
 
 

@@ -37,16 +37,27 @@ from adapter.errors import (
     AdapterError,
     ConfigError,
     LeaseHeld,
+    PrimeroNotPermitted,
 )
 from adapter.jobs.decisions import DecisionReader
 from adapter.jobs.delivery import Handled, Handler, attempt_batch
 from adapter.jobs.pull import PageWriter, PullReport, pull_cases
 from adapter.jobs.ratelimit import RateBudget
-from adapter.jobs.writeback import WriteBack, apply_write_back
+from adapter.jobs.writeback import (
+    KIND_DECISION_NOTE,
+    PART_ROW,
+    PRIMERO,
+    WriteBack,
+    apply_part,
+    apply_write_back,
+    part_of,
+    write_back_messages,
+    write_row,
+)
 from adapter.mappings.base import DepartmentMapping, Document
 from adapter.mappings.routing import RoutedReferral, route_referrals
 from adapter.primero import PrimeroClient
-from adapter.primero.linked_records import linked_record_row, write_linked_record
+from adapter.primero.linked_records import linked_record_row
 from adapter.privacy import (
     ConsentOverride,
     Disclosure,
@@ -72,8 +83,6 @@ from adapter.state.types import utcnow
 
 log = logging.getLogger("adapter.jobs.sync")
 
-PRIMERO = "primero"  # the outbox destination of write-backs
-KIND_DECISION_NOTE = "decision_note"  # a held referral's row in "Linked department records"
 STREAM_STATUSES = "department-statuses"
 _NAMESPACE = uuid.UUID("6f1c2d64-3b0e-4d8a-9a51-1f0c6c1b7e2a")
 
@@ -104,7 +113,12 @@ class SyncReport:
     retrying: int = 0
     dead_lettered: int = 0
     status_updates: int = 0
-    write_backs: int = 0
+    write_backs: int = 0  # write-backs whose linked-records row is in Primero
+    # Parts of write-backs applied (status, row, fields, synced; adapter/jobs/writeback.py).
+    written_back: Counter[str] = field(default_factory=Counter)
+    # Primero messages (by kind) waiting for a permission, and the grant each needs.
+    waiting_for_grant: Counter[str] = field(default_factory=Counter)
+    grants: dict[str, str] = field(default_factory=dict)
     held: int = 0
     released: int = 0
     not_carried: set[str] = field(default_factory=set)
@@ -124,6 +138,8 @@ class SyncReport:
             "dead_lettered": self.dead_lettered,
             "status_updates": self.status_updates,
             "write_backs": self.write_backs,
+            "written_back": dict(self.written_back),
+            "waiting_for_grant": dict(self.waiting_for_grant),
             "held_for_decision": self.held,
             "released_by_decision": self.released,
             "not_carried": sorted(self.not_carried),
@@ -189,6 +205,7 @@ class SyncJob:
         # the one after it share the department's rate (a budget per drain would not).
         self._budget = RateBudget(self.department.rate_per_second)
         self._pages_committed: Callable[[], None] | None = None
+        self._grant_lock = threading.Lock()
 
     # -- the run --------------------------------------------------------------------------
 
@@ -631,13 +648,23 @@ class SyncJob:
             raise failures[0]
 
     def write_back(self) -> None:
-        """Drain the write-backs into Primero (one at a time: Primero has no bulk PATCH)."""
+        """Drain the write-backs into Primero (one at a time: Primero has no bulk PATCH).
+        Parts waiting for a permission are said once per kind, with the grant they need."""
+        waiting_before = Counter(self.report.waiting_for_grant)
         self._drain(
             PRIMERO,
             self._write_back_one,
             concurrency=1,
             max_attempts=self.department.max_attempts,
         )
+        for kind, count in sorted((self.report.waiting_for_grant - waiting_before).items()):
+            log.warning(
+                "job %s: %d write-back message(s) (%s) wait for a Primero permission: %s",
+                self.name,
+                count,
+                kind,
+                self.report.grants[kind],
+            )
 
     def _drain(
         self,
@@ -726,17 +753,16 @@ class SyncJob:
             details=dict(update.details),
             case_fields=_case_fields(self.job.primero_fields, update),
         )
-        body = json.dumps(write_back.to_json(), separators=(",", ":")).encode()
         key = str(uuid.uuid5(_NAMESPACE, f"wb:{link.link_key}:{update.status}:{update.version}"))
-        self.outbox.enqueue(
+        self.outbox.enqueue_many(
             conn,
-            idempotency_key=key,
-            job=self.name,
-            destination=PRIMERO,
-            kind="writeback",
-            link_key=link.link_key,
-            payload=self.keyring.encrypt_payload(body, context=key.encode()),
+            write_back_messages(
+                write_back, idempotency_key=key, job=self.name, encrypt=self._encrypt
+            ),
         )
+
+    def _encrypt(self, plain: bytes, context: bytes) -> bytes:
+        return self.keyring.encrypt_payload(plain, context=context)
 
     def advance_accepted_probes(self) -> None:
         """For every probe the department accepted: decide the identified disclosure on the
@@ -783,13 +809,29 @@ class SyncJob:
                 )
 
     def _write_back_one(self, message: OutboxMessage, document: dict[str, Any]) -> Handled:
+        try:
+            return self._apply_write_back(message, document)
+        except PrimeroNotPermitted as exc:
+            # Counted here, said once per run by write_back(): the message waits for the grant.
+            with self._grant_lock:
+                self.report.waiting_for_grant[message.kind] += 1
+                self.report.grants.setdefault(message.kind, exc.grant)
+            raise
+
+    def _apply_write_back(self, message: OutboxMessage, document: dict[str, Any]) -> Handled:
         if message.kind == KIND_DECISION_NOTE:
-            write_linked_record(self.client, str(document["case_id"]), document["row"])
+            write_row(self.client, str(document["case_id"]), document["row"])
             return {"status": document["row"].get("link_status")}, {}
         write_back = WriteBack.from_json(document)
-        applied = apply_write_back(self.client, write_back)
-        self.report.write_backs += 1
-        return {"status": write_back.status}, {"written_back_status": write_back.status, **applied}
+        part = part_of(message.kind)
+        if part is None:  # queued whole by an older version
+            applied = apply_write_back(self.client, write_back)
+        else:
+            applied = apply_part(self.client, write_back, part)
+            self.report.written_back[part] += 1
+        if part in (None, PART_ROW):
+            self.report.write_backs += 1
+        return {"status": write_back.status, "part": part or "all"}, applied
 
 
 def _is_news(link: Link, update: StatusUpdate) -> bool:

@@ -22,12 +22,17 @@ from typing import Any
 
 import sqlalchemy as sa
 from prometheus_client import CollectorRegistry
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 from adapter.config import Settings
 from adapter.errors import StateError
-from adapter.ops.instruments import Instruments, instruments
+from adapter.ops.instruments import Histogram, Instruments, instruments
 from adapter.ops.status import IncidentSummary, collect_status
 from adapter.state import StateStore, schema
 
@@ -36,6 +41,9 @@ PRIMERO = "primero"  # the outbox destination of write-backs (adapter/jobs/sync.
 # The SyncReport.stats() counters summed into records_total{outcome} (adapter/jobs/sync.py).
 RECORD_OUTCOMES = ("enqueued", "delivered", "refused", "dead_lettered")
 STUCK_RUN = timedelta(days=2)
+# Upper bounds (seconds) of the run duration histogram: a quiet run takes seconds, a backfill
+# of 100k cases an hour or two.
+RUN_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0)
 
 
 class _RecordTotals:
@@ -45,6 +53,7 @@ class _RecordTotals:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._totals: Counter[tuple[str, str]] = Counter()
+        self._durations: dict[str, Histogram] = {}
         self._done_below = 0  # every run with a smaller id is counted
         self._counted: set[int] = set()  # finished runs at or above it, counted
 
@@ -71,6 +80,10 @@ class _RecordTotals:
                 if run_id in self._counted:
                     continue
                 self._counted.add(int(run_id))
+                seconds = (finished_at - started_at).total_seconds()
+                self._durations.setdefault(str(job), Histogram(RUN_BUCKETS)).observe(
+                    max(0.0, seconds)
+                )
                 for outcome, count in _record_counts(stats).items():
                     self._totals[(str(job), outcome)] += count
             if rows:
@@ -78,6 +91,11 @@ class _RecordTotals:
                 self._done_below = min([*unfinished, highest])
                 self._counted = {i for i in self._counted if i >= self._done_below}
             return dict(self._totals)
+
+    def durations(self) -> dict[str, Histogram]:
+        """Run durations by job, of the runs :meth:`read` has counted."""
+        with self._lock:
+            return {job: h.copy() for job, h in self._durations.items()}
 
 
 def _record_counts(stats: Any) -> dict[str, int]:
@@ -175,6 +193,15 @@ class StateCollector(Collector):
             records.add_metric([name, outcome], count)
         yield records
 
+        durations = HistogramMetricFamily(
+            f"{PREFIX}_run_duration_seconds",
+            "How long finished runs took, by job (housekeeping included).",
+            labels=["job"],
+        )
+        for name, histogram in sorted(self._records.durations().items()):
+            durations.add_metric([name], _buckets(histogram), histogram.total)
+        yield durations
+
         outbox = GaugeMetricFamily(
             f"{PREFIX}_outbox_messages",
             "Messages waiting in the outbox, by destination and outcome (pending, retrying, dead).",
@@ -196,6 +223,18 @@ class StateCollector(Collector):
         for destination, count in sorted(dead_by_destination.items()):
             dead.add_metric([destination], count)
         yield from (outbox, dead)
+
+        oldest = GaugeMetricFamily(
+            f"{PREFIX}_outbox_oldest_retrying_age_seconds",
+            "Age of the oldest message retrying to each destination (0 when none retries).",
+            labels=["destination"],
+        )
+        ages = dict.fromkeys([*self.settings.departments, PRIMERO], 0.0)
+        for age in status.attention.retrying if status.attention else []:
+            ages[age.destination] = age.oldest_seconds
+        for destination, seconds in sorted(ages.items()):
+            oldest.add_metric([destination], seconds)
+        yield oldest
 
         held = GaugeMetricFamily(
             f"{PREFIX}_referrals_awaiting_decision",
@@ -246,9 +285,16 @@ class StateCollector(Collector):
             "Age of the oldest active key of each role (kind).",
             labels=["kind"],
         )
+        key_age_seconds = GaugeMetricFamily(
+            f"{PREFIX}_key_age_seconds",
+            "Age of the oldest active key of each role (kind).",
+            labels=["kind"],
+        )
         for key in status.keys:
             key_age.add_metric([key.role], key.age_days)
+            key_age_seconds.add_metric([key.role], key.age_seconds)
         yield key_age
+        yield key_age_seconds
 
     def _in_process(self) -> Iterator[Metric]:
         errors = CounterMetricFamily(
@@ -267,6 +313,22 @@ class StateCollector(Collector):
         for outcome, count in sorted(self.process.registry_checks().items()):
             checks.add_metric([outcome], count)
         yield checks
+        latency = HistogramMetricFamily(
+            f"{PREFIX}_http_request_duration_seconds",
+            "HTTP calls of this process to Primero and the departments, by destination and "
+            "outcome (2xx..5xx, or error when no answer came).",
+            labels=["destination", "outcome"],
+        )
+        for (destination, outcome), histogram in sorted(self.process.http_requests().items()):
+            latency.add_metric([destination, outcome], _buckets(histogram), histogram.total)
+        yield latency
+
+
+def _buckets(histogram: Histogram) -> list[tuple[str, float]]:
+    """prometheus_client's cumulative buckets: ``(upper bound, count)``, ``+Inf`` last."""
+    bounds = [*(str(b) for b in histogram.bounds), "+Inf"]
+    counts = histogram.buckets or [0] * len(bounds)
+    return list(zip(bounds, (float(c) for c in counts), strict=True))
 
 
 def _run_counts(store: StateStore) -> dict[tuple[str, str], int]:

@@ -22,10 +22,15 @@ class SchedulerSettings(BaseModel):
 
 
 class OpsSettings(BaseModel):
-    """The operations endpoint: /healthz, /readyz and /metrics for monitoring."""
+    """The operations endpoint (/healthz, /readyz and /metrics) and when ``status`` says a
+    queue needs attention."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     # Loopback by default; 0 turns the endpoint off.
     host: str = "127.0.0.1"
     port: int = Field(9464, ge=0, le=65535)
+    # A message still retrying this long after it was queued needs attention.
+    retrying_attention_minutes: int = Field(15, ge=1)
+    # A job whose last this-many runs delivered nothing while its outbox grew needs attention.
+    stalled_after_runs: int = Field(3, ge=1)

@@ -24,8 +24,11 @@ from urllib3.exceptions import NewConnectionError
 
 from adapter.connection import exception_chain, origin_of, outright_failure
 from adapter.errors import PrimeroError, PrimeroTimeout, PrimeroUnreachable
+from adapter.ops.instruments import instruments
 
 logger = logging.getLogger("adapter.primero")
+# The destination label of Primero's calls in the HTTP latency histogram (adapter/ops).
+PRIMERO_DESTINATION = "primero"
 # Record ids in a request path: a log line names the route, not the child's record.
 _ID_IN_PATH = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
 
@@ -144,6 +147,7 @@ class Transport:
                 requests.exceptions.ChunkedEncodingError,  # the answer broke off mid-body
             ) as exc:
                 elapsed = time.monotonic() - started
+                instruments.http_request(PRIMERO_DESTINATION, "error", elapsed)
                 kind = type(exc).__name__
                 unsent = _never_sent(exc)
                 outright = None if self._reached else outright_failure(exc)
@@ -202,6 +206,7 @@ class Transport:
             self._reached = True
             elapsed = time.monotonic() - started
             status = response.status_code
+            instruments.http_request(PRIMERO_DESTINATION, f"{status // 100}xx", elapsed)
             delay = self._retry_delay(response, attempt, replay)
             logger.log(
                 logging.WARNING if delay is not None else logging.DEBUG,

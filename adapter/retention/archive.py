@@ -41,7 +41,7 @@ from adapter.retention._tables import case_archives
 from adapter.retention.aggregates import Contribution, add
 from adapter.retention.errors import RetentionError
 from adapter.state.held import note_key
-from adapter.state.outbox import DEAD, PENDING
+from adapter.state.outbox import DEAD, PENDING, lanes_of
 from adapter.state.schema import held_referrals, inbox, links, outbox
 from adapter.state.types import utcnow
 
@@ -83,7 +83,7 @@ def archive_case(
             outbox.c.payload,
             outbox.c.result,
             outbox.c.last_error,
-        ).where(outbox.c.link_key.in_(keys))
+        ).where(outbox.c.link_key.in_(lanes_of(keys)))
     ).all()
     inbox_rows = conn.execute(
         sa.select(inbox.c.id, inbox.c.response_body).where(inbox.c.link_key.in_(keys))
@@ -268,7 +268,8 @@ def purge_case(conn: Connection, case_id: str) -> int:
     conn.execute(held_referrals.delete().where(held_referrals.c.case_id == case_id))
     if keys:
         conn.execute(inbox.delete().where(inbox.c.link_key.in_(keys)))
-        conn.execute(outbox.delete().where(outbox.c.link_key.in_(keys)))
+        # A write-back's parts travel in lanes of their link (adapter/state/outbox.py).
+        conn.execute(outbox.delete().where(outbox.c.link_key.in_(lanes_of(keys))))
         conn.execute(links.delete().where(links.c.case_id == case_id))
     conn.execute(short_codes.delete().where(short_codes.c.case_id == case_id))
     conn.execute(consent_overrides.delete().where(consent_overrides.c.case_id == case_id))

@@ -6,6 +6,11 @@ A row is one message to one destination (a department, or ``primero`` for write-
 nothing twice. Payloads are encrypted at rest by the caller (the key ring's data key); this
 module stores bytes. After ``max_attempts`` failures a row becomes a dead letter: kept,
 encrypted, with a redacted error, until an operator retries or drops it.
+
+A row's ``link_key`` is its lane: messages in one lane are delivered in order, one at a time
+(``due``). Most lanes are a link (one referral's messages to one destination). Parts of a
+write-back that must not wait for each other travel in lanes of their own,
+``<link_key>#<lane>`` (:func:`lane_key`); :func:`link_of` gives the link back.
 """
 
 from __future__ import annotations
@@ -27,6 +32,30 @@ PENDING, SENT, DEAD, DROPPED = "pending", "sent", "dead", "dropped"
 # Keys per ``IN (...)`` lookup: well under SQLite's default limit of bound parameters (32,766
 # since 3.32; 999 before it), and a page (1,000 cases) takes a few round trips at most.
 _KEYS_PER_LOOKUP = 500
+# The lanes a link's messages may take besides its own (adapter/jobs/writeback.py parts).
+LANES = ("status", "fields", "synced")
+_LANE_MARK = "#"
+# A pending message that failed at least once (``status`` and ``outbox list`` call a pending
+# message never tried "pending").
+RETRYING = "retrying"
+
+
+def lane_key(link_key: str, lane: str) -> str:
+    """The outbox lane ``lane`` of the link ``link_key``."""
+    if lane not in LANES:
+        raise ValueError(f"unknown outbox lane {lane!r}; one of {', '.join(LANES)}")
+    return f"{link_key}{_LANE_MARK}{lane}"
+
+
+def link_of(key: str) -> str:
+    """The link an outbox lane belongs to (a link's own lane is the link itself)."""
+    base, mark, lane = key.rpartition(_LANE_MARK)
+    return base if mark and lane in LANES else key
+
+
+def lanes_of(link_keys: Sequence[str]) -> list[str]:
+    """Every outbox lane of these links, their own included (for retention's purge)."""
+    return [*link_keys, *(lane_key(k, lane) for k in link_keys for lane in LANES)]
 
 
 @dataclass(frozen=True)
@@ -190,10 +219,13 @@ class Outbox:
         retry_after: float | None,
         max_attempts: int,
         fatal: bool = False,
+        hold: bool = False,
     ) -> str:
         """Record a failed attempt; returns the new status (``pending`` or ``dead``).
 
         ``error`` must already be free of personal data (our errors are built that way).
+        ``hold``: the failure waits for a change outside the adapter (a permission an
+        administrator grants), so the message stays pending however many attempts it took.
         """
         table = schema.outbox
         now = utcnow()
@@ -203,7 +235,7 @@ class Outbox:
                 or 0
             )
             attempts += 1
-            dead = fatal or attempts >= max_attempts
+            dead = not hold and (fatal or attempts >= max_attempts)
             delay = retry_after if retry_after is not None else backoff_seconds(attempts)
             conn.execute(
                 table.update()
@@ -228,6 +260,33 @@ class Outbox:
             .order_by(schema.outbox.c.id)
             .limit(limit)
         )
+        with self.store.transaction() as conn:
+            return [_message(row) for row in conn.execute(query)]
+
+    def waiting(
+        self,
+        *,
+        destination: str | None = None,
+        status: str | None = None,
+        limit: int = 1000,
+    ) -> list[OutboxMessage]:
+        """Messages not delivered yet, oldest first: ``status`` is ``pending`` (never tried),
+        ``retrying`` (failed at least once, tried again later) or ``dead``; None for all."""
+        table = schema.outbox
+        conditions = []
+        if destination is not None:
+            conditions.append(table.c.destination == destination)
+        if status == DEAD:
+            conditions.append(table.c.status == DEAD)
+        elif status == RETRYING:
+            conditions += [table.c.status == PENDING, table.c.attempts > 0]
+        elif status == PENDING:
+            conditions += [table.c.status == PENDING, table.c.attempts == 0]
+        elif status is None:
+            conditions.append(table.c.status.in_([PENDING, DEAD]))
+        else:
+            raise ValueError(f"status must be {PENDING}, {RETRYING} or {DEAD}, not {status!r}")
+        query = sa.select(table).where(*conditions).order_by(table.c.id).limit(limit)
         with self.store.transaction() as conn:
             return [_message(row) for row in conn.execute(query)]
 

@@ -62,8 +62,9 @@ def test_a_completed_referral_is_written_back_into_primero(world: World) -> None
     }
     response = world.post(f"/v1/referrals/{key}/response", complete)
     assert response.status_code == 202
-    # Delivered by the write-back drain (queued under the sync job that sent the referral).
-    assert Outbox(world.store).depth() == {"sent": 2}
+    # Delivered by the write-back drain (queued under the sync job that sent the referral):
+    # two answers, each in two parts (the referral's status, the linked-records row).
+    assert Outbox(world.store).depth() == {"sent": 4}
     assert referral_status(world.sim.url, case_id, referral_id) == "done"
     (row,) = world.linked_rows(case_id)
     assert row["link_status"] == "completed" and row["link_external_reference"] == "WCPC/2026/19"

@@ -180,3 +180,62 @@ def test_referrals_waiting_for_a_decision_show_in_status_and_metrics(store: Stat
     later = collect_status(settings, store, now=NOW + timedelta(hours=20))
     assert not later.healthy
     assert any("longer than" in p and "decisions held" in p for p in later.problems)
+
+
+def test_run_durations_latency_retrying_age_and_key_age_in_seconds(store: StateStore) -> None:
+    settings = police_settings(
+        primero_url="http://127.0.0.1:9",
+        police_url="http://127.0.0.1:9",
+        state_url=store.url,
+        kek=secrets.token_bytes(32),
+        auth="api_key",
+    )
+    KeyRing.init(store, secrets.token_bytes(32), ["police"])
+    process = Instruments()
+    registry = build_registry(settings, store, process=process)
+    add_run(store, "ok", {})  # 5 s
+    add_run(store, "running", {})  # not finished: not observed
+    with store.transaction() as conn:
+        conn.execute(
+            schema.outbox.insert().values(
+                idempotency_key="k",
+                job="police",
+                destination="primero",
+                kind="writeback.row",
+                link_key="police:ref-1",
+                payload=b"x",
+                status="pending",
+                attempts=3,
+                next_attempt_at=NOW,
+                created_at=datetime.now(UTC) - timedelta(minutes=10),
+                updated_at=NOW,
+                last_error_class="PrimeroNotPermitted",
+            )
+        )
+    process.http_request("primero", "2xx", 0.03)
+    with process.calling("police"):
+        process.http_request(None, "5xx", 2.0)
+    process.http_request(None, "error", 0.2)  # outside a delivery: a department's call
+
+    text = generate_latest(registry).decode()
+    runs = "cpims_adapter_run_duration_seconds"
+    assert sample(text, f"{runs}_bucket", job="police", le="1.0") == 0
+    assert sample(text, f"{runs}_bucket", job="police", le="5.0") == 1
+    assert sample(text, f"{runs}_bucket", job="police", le="+Inf") == 1
+    assert sample(text, f"{runs}_count", job="police") == 1
+    assert sample(text, f"{runs}_sum", job="police") == 5.0
+    http = "cpims_adapter_http_request_duration_seconds"
+    # The exposition sorts a histogram's labels: le comes between destination and outcome.
+    assert sample(text, f"{http}_bucket", destination="primero", le="0.05", outcome="2xx") == 1
+    assert sample(text, f"{http}_bucket", destination="police", le="1.0", outcome="5xx") == 0
+    assert sample(text, f"{http}_count", destination="police", outcome="5xx") == 1
+    assert sample(text, f"{http}_count", destination="department", outcome="error") == 1
+    oldest = "cpims_adapter_outbox_oldest_retrying_age_seconds"
+    assert 600 <= (sample(text, oldest, destination="primero") or 0) < 900
+    assert sample(text, oldest, destination="police") == 0
+    age = sample(text, "cpims_adapter_key_age_seconds", kind="audit")
+    assert age is not None and 0 <= age < 60
+
+    # A second scrape observes each run once.
+    text = generate_latest(registry).decode()
+    assert sample(text, f"{runs}_count", job="police") == 1

@@ -262,6 +262,10 @@ def test_the_json_document_has_stable_keys_and_no_error_text(store: StateStore) 
         "audit",
         "incidents",
         "service",
+        "retrying",
+        "grants_needed",
+        "unreachable",
+        "stalled_jobs",
     }
     (job,) = document["jobs"]
     assert set(job) >= {

@@ -3,12 +3,15 @@ job's lease, create or complete a department's referral case, apply write-backs.
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
+from adapter.errors import PrimeroNotPermitted
 from adapter.jobs.delivery import Handled, Handler, attempt
 from adapter.jobs.inbound._districts import _without_unknown_location
 from adapter.jobs.inbound._intake import _fill_gaps, _flag_once, case_fields, possible_matches
@@ -20,7 +23,7 @@ from adapter.jobs.inbound._messages import (
     Intake,
     IntakeOptions,
 )
-from adapter.jobs.writeback import WriteBack, apply_write_back
+from adapter.jobs.writeback import WriteBack, apply_part, apply_write_back, part_of
 from adapter.primero import PrimeroClient
 from adapter.primero.linked_records import linked_record_row, write_linked_record
 from adapter.privacy import KeyRing
@@ -31,6 +34,7 @@ from adapter.state.store import process_owner
 from adapter.state.types import utcnow
 
 _LEASE_SECONDS = 300
+log = logging.getLogger("adapter.jobs.inbound")
 
 
 class _Delivery:
@@ -60,6 +64,7 @@ class _Delivery:
         report = DrainReport(job)
         owner = process_owner()
         client: PrimeroClient | None = None
+        grants: dict[str, str] = {}
         try:
             # A message committed while another drain held the lease finds that drain about
             # to leave: the leaving drain looks once more after releasing, so nothing waits
@@ -73,7 +78,7 @@ class _Delivery:
                     while due := self._due(job, now=now):
                         client = client or client_factory()
                         dropped: set[int] = set()
-                        handle = self._handler(client, dropped)
+                        handle = self._handler(client, dropped, report.waiting_for_grant, grants)
                         for message in due:
                             outcome = attempt(
                                 message,
@@ -96,14 +101,30 @@ class _Delivery:
         finally:
             if client is not None:
                 client.close()
+            # Once per drain, not once per message: the grant is the same for all of them.
+            for kind, count in sorted(report.waiting_for_grant.items()):
+                log.warning(
+                    "job %s: %d write-back message(s) (%s) wait for a Primero permission: %s",
+                    job,
+                    count,
+                    kind,
+                    grants[kind],
+                )
         return report
 
     def _due(self, job: str, *, now: datetime | None) -> list[OutboxMessage]:
         return self.outbox.due(PRIMERO, job=job, limit=32, now=now)
 
-    def _handler(self, client: PrimeroClient, dropped: set[int]) -> Handler:
+    def _handler(
+        self,
+        client: PrimeroClient,
+        dropped: set[int],
+        waiting_for_grant: Counter[str],
+        grants: dict[str, str],
+    ) -> Handler:
         """The delivery of one message; ``dropped`` collects the ids of intakes whose case
-        was created without the department's district."""
+        was created without the department's district, ``waiting_for_grant`` the kinds of
+        messages refused for want of a permission (and ``grants`` what each needs)."""
 
         def handle(message: OutboxMessage, document: dict[str, Any]) -> Handled:
             if message.kind == KIND_INTAKE:
@@ -111,7 +132,12 @@ class _Delivery:
                 if result.get("district_dropped"):
                     dropped.add(message.id)
                 return result, {}
-            return self._apply_write_back(client, message, document)
+            try:
+                return self._apply_write_back(client, message, document)
+            except PrimeroNotPermitted as exc:
+                waiting_for_grant[message.kind] += 1
+                grants.setdefault(message.kind, exc.grant)
+                raise
 
         return handle
 
@@ -119,8 +145,12 @@ class _Delivery:
         self, client: PrimeroClient, message: OutboxMessage, document: Mapping[str, Any]
     ) -> Handled:
         write_back = WriteBack.from_json(document)
-        applied = apply_write_back(client, write_back)
-        return {"status": write_back.status}, {"written_back_status": write_back.status, **applied}
+        part = part_of(message.kind)
+        if part is None:  # queued whole by an older version
+            applied = apply_write_back(client, write_back)
+        else:
+            applied = apply_part(client, write_back, part)
+        return {"status": write_back.status, "part": part or "all"}, applied
 
     def _apply_intake(self, client: PrimeroClient, document: Mapping[str, Any]) -> dict[str, Any]:
         """Create the case (or complete the one already there), flag it for the responsible

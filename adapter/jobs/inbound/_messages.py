@@ -3,6 +3,7 @@ and the names of the outbox work a message queues."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
@@ -10,7 +11,6 @@ from typing import Any
 
 INBOUND_JOB = "inbound"  # the outbox job of work that starts at the inbound API
 PRIMERO = "primero"  # the outbox destination (the same as the sync engine's write-backs)
-KIND_WRITEBACK = "writeback"
 KIND_INTAKE = "intake"  # a department's referral to the CPU: create or complete a case
 
 # -- messages, as the API hands them over -------------------------------------------------
@@ -136,3 +136,5 @@ class DrainReport:
     dead_lettered: int = 0
     # Cases created without the department's district because Primero did not know the code.
     districts_dropped: int = 0
+    # Write-back messages (by kind) that wait for a Primero permission.
+    waiting_for_grant: Counter[str] = field(default_factory=Counter)

@@ -23,7 +23,6 @@ from adapter.jobs.inbound._inbox import Inbox
 from adapter.jobs.inbound._messages import (
     INBOUND_JOB,
     KIND_INTAKE,
-    KIND_WRITEBACK,
     PRIMERO,
     Answer,
     CaseRef,
@@ -33,7 +32,7 @@ from adapter.jobs.inbound._messages import (
     IntakeOptions,
     ReferralResponse,
 )
-from adapter.jobs.writeback import WriteBack
+from adapter.jobs.writeback import WriteBack, write_back_messages
 from adapter.primero.locations import LocationCatalogue
 from adapter.privacy import CaseCodes, CodeRefused, KeyRing, SecurityEventKind
 from adapter.privacy.audit import append_entry
@@ -169,9 +168,7 @@ class InboundService(_Delivery):
                     updated_at=_iso(response.updated_at),
                     mark_synced=bool(job and job.mark_synced),
                 )
-                self._enqueue(
-                    conn, envelope, current.job, KIND_WRITEBACK, key, write_back.to_json()
-                )
+                self._enqueue_write_back(conn, envelope, current.job, write_back)
                 jobs = (current.job,)
             self._audit(conn, envelope, "inbound_response", current.case_code)
             body = {
@@ -227,7 +224,7 @@ class InboundService(_Delivery):
                 record_type=record.record_type,
                 details=dict(record.details),
             )
-            self._enqueue(conn, envelope, INBOUND_JOB, KIND_WRITEBACK, key, write_back.to_json())
+            self._enqueue_write_back(conn, envelope, INBOUND_JOB, write_back)
             self._audit(conn, envelope, f"inbound_{record.record_type}", code)
             body = {
                 "message_id": envelope.message_id,
@@ -303,9 +300,7 @@ class InboundService(_Delivery):
         key: str,
         payload: Mapping[str, Any],
     ) -> None:
-        idempotency_key = str(
-            uuid.uuid5(_NAMESPACE, f"in:{envelope.department}:{envelope.message_id}")
-        )
+        idempotency_key = self._idempotency_key(envelope)
         body = json.dumps(payload, separators=(",", ":"), default=str).encode()
         self.outbox.enqueue(
             conn,
@@ -316,6 +311,25 @@ class InboundService(_Delivery):
             link_key=key,
             payload=self.keyring.encrypt_payload(body, context=idempotency_key.encode()),
         )
+
+    def _enqueue_write_back(
+        self, conn: Connection, envelope: Envelope, job: str, write_back: WriteBack
+    ) -> None:
+        """Queue a write-back part by part (adapter/jobs/writeback.py): one part Primero
+        refuses never holds another back."""
+        self.outbox.enqueue_many(
+            conn,
+            write_back_messages(
+                write_back,
+                idempotency_key=self._idempotency_key(envelope),
+                job=job,
+                encrypt=lambda plain, context: self.keyring.encrypt_payload(plain, context=context),
+            ),
+        )
+
+    @staticmethod
+    def _idempotency_key(envelope: Envelope) -> str:
+        return str(uuid.uuid5(_NAMESPACE, f"in:{envelope.department}:{envelope.message_id}"))
 
     def _audit(self, conn: Connection, envelope: Envelope, event: str, code: str) -> None:
         # What a department told us is processing of personal data too: record that it

@@ -13,7 +13,8 @@ Reading needs no KEK and no network: a monitoring script can run ``status`` with
 store's URL only.
 
 ``_queries`` reads the store; ``_report`` holds the status types, judges them (problems,
-warnings) and writes the JSON document.
+warnings) and writes the JSON document; ``_attention`` reads and judges the queues (retrying
+too long, permissions missing in Primero, destinations unreachable, stalled jobs).
 """
 
 from __future__ import annotations
@@ -27,6 +28,15 @@ import sqlalchemy as sa
 
 from adapter.config import Settings
 from adapter.jobs.pull import STREAM_CASES
+from adapter.ops.status._attention import (
+    Attention,
+    GrantNeeded,
+    RetryingAge,
+    StalledJob,
+    UnreachableDestination,
+    judge_attention,
+    read_attention,
+)
 from adapter.ops.status._queries import (
     KEY_AGE_WARN_DAYS,
     REGISTRY_PENDING,
@@ -114,6 +124,7 @@ def collect_status(
         pending_reviews, overdue_reviews = _reviews(conn, now)
         keys = _key_ages(conn, now)
         held = HeldReferrals(store).summary(conn)
+        attention = read_attention(conn, settings, now)
 
     jobs = [
         _job_status(
@@ -161,9 +172,11 @@ def collect_status(
             if i.stopped_at is None
         ],
         config_file=str(settings.config_file) if settings.config_file else None,
+        attention=attention,
     )
     _judge(status)
     judge_readiness(status, settings)
+    judge_attention(status, attention)
     return status
 
 
@@ -226,6 +239,8 @@ __all__ = [
     "LAG_INTERVALS",
     "NEXT_RUN_STREAM",
     "REGISTRY_PENDING",
+    "Attention",
+    "GrantNeeded",
     "HeldDepth",
     "HousekeepingStatus",
     "IncidentCounts",
@@ -235,8 +250,11 @@ __all__ = [
     "KeyAge",
     "OutboxDepth",
     "RecordedRun",
+    "RetryingAge",
     "RunSummary",
+    "StalledJob",
     "Status",
+    "UnreachableDestination",
     "collect_status",
     "format_duration",
     "job_trigger",

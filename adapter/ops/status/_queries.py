@@ -172,8 +172,14 @@ def _key_ages(conn: Connection, now: datetime) -> list[KeyAge]:
     for role, version, created_at in rows:
         if role in oldest:
             continue
-        age = (now - _aware(created_at)).days
-        oldest[role] = KeyAge(str(role), int(version), age, age > KEY_AGE_WARN_DAYS)
+        age = now - _aware(created_at)
+        oldest[role] = KeyAge(
+            str(role),
+            int(version),
+            age.days,
+            age.days > KEY_AGE_WARN_DAYS,
+            round(age.total_seconds(), 3),
+        )
     return list(oldest.values())
 
 

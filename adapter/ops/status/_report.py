@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # _attention builds on this module's types
+    from adapter.ops.status._attention import Attention
 
 # A job further behind Primero than this many of its schedule intervals needs attention.
 LAG_INTERVALS = 3
@@ -76,6 +79,7 @@ class KeyAge:
     version: int
     age_days: int
     warn: bool
+    age_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -128,6 +132,9 @@ class Status:
     # False when the store could not be read at all (missing, empty, older schema): then
     # ``problems`` says why and everything else is empty.
     store_read: bool = True
+    # Retrying too long, permissions missing in Primero, destinations unreachable, stalled
+    # jobs (adapter/ops/status/_attention.py).
+    attention: Attention | None = None
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -165,6 +172,7 @@ class Status:
                 "audit": {"last_verification": _run_json(self.last_audit_verification)},
                 "incidents": asdict(self.incidents),
                 "service": {"instances": [asdict(i) for i in self.instances]},
+                **_attention_json(self.attention),
             }
         )
         return document
@@ -246,6 +254,17 @@ def format_duration(seconds: float) -> str:
 
 
 # -- JSON -----------------------------------------------------------------------------------
+
+
+def _attention_json(attention: Attention | None) -> dict[str, Any]:
+    if attention is None:
+        return {"retrying": [], "grants_needed": [], "unreachable": [], "stalled_jobs": []}
+    return {
+        "retrying": [asdict(age) for age in attention.retrying],
+        "grants_needed": [asdict(grant) for grant in attention.grants],
+        "unreachable": [asdict(place) for place in attention.unreachable],
+        "stalled_jobs": [asdict(job) for job in attention.stalled],
+    }
 
 
 def _run_json(run: RunSummary | None) -> dict[str, Any] | None:
