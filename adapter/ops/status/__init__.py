@@ -28,15 +28,7 @@ import sqlalchemy as sa
 
 from adapter.config import Settings
 from adapter.jobs.pull import STREAM_CASES
-from adapter.ops.status._attention import (
-    Attention,
-    GrantNeeded,
-    RetryingAge,
-    StalledJob,
-    UnreachableDestination,
-    judge_attention,
-    read_attention,
-)
+from adapter.ops.status._attention import judge_attention, read_attention
 from adapter.ops.status._queries import (
     KEY_AGE_WARN_DAYS,
     REGISTRY_PENDING,
@@ -61,6 +53,8 @@ from adapter.ops.status._readiness import (
 )
 from adapter.ops.status._report import (
     LAG_INTERVALS,
+    Attention,
+    GrantNeeded,
     HeldDepth,
     HousekeepingStatus,
     IncidentCounts,
@@ -68,8 +62,11 @@ from adapter.ops.status._report import (
     JobStatus,
     KeyAge,
     OutboxDepth,
+    RetryingAge,
     RunSummary,
+    StalledJob,
     Status,
+    UnreachableDestination,
     _judge,
     format_duration,
 )

@@ -18,7 +18,6 @@ Kept apart from ``_report._judge`` (the runs, lag and incidents), so each reads 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,64 +26,22 @@ from sqlalchemy.engine import Connection
 
 from adapter.config import Settings
 from adapter.jobs.writeback import PRIMERO, needed_grant
-from adapter.ops.status._report import Status, _aware, format_duration
+from adapter.ops.status._report import (
+    Attention,
+    GrantNeeded,
+    RetryingAge,
+    StalledJob,
+    Status,
+    UnreachableDestination,
+    _aware,
+    format_duration,
+)
 from adapter.state import schema
 from adapter.state.outbox import DEAD, PENDING
 
 NOT_PERMITTED = "PrimeroNotPermitted"
 # Exception classes of an attempt that never reached its destination (no connection).
 UNREACHABLE_CLASSES = ("Unreachable", "PrimeroUnreachable", "PrimeroTimeout")
-
-
-@dataclass(frozen=True)
-class RetryingAge:
-    """Messages to one destination that failed at least once and are tried again."""
-
-    destination: str
-    retrying: int
-    oldest_seconds: float
-    # Retrying longer than the limit, and their last error classes (class names only).
-    over_limit: int
-    limit_seconds: float
-    error_classes: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class GrantNeeded:
-    """Primero messages waiting for a permission of the integration role."""
-
-    target: str
-    change: str
-    messages: int
-    jobs: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class UnreachableDestination:
-    """A destination whose latest attempts could not connect, with nothing delivered since."""
-
-    destination: str
-    messages: int
-    since: datetime
-    error_class: str
-
-
-@dataclass(frozen=True)
-class StalledJob:
-    """A job whose last ``runs`` runs delivered nothing while ``waiting`` messages queued
-    during them are still undelivered."""
-
-    job: str
-    runs: int
-    waiting: int
-
-
-@dataclass(frozen=True)
-class Attention:
-    retrying: list[RetryingAge]
-    grants: list[GrantNeeded]
-    unreachable: list[UnreachableDestination]
-    stalled: list[StalledJob]
 
 
 def read_attention(conn: Connection, settings: Settings, now: datetime) -> Attention:

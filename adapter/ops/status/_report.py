@@ -5,10 +5,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:  # _attention builds on this module's types
-    from adapter.ops.status._attention import Attention
+from typing import Any
 
 # A job further behind Primero than this many of its schedule intervals needs attention.
 LAG_INTERVALS = 3
@@ -109,6 +106,60 @@ class HeldDepth:
     count: int
     oldest_seconds: float
     limit_seconds: float
+
+
+# -- what needs attention beyond the jobs (read by _attention.py) ----------------------------
+
+
+@dataclass(frozen=True)
+class RetryingAge:
+    """Messages to one destination that failed at least once and are tried again."""
+
+    destination: str
+    retrying: int
+    oldest_seconds: float
+    # Retrying longer than the limit, and their last error classes (class names only).
+    over_limit: int
+    limit_seconds: float
+    error_classes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class GrantNeeded:
+    """Primero messages waiting for a permission of the integration role."""
+
+    target: str
+    change: str
+    messages: int
+    jobs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class UnreachableDestination:
+    """A destination whose latest attempts could not connect, with nothing delivered since."""
+
+    destination: str
+    messages: int
+    since: datetime
+    error_class: str
+
+
+@dataclass(frozen=True)
+class StalledJob:
+    """A job whose last ``runs`` runs delivered nothing while ``waiting`` messages queued
+    during them are still undelivered."""
+
+    job: str
+    runs: int
+    waiting: int
+
+
+@dataclass(frozen=True)
+class Attention:
+    retrying: list[RetryingAge]
+    grants: list[GrantNeeded]
+    unreachable: list[UnreachableDestination]
+    stalled: list[StalledJob]
 
 
 @dataclass(frozen=True)
