@@ -100,6 +100,7 @@ def test_check_passes_on_the_demos_world(world: dict[str, Any]) -> None:
     ):
         assert rows[needed][0] == "yes", (needed, rows[needed])
     assert rows["may forms.manage"][0] == "-"  # only install-forms needs it, as an admin
+    assert rows["may referrals.create"][0] == "yes"
     assert API_KEY not in str(rows) and "sim-password" not in str(rows)
 
 

@@ -143,8 +143,9 @@ async def users(request: Request) -> Response:
         )
 
 
-@router.get("/api/v2/users/{user_id}")
-async def show_user(user_id: str, request: Request) -> Response:
+# Digits only: `/api/v2/users/refer-to` (routes_config.py) must not match here.
+@router.get("/api/v2/users/{user_id:int}")
+async def show_user(user_id: int, request: Request) -> Response:
     """`GET /api/v2/users/:id`: `authorize! :show_user` (oneself always, ability.rb
     `can_show_user`; others with Users: read). `extended=true` adds the role's permissions
     (`{resource (plural), actions}`), `permitted_form` (form unique_id → "r"/"rw",
@@ -153,9 +154,9 @@ async def show_user(user_id: str, request: Request) -> Response:
     path = request.url.path
     with state.lock:
         reader = guard(state, request).user
-        user = next((u for u in state.users.values() if str(u.id) == user_id), None)
+        user = next((u for u in state.users.values() if u.id == user_id), None)
         if user is None:
-            raise not_found(path, "User", user_id)
+            raise not_found(path, "User", str(user_id))
         role = state.role_of(reader)
         may_read = role.can("user", "read") or role.can("user", "agency_read")
         require(
