@@ -45,6 +45,7 @@ from adapter.config import SftpSettings
 from adapter.departments.base import COMPLETED, IN_PROGRESS, STATUSES, StatusUpdate
 from adapter.departments.sftp import SftpDrop
 from adapter.errors import ConfigError
+from adapter.vocabulary import CourtOrderStatus, CourtOrderType
 
 logger = logging.getLogger("adapter.departments")
 
@@ -217,22 +218,8 @@ class ReferralStatusRow(InboundRow):
         return self.reason
 
 
-# Court-order codes (departments.md §5, from ECF/NIEM vocabulary and JJSA 2018).
-OrderType = Literal[
-    "placement",
-    "custody",
-    "guardianship",
-    "supervision",
-    "committal",
-    "diversion",
-    "bail",
-    "protection",
-    "reunification",
-    "production",
-    "age_determination",
-]
 # An order in force means the referral is being acted on; a discharged order closes it.
-_ORDER_STATUS = {
+_ORDER_STATUS: dict[CourtOrderStatus, str] = {
     "active": IN_PROGRESS,
     "varied": IN_PROGRESS,
     "appealed": IN_PROGRESS,
@@ -247,13 +234,13 @@ class CourtOrderRow(InboundRow):
     court: str = Field(min_length=1, max_length=200)
     case_number: Reference
     order_number: Reference | None = None
-    order_type: OrderType
+    order_type: CourtOrderType
     order_date: Day
     effective_from: Day | None = None
     effective_to: Day | None = None
     review_date: Day | None = None
     next_hearing_date: Day | None = None
-    status: Literal["active", "varied", "discharged", "appealed"] = "active"
+    status: CourtOrderStatus = "active"
 
     def cross_check(self) -> list[tuple[str, str]]:
         if self.effective_from and self.effective_to and self.effective_to < self.effective_from:
