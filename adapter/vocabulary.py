@@ -14,6 +14,14 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
+# The record types the adapter writes itself into a case's "Linked department records" (each
+# → its label in the row's record-type select). A department's own record types (an FIR, a
+# court order, a school enrolment) are declared in its mapping file ([record_types]).
+CORE_RECORD_TYPES: dict[str, str] = {
+    "referral": "Referral",
+    "deletion_request": "Deletion request",
+}
+
 # Primero's default lookup-protection-concerns (primero-api.md §6; the simulator's lookups).
 ProtectionConcern = Literal[
     "sexually_exploited",
@@ -58,6 +66,7 @@ CourtOrderStatus = Literal["active", "varied", "discharged", "appealed"]
 COURT_ORDER_STATUSES: tuple[str, ...] = get_args(CourtOrderStatus)
 
 __all__ = [
+    "CORE_RECORD_TYPES",
     "COURT_ORDER_STATUSES",
     "COURT_ORDER_TYPES",
     "PROTECTION_CONCERNS",

@@ -606,7 +606,9 @@ class ResponseAccepted(BaseModel):
 class RecordAccepted(BaseModel):
     message_id: str
     status: Literal["accepted"]
-    record_type: Literal["fir", "court_order", "birth_registration"]
+    record_type: str = Field(
+        description="The record's type in the case's linked department records, e.g. fir."
+    )
 
 
 class ConvictionAnswer(BaseModel):
