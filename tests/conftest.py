@@ -12,6 +12,7 @@ import pytest
 from adapter.logs import THIRD_PARTY_LOGGERS
 from adapter.state import StateStore
 from tests.support.servers import PostgresServer, start_postgres
+from tests.support.sftp_server import sftp, sftp_server  # noqa: F401 - shared fixtures
 
 _db_counter = itertools.count(1)
 

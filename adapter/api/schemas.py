@@ -39,6 +39,7 @@ from adapter.privacy.errors import IdentifierError
 from adapter.privacy.normalise import ascii_digits, normalise_cnic
 from adapter.registry.models import ConvictionOrder, check_name
 from adapter.state.types import utcnow
+from adapter.vocabulary import CourtOrderStatus, CourtOrderType, ProtectionConcern
 
 # 5-7-1 digits with optional separators, in any digit script (ascii_digits folds them first).
 _CNIC = re.compile(r"(?<!\d)\d{5}[-\s‐-―−]?\d{7}[-\s‐-―−]?\d(?!\d)")
@@ -152,28 +153,6 @@ PastDate = Annotated[date, AfterValidator(_not_future)]
 Instant = Annotated[AwareDatetime, AfterValidator(_real_instant)]
 Year = Annotated[int, Field(ge=1947, le=2100)]
 
-# Primero's default lookup-protection-concerns (primero-api.md §6; the simulator's lookups).
-ConcernCode = Literal[
-    "sexually_exploited",
-    "gbv_survivor",
-    "trafficked_smuggled",
-    "statelessness",
-    "arrested_detained",
-    "migrant",
-    "disabled",
-    "serious_health_issue",
-    "refugee",
-    "caafag",
-    "street_child",
-    "child_mother",
-    "physically_or_mentally_abused",
-    "living_with_vulnerable_person",
-    "child_labour",
-    "child_headed_household",
-    "mentally_distressed",
-    "other",
-]
-
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
@@ -246,7 +225,7 @@ class ReferralIn(_Message):
 
     reference: Reference = Field(description="Your own reference for this referral.")
     child: Child
-    concern_codes: Annotated[list[ConcernCode], Field(min_length=1, max_length=10)]
+    concern_codes: Annotated[list[ProtectionConcern], Field(min_length=1, max_length=10)]
     reason: LongText
     urgency: Literal["high", "medium", "low"]
     referring_officer: Officer
@@ -395,20 +374,8 @@ class CourtOrder(_Strict):
     case_year: Year
     order_number: Number
     order_date: PastDate
-    order_type: Literal[
-        "placement",
-        "custody",
-        "guardianship",
-        "supervision",
-        "committal",
-        "diversion",
-        "bail",
-        "protection",
-        "reunification",
-        "production",
-        "age_determination",
-    ]
-    status: Literal["active", "varied", "discharged", "appealed"]
+    order_type: CourtOrderType
+    status: CourtOrderStatus
     effective_from: date | None = None
     effective_to: date | None = None
     review_date: date | None = None
@@ -639,7 +606,9 @@ class ResponseAccepted(BaseModel):
 class RecordAccepted(BaseModel):
     message_id: str
     status: Literal["accepted"]
-    record_type: Literal["fir", "court_order", "birth_registration"]
+    record_type: str = Field(
+        description="The record's type in the case's linked department records, e.g. fir."
+    )
 
 
 class ConvictionAnswer(BaseModel):

@@ -19,6 +19,8 @@ from rich.table import Table
 
 from adapter.cli._common import out, settings
 from adapter.cli._primero import open_client
+from adapter.config import Settings
+from adapter.mappings.mapped_spec import declared_record_types, load_spec
 from adapter.primero.linked_records import DEFAULT_MODULES, InstallReport, install_forms
 
 ACTION_STYLE = {"created": "green", "updated": "yellow", "unchanged": "dim"}
@@ -35,7 +37,8 @@ def install_forms_command(
     ] = None,
 ) -> None:
     """Create the "Linked department records" and "Disclosure decisions" forms in Primero, or
-    complete them; safe to re-run (a department added to the config becomes a new option).
+    complete them; safe to re-run (a department, or a record type a mapping file declares,
+    added to the config becomes a new option).
 
     Never deletes or renames anything. Needs an account with metadata:manage: run it once
     with an administrator's account via CPIMS_ADAPTER_PRIMERO__USERNAME and
@@ -49,9 +52,20 @@ def install_forms_command(
             client,
             module_ids=modules,
             departments=sorted(config.departments),
+            record_types=configured_record_types(config),
             approvers_by_role=bool(approvers.approver_roles or approvers.approver_user_groups),
         )
     print_report(report)
+
+
+def configured_record_types(config: Settings) -> dict[str, str]:
+    """The record types (id → label) the configured departments' mapping files declare: the
+    "Linked department records" record-type select offers them besides the adapter's own."""
+    return declared_record_types(
+        load_spec(department.mapping_path(name))
+        for name, department in sorted(config.departments.items())
+        if department.connector in ("rest", "sftp")
+    )
 
 
 def print_report(report: InstallReport) -> None:
@@ -78,4 +92,4 @@ def register(primero_app: typer.Typer) -> None:
     primero_app.command("install-forms")(install_forms_command)
 
 
-__all__ = ["print_report", "register"]
+__all__ = ["configured_record_types", "print_report", "register"]

@@ -51,7 +51,7 @@ class StatusUpdate:
     outputs: tuple[str, ...] = ()  # references to results (e.g. a medico-legal report)
     updated_at: datetime | None = None
     version: str | None = None
-    # What the department's record is: referral | fir | birth_registration | court_order.
+    # What the department's record is: referral, or a record type its mapping file declares.
     record_type: str = "referral"
     # Short, department-defined facts shown to the CPO in the linked record (e.g. FIR
     # sections, investigating officer's rank); keys are field names, values are text.

@@ -37,14 +37,24 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
-from typing import Annotated, ClassVar, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+)
 
 from adapter.config import SftpSettings
 from adapter.departments.base import COMPLETED, IN_PROGRESS, STATUSES, StatusUpdate
 from adapter.departments.sftp import SftpDrop
 from adapter.errors import ConfigError
+from adapter.vocabulary import CourtOrderStatus, CourtOrderType
 
 logger = logging.getLogger("adapter.departments")
 
@@ -217,22 +227,8 @@ class ReferralStatusRow(InboundRow):
         return self.reason
 
 
-# Court-order codes (departments.md §5, from ECF/NIEM vocabulary and JJSA 2018).
-OrderType = Literal[
-    "placement",
-    "custody",
-    "guardianship",
-    "supervision",
-    "committal",
-    "diversion",
-    "bail",
-    "protection",
-    "reunification",
-    "production",
-    "age_determination",
-]
 # An order in force means the referral is being acted on; a discharged order closes it.
-_ORDER_STATUS = {
+_ORDER_STATUS: dict[CourtOrderStatus, str] = {
     "active": IN_PROGRESS,
     "varied": IN_PROGRESS,
     "appealed": IN_PROGRESS,
@@ -247,13 +243,13 @@ class CourtOrderRow(InboundRow):
     court: str = Field(min_length=1, max_length=200)
     case_number: Reference
     order_number: Reference | None = None
-    order_type: OrderType
+    order_type: CourtOrderType
     order_date: Day
     effective_from: Day | None = None
     effective_to: Day | None = None
     review_date: Day | None = None
     next_hearing_date: Day | None = None
-    status: Literal["active", "varied", "discharged", "appealed"] = "active"
+    status: CourtOrderStatus = "active"
 
     def cross_check(self) -> list[tuple[str, str]]:
         if self.effective_from and self.effective_to and self.effective_to < self.effective_from:
@@ -333,23 +329,93 @@ ROW_TYPES: dict[str, type[InboundRow]] = {
 }
 
 
+class DeclaredRow(InboundRow):
+    """A row of a record type a mapping file declares (``[record_types.<name>]``, e.g. a labour
+    inspection): its status in the department's words, its reference, a note and the declared
+    facts. ``declared_row`` makes one class per record type."""
+
+    statuses: ClassVar[Mapping[str, str]] = {}
+    fact_names: ClassVar[tuple[str, ...]] = ()
+    status: str = Field(min_length=1, max_length=64)
+    external_ref: Reference | None = None
+    reason: str | None = Field(None, pattern=r"^[a-z0-9_.-]{1,64}$")
+    # The department's short note is shown to the CPO (never logged, never in a reject file).
+    note: str | None = Field(None, max_length=500)
+
+    @field_validator("status")
+    @classmethod
+    def _declared_status(cls, value: str) -> str:
+        if value not in cls.statuses:
+            raise ValueError(f"must be one of {', '.join(cls.statuses)}")
+        return value
+
+    def adapter_status(self) -> str:
+        return self.statuses[self.status]
+
+    def reference(self) -> str | None:
+        return self.external_ref
+
+    def facts(self) -> dict[str, str]:
+        return _texts(status=self.status, **{n: getattr(self, n) for n in self.fact_names})
+
+    def provider_note(self) -> str | None:
+        return self.note
+
+    def coded_reason(self) -> str | None:
+        return self.reason
+
+
+Fact = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+def declared_row(
+    record_type: str, statuses: Mapping[str, str], details: Sequence[str] = ()
+) -> type[InboundRow]:
+    """The row class of a declared record type: ``statuses`` maps the department's status
+    words onto the adapter's; ``details`` are the facts a row may carry (short text)."""
+    taken = sorted(set(details) & set(DeclaredRow.model_fields))
+    if taken:
+        raise ConfigError(
+            f"record type {record_type}: details {', '.join(taken)} are fields every row has; "
+            "choose other names."
+        )
+    fields: dict[str, Any] = {name: (Fact | None, None) for name in details}
+    row: type[DeclaredRow] = create_model(
+        f"DeclaredRow_{record_type}", __base__=DeclaredRow, **fields
+    )
+    row.record_type = record_type
+    row.statuses = dict(statuses)
+    row.fact_names = tuple(details)
+    return row
+
+
 @dataclass(frozen=True)
 class InboundFormat:
-    """What a department's files hold: a record type (``ROW_TYPES``) and how its column names
-    map onto the record's fields (``{"Case No.": "case_number"}``). Headers are compared
-    case-insensitively with spaces and hyphens read as underscores, so ``Order Date`` needs no
-    entry."""
+    """What a department's files hold: a record type and how its column names map onto the
+    record's fields (``{"Case No.": "case_number"}``). Headers are compared case-insensitively
+    with spaces and hyphens read as underscores, so ``Order Date`` needs no entry.
+
+    The record type is one of ``ROW_TYPES`` or, given its ``statuses`` (the mapping file's
+    ``[record_types.<name>]``), a declared one (``declared_row``)."""
 
     record_type: str
     columns: Mapping[str, str] = field(default_factory=dict)
+    statuses: Mapping[str, str] = field(default_factory=dict)
+    details: Sequence[str] = ()
 
     def __post_init__(self) -> None:
-        if self.record_type not in ROW_TYPES:
+        if self.record_type in ROW_TYPES:
+            row_type = ROW_TYPES[self.record_type]
+        elif self.statuses:
+            row_type = declared_row(self.record_type, self.statuses, self.details)
+        else:
             raise ConfigError(
                 f"inbound record_type '{self.record_type}' is unknown; use one of "
-                f"{', '.join(sorted(ROW_TYPES))}."
+                f"{', '.join(sorted(ROW_TYPES))} or declare it with its statuses in the mapping "
+                f"file ([record_types.{self.record_type}])."
             )
-        fields = _field_names(ROW_TYPES[self.record_type])
+        object.__setattr__(self, "_row_type", row_type)
+        fields = _field_names(row_type)
         unknown = sorted(set(self.columns.values()) - fields)
         if unknown:
             raise ConfigError(
@@ -359,7 +425,8 @@ class InboundFormat:
 
     @property
     def row_type(self) -> type[InboundRow]:
-        return ROW_TYPES[self.record_type]
+        row_type: type[InboundRow] = getattr(self, "_row_type")  # noqa: B009 - set in __post_init__
+        return row_type
 
     def field_of(self, header: str) -> str | None:
         names = {_normal(k): v for k, v in self.columns.items()}

@@ -71,11 +71,15 @@ def open_department(
             policy=PolicySet.load(settings.privacy.policy_dir),
         )
         files = mapped.spec.files
-        inbound = (
-            InboundFormat(files.inbound.record_type, dict(files.inbound.columns))
-            if files and files.inbound
-            else None
-        )
+        inbound = None
+        if files and files.inbound:
+            declared = mapped.spec.record_types.get(files.inbound.record_type)
+            inbound = InboundFormat(
+                files.inbound.record_type,
+                dict(files.inbound.columns),
+                statuses=dict(declared.statuses) if declared else {},
+                details=tuple(declared.details) if declared else (),
+            )
         connector = FileConnector.from_settings(
             department,
             config,

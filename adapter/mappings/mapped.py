@@ -148,7 +148,7 @@ class MappedMapping:
         watermark = spec.watermark.render(item)
         key = spec.referral_key.render(item)
         raw = spec.status.render(item)
-        status = spec.map.get(raw or "", spec.unknown)
+        status = self.spec.status_map(spec.record_type).get(raw or "", spec.unknown)
         if not key or status is None:
             return None, watermark
         updated = spec.updated_at.render(item) if spec.updated_at else None

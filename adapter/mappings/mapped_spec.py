@@ -8,8 +8,9 @@ cancel that tries to carry case data. Each error names the file, the key and the
 
 from __future__ import annotations
 
+import re
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -32,6 +33,7 @@ from adapter.mappings.mapped_template import (
     references,
 )
 from adapter.privacy.policy import DepartmentPolicy
+from adapter.vocabulary import CORE_RECORD_TYPES
 
 
 class MappingFileError(ConfigError):
@@ -44,8 +46,6 @@ Method = Literal["POST", "PUT", "PATCH", "DELETE"]
 AdapterStatus = Literal[
     "requested", "accepted", "rejected", "in_progress", "completed", "cancelled", "failed"
 ]
-# The "Linked department records" row types (adapter.primero.linked_records.RECORD_TYPES).
-RecordType = Literal["referral", "fir", "birth_registration", "court_order"]
 Scalar = str | int | float | bool
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
@@ -220,8 +220,11 @@ class StatusSpec(_Strict):
     external_reference: FormatText | None = None
     note: FormatText | None = None
     reason: FormatText | None = None
-    record_type: RecordType = "referral"
-    map: dict[str, AdapterStatus] = Field(min_length=1)
+    # A core record type (referral) or one of the file's [record_types].
+    record_type: str = Field("referral", pattern=NAME_PATTERN)
+    # The department's status → the adapter's. A declared record type keeps its statuses in
+    # [record_types.<name>.statuses] instead (``MappingFile.status_map``).
+    map: dict[str, AdapterStatus] = {}
     # The adapter status for a department status the map does not list; unset = ignore it.
     unknown: AdapterStatus | None = None
     details: dict[str, DetailSpec] = {}
@@ -231,7 +234,7 @@ class InboundFiles(_Strict):
     """File transports: what the department's returned files hold (``csv_import.InboundFormat``:
     a record type and its column names onto the record's fields)."""
 
-    record_type: RecordType
+    record_type: str = Field(pattern=NAME_PATTERN)
     columns: dict[str, str] = {}
 
 
@@ -241,6 +244,18 @@ class FilesSpec(_Strict):
     inbound: InboundFiles | None = None
     # The kinds of document that may travel by e-mail when SFTP is unreachable (last resort).
     email_kinds: list[Kind] = []
+
+
+class RecordTypeSpec(_Strict):
+    """A kind of record the department keeps about a case (``[record_types.<name>]``): a row
+    type of the case's "Linked department records", offered by its record-type select."""
+
+    # What a child protection officer sees in the row's record-type select.
+    label: str = Field(min_length=2, max_length=80)
+    # The department's status words for this record → the adapter's status.
+    statuses: dict[str, AdapterStatus] = {}
+    # Facts a record of this type may carry (a returned file's columns, shown to the CPO).
+    details: list[str] = []
 
 
 class MappingFile(_Strict):
@@ -257,9 +272,27 @@ class MappingFile(_Strict):
     routes: list[Route] = []
     status: StatusSpec | None = None
     files: FilesSpec | None = None
+    record_types: dict[str, RecordTypeSpec] = {}
 
     def document(self, kind: str) -> DocumentSpec | None:
         return next((d for k, d in self.documents.items() if k == kind), None)
+
+    def status_map(self, record_type: str) -> Mapping[str, AdapterStatus]:
+        """The department's status words for ``record_type`` → the adapter's statuses."""
+        declared = self.record_types.get(record_type)
+        if declared is not None:
+            return declared.statuses
+        return self.status.map if self.status is not None else {}
+
+
+def declared_record_types(specs: Iterable[MappingFile]) -> dict[str, str]:
+    """Each record type the mapping files declare → its label (the first file's label), for
+    the "Linked department records" record-type select (``install_forms``)."""
+    found: dict[str, str] = {}
+    for spec in specs:
+        for name, declared in spec.record_types.items():
+            found.setdefault(name, declared.label)
+    return found
 
 
 # --- loading ---------------------------------------------------------------------------------
@@ -331,6 +364,7 @@ def _loc(loc: tuple[int | str, ...]) -> str:
 
 def check(spec: MappingFile) -> Iterator[tuple[str, str]]:
     """Every ``(key, problem)`` of a schema-valid file; empty when the file is usable."""
+    yield from _check_record_types(spec)
     for kind in ("referral", "cancel", "withdraw"):
         if kind not in spec.documents:
             yield (
@@ -369,6 +403,51 @@ def check(spec: MappingFile) -> Iterator[tuple[str, str]]:
                 yield from _check_template(
                     spec, override.body, kind, f"{key}.documents.{kind}.body"
                 )
+
+
+def _check_record_types(spec: MappingFile) -> Iterator[tuple[str, str]]:
+    for name, declared in spec.record_types.items():
+        key = f"record_types.{name}"
+        if name in CORE_RECORD_TYPES:
+            yield (
+                key,
+                f"'{name}' is the adapter's own record type: give the department's another name",
+            )
+        elif not re.match(NAME_PATTERN, name) or len(name) > 40:
+            yield key, "use up to 40 lowercase letters, digits and '_', starting with a letter"
+        for fact in declared.details:
+            if not re.match(NAME_PATTERN, fact):
+                yield f"{key}.details", f"'{fact}': use lowercase letters, digits and '_'"
+    uses = []
+    if spec.status is not None:
+        uses.append(("status.record_type", spec.status.record_type))
+    if spec.files is not None and spec.files.inbound is not None:
+        uses.append(("files.inbound.record_type", spec.files.inbound.record_type))
+    for key, name in uses:
+        if name not in CORE_RECORD_TYPES and name not in spec.record_types:
+            yield (
+                key,
+                (
+                    f"'{name}' is neither the adapter's own ({', '.join(CORE_RECORD_TYPES)}) nor "
+                    f"declared here: add [record_types.{name}] with its label and statuses"
+                ),
+            )
+    if spec.status is None:
+        return
+    name = spec.status.record_type
+    if name in spec.record_types:
+        if spec.status.map:
+            yield (
+                "status.map",
+                (f"the statuses of '{name}' are [record_types.{name}.statuses]: move them there"),
+            )
+        elif not spec.record_types[name].statuses:
+            yield (
+                f"record_types.{name}.statuses",
+                ("required: map each of the department's statuses onto the adapter's"),
+            )
+    elif not spec.status.map:
+        yield "status.map", "required: map each of the department's statuses onto the adapter's"
 
 
 def _check_template(

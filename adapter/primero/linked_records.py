@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from adapter.errors import PrimeroError, PrimeroForbidden, PrimeroNoOp
 from adapter.primero import decision_form
+from adapter.vocabulary import CORE_RECORD_TYPES
 
 if TYPE_CHECKING:
     from adapter.primero.client import PrimeroClient
@@ -52,7 +53,9 @@ SUBFORM_ID = "linked_department_records_section"
 # The rows live in the case's data under the subform *field's* name (primero-api.md §4).
 SUBFORM_FIELD = SUBFORM_ID
 DEFAULT_MODULES = ("primeromodule-cp",)
-RECORD_TYPES = ("referral", "fir", "birth_registration", "court_order", "deletion_request")
+# A record type is a name (the row's select option id); which ones exist is data: the adapter's
+# own (CORE_RECORD_TYPES) and those the departments' mapping files declare ([record_types]).
+RECORD_TYPE_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 STATUS_NOTE_MAX = 280
 TEXT_MAX = 200
 # Row ids are uuid5(link_key) in this namespace: the same link always gets the same row, which
@@ -80,18 +83,25 @@ def _field(name: str, kind: str, label: str, **extra: Any) -> dict[str, Any]:
     }
 
 
-def row_fields() -> list[dict[str, Any]]:
-    """The fields of one linked-record row, in display order."""
-    record_types = [
-        {"id": "referral", "display_text": _label("Referral")},
-        {"id": "fir", "display_text": _label("First Information Report (FIR)")},
-        {"id": "birth_registration", "display_text": _label("Birth registration")},
-        {"id": "court_order", "display_text": _label("Court order")},
-        {"id": "deletion_request", "display_text": _label("Deletion request")},
+def record_type_options(record_types: Mapping[str, str] = {}) -> dict[str, str]:
+    """The record-type select's options (id → label): the adapter's own record types, then
+    ``record_types``, the departments' (``mapped_spec.declared_record_types``)."""
+    return {
+        **CORE_RECORD_TYPES,
+        **{k: v for k, v in record_types.items() if k not in CORE_RECORD_TYPES},
+    }
+
+
+def row_fields(record_types: Mapping[str, str] = {}) -> list[dict[str, Any]]:
+    """The fields of one linked-record row, in display order; ``record_types`` are the
+    departments' record types (id → label) the record-type select offers besides the core's."""
+    options = [
+        {"id": name, "display_text": _label(label)}
+        for name, label in record_type_options(record_types).items()
     ]
     return [
         _field("link_department", "text_field", "Department"),
-        _field("link_record_type", "select_box", "Record type", option_strings_text=record_types),
+        _field("link_record_type", "select_box", "Record type", option_strings_text=options),
         _field("link_external_reference", "text_field", "Reference in the department's system"),
         _field("link_case_code", "text_field", "Department's case code"),
         _field("link_status", "text_field", "Status"),
@@ -101,8 +111,11 @@ def row_fields() -> list[dict[str, Any]]:
     ]
 
 
-def subform_definition(module_ids: Sequence[str] = DEFAULT_MODULES) -> dict[str, Any]:
-    """The nested form section (the row layout), as `POST /api/v2/forms` takes it."""
+def subform_definition(
+    module_ids: Sequence[str] = DEFAULT_MODULES, record_types: Mapping[str, str] = {}
+) -> dict[str, Any]:
+    """The nested form section (the row layout), as `POST /api/v2/forms` takes it, offering
+    the departments' ``record_types`` (id → label) besides the adapter's own."""
     return {
         "unique_id": SUBFORM_ID,
         "name": _label("Linked department record"),
@@ -115,7 +128,7 @@ def subform_definition(module_ids: Sequence[str] = DEFAULT_MODULES) -> dict[str,
         "collapsed_field_names": ["link_department", "link_record_type", "link_status"],
         # CPOs see the rows but must not remove them: the adapter would write them back.
         "subform_prevent_item_removal": True,
-        "fields": row_fields(),
+        "fields": row_fields(record_types),
     }
 
 
@@ -243,13 +256,17 @@ def install_forms(
     *,
     module_ids: Sequence[str] = DEFAULT_MODULES,
     departments: Sequence[str] = (),
+    record_types: Mapping[str, str] = {},
     approvers_by_role: bool = False,
 ) -> InstallReport:
     """Create or complete the adapter's forms — "Linked department records" and, when
-    ``departments`` are given, "Disclosure decisions" — safe to run again.
+    ``departments`` are given, "Disclosure decisions" — safe to run again. ``record_types``
+    are the departments' record types (id → label, from their mapping files) the linked
+    records' record-type select offers besides the adapter's own.
 
     Creates each nested form and its parent when missing; adds missing fields, select
-    options (a department added to the config) and modules, and repairs the subform link when
+    options (a department or a record type added to the config) and modules, and repairs the
+    subform link when
     present. Never deletes or renames anything, and leaves labels an administrator changed
     alone. Needs an account with `metadata:manage` (PrimeroForbidden otherwise).
     """
@@ -257,7 +274,10 @@ def install_forms(
         raise ValueError("module_ids must name at least one Primero module")
     # Each nested form, then its parent (which needs the nested form's numeric id).
     pairs: list[tuple[dict[str, Any], Callable[[int | str], dict[str, Any]]]] = [
-        (subform_definition(module_ids), lambda sid: form_definition(sid, module_ids))
+        (
+            subform_definition(module_ids, record_types),
+            lambda sid: form_definition(sid, module_ids),
+        )
     ]
     if departments:
         pairs.append(
@@ -407,8 +427,13 @@ def linked_record_row(
     STATUS_NOTE_MAX characters). Values given as None are left out, so Primero's row merge
     keeps what an earlier write stored (primero-api.md §4).
     """
-    if record_type not in RECORD_TYPES:
-        raise ValueError(f"record_type must be one of {', '.join(RECORD_TYPES)}")
+    if not isinstance(record_type, str) or not RECORD_TYPE_PATTERN.match(record_type):
+        # Which names exist is configuration (the mapping files' [record_types], checked when
+        # they load; Primero refuses a value its select does not offer): here only the shape.
+        raise ValueError(
+            "record_type must be a record type name (lowercase letters, digits, '_'), as the "
+            "adapter or a mapping file's [record_types] declares it"
+        )
     key = _text("link_key", link_key)
     row: dict[str, Any] = {
         "unique_id": row_id(key),
@@ -485,9 +510,10 @@ def write_linked_record(
 
 
 __all__ = [
+    "CORE_RECORD_TYPES",
     "DEFAULT_MODULES",
     "FORM_ID",
-    "RECORD_TYPES",
+    "RECORD_TYPE_PATTERN",
     "STATUS_NOTE_MAX",
     "SUBFORM_FIELD",
     "SUBFORM_ID",
@@ -497,6 +523,7 @@ __all__ = [
     "form_definition",
     "install_forms",
     "linked_record_row",
+    "record_type_options",
     "required_grants",
     "row_fields",
     "row_id",

@@ -8,14 +8,15 @@ never leaves: default deny, so a field Primero adds tomorrow stays inside until 
 
 The files are untrusted configuration: they are validated with pydantic, and cross-checked
 (every listed field must be catalogued with a kind; Primero's record identifiers can never be
-listed; birth registration can never receive protection concerns). Errors name the file, the
+listed; a department keeps the never_kinds sensitivity.toml requires of it, e.g. birth
+registration never receives protection concerns). Errors name the file, the
 key and the fix, never a value.
 """
 
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TypeVar, get_args
@@ -166,6 +167,9 @@ class SensitivityPolicy(_Strict):
     fields: dict[Kind, tuple[str, ...]]
     suppression: dict[Level, Suppression] = {}
     probe: ProbePolicy = Field(default_factory=lambda: ProbePolicy(k=5))
+    # Kinds a department is never sent that its own file may not drop (department → kinds):
+    # its never_kinds must list them, so removing one takes an edit to both files.
+    never_kinds: dict[str, tuple[Kind, ...]] = {}
 
 
 @dataclass(frozen=True)
@@ -202,8 +206,12 @@ class PolicySet:
         field_kinds = _field_kinds(sens_path, sensitivity)
         concern_levels = _concern_levels(sens_path, sensitivity)
         _check_suppression(sens_path, sensitivity, field_kinds, departments)
+        for name in sensitivity.never_kinds:
+            if name not in departments:
+                raise _fail(sens_path, f"never_kinds.{name}", f"no department file '{name}.toml'")
         for path_stem, dept in departments.items():
-            _check_department(root / f"{path_stem}.toml", path_stem, dept, field_kinds)
+            required = sensitivity.never_kinds.get(path_stem, ())
+            _check_department(root / f"{path_stem}.toml", path_stem, dept, field_kinds, required)
         return cls(root, sensitivity, departments, field_kinds, concern_levels)
 
     def department(self, name: str) -> DepartmentPolicy | None:
@@ -331,7 +339,11 @@ def _check_suppression(
 
 
 def _check_department(
-    path: Path, stem: str, dept: DepartmentPolicy, kinds: Mapping[str, str]
+    path: Path,
+    stem: str,
+    dept: DepartmentPolicy,
+    kinds: Mapping[str, str],
+    required_never: Sequence[str] = (),
 ) -> None:
     if dept.department != stem or not DEPARTMENT_RE.match(stem):
         raise _fail(
@@ -340,10 +352,17 @@ def _check_department(
             f"must equal the file name '{stem}' (lowercase letters, digits, '_'; it is part of "
             "every case code)",
         )
-    # Issue 3: birth-registration payloads never carry protection concerns; this is a rule of
-    # the adapter, not a policy choice, so the file cannot drop it.
-    if stem == "birth_registration" and "concern" not in dept.never_kinds:
-        raise _fail(path, "never_kinds", 'birth registration must list "concern" in never_kinds')
+    # Issue 3: some kinds are never a department's to receive (birth registration never learns
+    # protection concerns); sensitivity.toml [never_kinds] names them, and the department's
+    # own file cannot drop them.
+    missing = [kind for kind in required_never if kind not in dept.never_kinds]
+    if missing:
+        listed = ", ".join(f'"{kind}"' for kind in missing)
+        raise _fail(
+            path,
+            "never_kinds",
+            f"must list {listed} in never_kinds (sensitivity.toml [never_kinds] requires it)",
+        )
     for purpose, policy in dept.purposes.items():
         seen: set[str] = set()
         for i, rule in enumerate(policy.allow):

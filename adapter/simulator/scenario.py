@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,14 @@ SUPERVISORS = DecisionSettings(
 DEPARTMENTS = ("birth_registration", "courts", "health", "police")
 HEALTH_AGENCY = "agency-civil-hospital-karachi"
 POLICY_DIR = Path(__file__).resolve().parents[2] / "config" / "policy"
+MAPPINGS_DIR = Path(__file__).resolve().parents[2] / "config" / "mappings"
+
+
+def shipped_record_types() -> dict[str, str]:
+    """The record types the shipped mapping files declare (id → label)."""
+    from adapter.mappings.mapped_spec import declared_record_types, load_spec
+
+    return declared_record_types(load_spec(p) for p in sorted(MAPPINGS_DIR.glob("*.toml")))
 
 
 def health_settings(
@@ -218,12 +226,16 @@ def _post(session: requests.Session, url: str, data: dict[str, Any]) -> dict[str
 
 
 def install_linked_records_form(
-    primero_url: str, *, departments: Sequence[str] = DEPARTMENTS
+    primero_url: str,
+    *,
+    departments: Sequence[str] = DEPARTMENTS,
+    record_types: Mapping[str, str] | None = None,
 ) -> None:
     """What an administrator does once: install the adapter's forms ("Linked department
     records", and "Disclosure decisions" for ``departments``) on the CP and GBV modules and
     grant the integration role read-write on the first (the seeded roles already hold the
-    second: integration read, case workers and supervisors read-write)."""
+    second: integration read, case workers and supervisors read-write). The record-type
+    select offers ``record_types`` (default: those the shipped mapping files declare)."""
     from adapter.primero import PrimeroClient
     from adapter.primero.linked_records import FORM_ID, install_forms
 
@@ -231,7 +243,10 @@ def install_linked_records_form(
         primero_url, auth="basic", username="primero_admin", password=SIM_PASSWORD
     ) as admin:
         install_forms(
-            admin, module_ids=("primeromodule-cp", "primeromodule-gbv"), departments=departments
+            admin,
+            module_ids=("primeromodule-cp", "primeromodule-gbv"),
+            departments=departments,
+            record_types=shipped_record_types() if record_types is None else record_types,
         )
     answer = requests.put(
         f"{primero_url}/_sim/roles/role-integration/forms",

@@ -23,7 +23,7 @@ from adapter.departments.csv_import import (
 )
 from adapter.departments.files import FileConnector, document_csv, flatten_document
 from adapter.errors import ConfigError
-from tests.support.sftp_server import DIRECTORIES, SftpServer, SftpUnavailable, start_sftp_server
+from tests.support.sftp_server import SftpServer
 
 COURT_ORDERS = InboundFormat(
     "court_order", columns={"Case No.": "case_number", "Ref": "referral_key"}
@@ -46,55 +46,34 @@ ORDERS_CSV = (
 SECRETS = ("adoption", "31/02/2026", "Ayesha", "Bilal", "FC-9/2026", "JC-7/2026")
 
 
-@pytest.fixture(scope="module")
-def sftp_server() -> Iterator[SftpServer]:
-    try:
-        server = start_sftp_server()
-    except SftpUnavailable as exc:
-        pytest.skip(str(exc))
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 @pytest.fixture
-def server(sftp_server: SftpServer) -> SftpServer:
-    """The module's server with its drop directories emptied."""
-    for name in DIRECTORIES:
-        for entry in (sftp_server.root / name).iterdir():
-            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
-    return sftp_server
-
-
-@pytest.fixture
-def courts(server: SftpServer) -> Iterator[FileConnector]:
-    files = FileConnector("courts", sftp=server.settings(), inbound=COURT_ORDERS, timeout=5)
+def courts(sftp: SftpServer) -> Iterator[FileConnector]:
+    files = FileConnector("courts", sftp=sftp.settings(), inbound=COURT_ORDERS, timeout=5)
     try:
         yield files
     finally:
         files.close()
 
 
-def drop_file(server: SftpServer, name: str, text: str, *, sidecar: bytes | None = None) -> None:
+def drop_file(sftp: SftpServer, name: str, text: str, *, sidecar: bytes | None = None) -> None:
     """What the department does: put a file into the adapter's inbound directory."""
-    inbound = server.root / "from_department"
+    inbound = sftp.root / "from_department"
     (inbound / name).write_bytes(text.encode("utf-8-sig"))
     if sidecar is not None:
         (inbound / f"{name}.sha256").write_bytes(sidecar)
 
 
-def names(server: SftpServer, directory: str) -> list[str]:
-    return sorted(p.name for p in (server.root / directory).iterdir())
+def names(sftp: SftpServer, directory: str) -> list[str]:
+    return sorted(p.name for p in (sftp.root / directory).iterdir())
 
 
 # --- against the server ----------------------------------------------------------------------
 
 
 def test_good_rows_are_imported_bad_rows_go_to_a_reject_file(
-    courts: FileConnector, server: SftpServer
+    courts: FileConnector, sftp: SftpServer
 ) -> None:
-    drop_file(server, "orders-20260308.csv", ORDERS_CSV)
+    drop_file(sftp, "orders-20260308.csv", ORDERS_CSV)
 
     imported = list(courts.status_updates(None))
 
@@ -117,7 +96,7 @@ def test_good_rows_are_imported_bad_rows_go_to_a_reject_file(
     assert first.updated_at is not None
     assert first.updated_at.astimezone(UTC) == datetime(2026, 3, 4, 19, 0, tzinfo=UTC)  # PKT
 
-    report = (server.root / "rejects" / "orders-20260308.csv.rejects.csv").read_bytes()
+    report = (sftp.root / "rejects" / "orders-20260308.csv.rejects.csv").read_bytes()
     rows = read_csv(report)
     assert [(r["row"], r["field"]) for r in rows] == [
         ("3", "order_type"),
@@ -128,13 +107,13 @@ def test_good_rows_are_imported_bad_rows_go_to_a_reject_file(
     text = report.decode("utf-8-sig")
     assert not [s for s in SECRETS if s in text], "a reject file must not repeat the values"
     # The file moved to processed/ (with the import time in front), nothing left behind.
-    assert names(server, "from_department") == ["processed"]
-    [processed] = names(server, "from_department/processed")
+    assert names(sftp, "from_department") == ["processed"]
+    [processed] = names(sftp, "from_department/processed")
     assert processed.endswith("-orders-20260308.csv")
 
 
-def test_a_rerun_imports_nothing_new(courts: FileConnector, server: SftpServer) -> None:
-    drop_file(server, "orders-1.csv", ORDERS_CSV)
+def test_a_rerun_imports_nothing_new(courts: FileConnector, sftp: SftpServer) -> None:
+    drop_file(sftp, "orders-1.csv", ORDERS_CSV)
     assert len(list(courts.status_updates(None))) == 2
 
     assert list(courts.status_updates("orders-1.csv")) == []
@@ -142,60 +121,60 @@ def test_a_rerun_imports_nothing_new(courts: FileConnector, server: SftpServer) 
 
 
 def test_a_crash_mid_file_reimports_the_whole_file_with_the_same_versions(
-    courts: FileConnector, server: SftpServer
+    courts: FileConnector, sftp: SftpServer
 ) -> None:
-    drop_file(server, "orders-2.csv", ORDERS_CSV)
+    drop_file(sftp, "orders-2.csv", ORDERS_CSV)
     run = courts.status_updates(None)
     first, _ = next(run)
     del run  # the process died after the consumer took one row
 
-    assert names(server, "from_department") == ["orders-2.csv"]  # not moved: not done
+    assert names(sftp, "from_department") == ["orders-2.csv"]  # not moved: not done
     again = [u for u, _ in courts.status_updates(None)]
     assert [u.referral_key for u in again] == ["ref-1", "ref-4"]
     # The consumer recognises the row it already applied (same key, same content version).
     assert (again[0].referral_key, again[0].version) == (first.referral_key, first.version)
 
 
-def test_only_complete_files_are_read(courts: FileConnector, server: SftpServer) -> None:
-    drop_file(server, "orders-3.csv.part", ORDERS_CSV)  # still being uploaded
-    drop_file(server, "orders-3.csv.sha256", "")  # a sidecar alone is no file
+def test_only_complete_files_are_read(courts: FileConnector, sftp: SftpServer) -> None:
+    drop_file(sftp, "orders-3.csv.part", ORDERS_CSV)  # still being uploaded
+    drop_file(sftp, "orders-3.csv.sha256", "")  # a sidecar alone is no file
 
     assert list(courts.status_updates(None)) == []
-    assert names(server, "from_department") == ["orders-3.csv.part", "orders-3.csv.sha256"]
+    assert names(sftp, "from_department") == ["orders-3.csv.part", "orders-3.csv.sha256"]
 
 
 def test_a_file_with_a_matching_sidecar_is_imported(
-    courts: FileConnector, server: SftpServer
+    courts: FileConnector, sftp: SftpServer
 ) -> None:
     data = ORDERS_CSV.encode("utf-8-sig")
-    drop_file(server, "orders-4.csv", ORDERS_CSV, sidecar=sha256_sidecar("orders-4.csv", data))
+    drop_file(sftp, "orders-4.csv", ORDERS_CSV, sidecar=sha256_sidecar("orders-4.csv", data))
 
     assert len(list(courts.status_updates(None))) == 2
-    [data_file, sidecar_file] = names(server, "from_department/processed")
+    [data_file, sidecar_file] = names(sftp, "from_department/processed")
     assert sidecar_file == f"{data_file}.sha256"  # the sidecar travels with its file
 
 
 def test_a_corrupted_file_is_rejected_whole_with_a_clear_reason(
-    courts: FileConnector, server: SftpServer
+    courts: FileConnector, sftp: SftpServer
 ) -> None:
     sent = ORDERS_CSV.encode("utf-8-sig")
     truncated = ORDERS_CSV[: len(ORDERS_CSV) // 2]  # the upload broke off half-way
-    drop_file(server, "orders-5.csv", truncated, sidecar=sha256_sidecar("orders-5.csv", sent))
+    drop_file(sftp, "orders-5.csv", truncated, sidecar=sha256_sidecar("orders-5.csv", sent))
 
     assert list(courts.status_updates(None)) == []
 
-    assert names(server, "from_department") == []
-    assert names(server, "rejects") == [
+    assert names(sftp, "from_department") == []
+    assert names(sftp, "rejects") == [
         "orders-5.csv",
         "orders-5.csv.rejects.csv",
         "orders-5.csv.sha256",
     ]
-    [report] = read_csv((server.root / "rejects" / "orders-5.csv.rejects.csv").read_bytes())
+    [report] = read_csv((sftp.root / "rejects" / "orders-5.csv.rejects.csv").read_bytes())
     assert report["row"] == "0"
     assert report["reason"].startswith("checksum mismatch")
 
 
-def test_what_the_adapter_sends_it_can_read_back(courts: FileConnector, server: SftpServer) -> None:
+def test_what_the_adapter_sends_it_can_read_back(courts: FileConnector, sftp: SftpServer) -> None:
     # A department that echoes the adapter's own columns back (referral_key, order fields).
     order = {
         "referral_key": "ref-9",
@@ -205,8 +184,8 @@ def test_what_the_adapter_sends_it_can_read_back(courts: FileConnector, server: 
         "order_date": "2026-04-01",
     }
     courts.deliver("referral", order, idempotency_key="echo-1")
-    sent = server.root / "to_department" / "courts-referral-echo-1.csv"
-    shutil.move(sent, server.root / "from_department" / sent.name)
+    sent = sftp.root / "to_department" / "courts-referral-echo-1.csv"
+    shutil.move(sent, sftp.root / "from_department" / sent.name)
 
     [(update, _)] = courts.status_updates(None)
     assert (update.referral_key, update.details["order_type"]) == ("ref-9", "production")

@@ -4,7 +4,9 @@ Education is written here from scratch, in a temporary directory: its privacy po
 config/policy/ plus education.toml: what may leave, and why), its mapping file, and its
 [departments] and [jobs] settings. The unchanged engine then runs the whole two-stage flow
 against a generic REST department: an anonymous capacity probe, the school's acceptance, the
-identified enrolment request, and the enrolment written back into Primero.
+identified enrolment request, and the enrolment written back into Primero as education's own
+record type (school_enrolment, declared in its mapping file with its statuses), which
+install-forms added to the "Linked department records" form from the configuration.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from adapter.cli._forms import configured_record_types
 from adapter.jobs.sync import open_job
 from adapter.primero import PrimeroClient
 from adapter.primero.linked_records import SUBFORM_FIELD
@@ -86,10 +89,15 @@ body = { referral_key = "$referral_key" }
 [status]
 path = "/changes"
 since_param = "since"
+record_type = "school_enrolment"
 external_reference = "{id}"
 note = "{note}"
-map = { accepted = "accepted", enrolled = "completed", declined = "rejected" }
 details = { school = "{school}" }
+
+# Education's own record type: a row of the case's "Linked department records".
+[record_types.school_enrolment]
+label = "School enrolment"
+statuses = { accepted = "accepted", enrolled = "completed", declined = "rejected" }
 """
 
 N = 3
@@ -108,7 +116,6 @@ def world(tmp_path: Path, state_url: str) -> Iterator[dict[str, Any]]:
         DepartmentSimulator("generic", auth="api_key") as school,
         Desk(school.url) as desk,
     ):
-        install_linked_records_form(sim.url)
         with StateStore(state_url) as store:
             KeyRing.init(store, kek, ["education"])  # `cpims-adapter keys init`
         settings = rest_settings(
@@ -124,6 +131,9 @@ def world(tmp_path: Path, state_url: str) -> Iterator[dict[str, Any]]:
             policy_dir=policy_dir,
             two_stage=True,
         )
+        # `cpims-adapter primero install-forms`: the record-type select offers what the
+        # configured mapping files declare.
+        install_linked_records_form(sim.url, record_types=configured_record_types(settings))
         referred = refer_children(
             sim.url, N, agency="agency-cpu-sindh", service="education_service"
         )
@@ -171,6 +181,7 @@ def test_a_fifth_department_needs_only_a_mapping_file_and_config(world: dict[str
     ) as client:
         (row,) = client.get_case(case_id)[SUBFORM_FIELD]
     assert row["link_department"] == "education" and row["link_status"] == "completed"
+    assert row["link_record_type"] == "school_enrolment"
     assert row["link_external_reference"] == record["record_id"]
     assert "school: GBSS Lyari" in row["link_status_note"]
 

@@ -5,7 +5,6 @@ the host-key check (departments.md §6–§7)."""
 from __future__ import annotations
 
 import hashlib
-import shutil
 import threading
 import uuid
 from collections.abc import Iterator
@@ -18,12 +17,9 @@ from adapter.departments.files import FileConnector, flatten_document
 from adapter.errors import Fatal, MappingError, Retryable
 from tests.support.servers import free_port
 from tests.support.sftp_server import (
-    DIRECTORIES,
     SftpServer,
-    SftpUnavailable,
     new_client_key,
     other_host_key,
-    start_sftp_server,
 )
 
 COURT_ORDER_REQUEST = {
@@ -37,61 +33,37 @@ COURT_ORDER_REQUEST = {
 }
 
 
-@pytest.fixture(scope="module")
-def sftp_server() -> Iterator[SftpServer]:
-    try:
-        server = start_sftp_server()
-    except SftpUnavailable as exc:
-        pytest.skip(str(exc))
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 @pytest.fixture
-def server(sftp_server: SftpServer) -> SftpServer:
-    """The module's server with its drop directories emptied."""
-    for name in DIRECTORIES:
-        for entry in (sftp_server.root / name).iterdir():
-            if entry.is_dir():
-                shutil.rmtree(entry)
-            else:
-                entry.unlink()
-    return sftp_server
-
-
-@pytest.fixture
-def connector(server: SftpServer) -> Iterator[FileConnector]:
-    files = FileConnector("courts", sftp=server.settings(), timeout=5)
+def connector(sftp: SftpServer) -> Iterator[FileConnector]:
+    files = FileConnector("courts", sftp=sftp.settings(), timeout=5)
     try:
         yield files
     finally:
         files.close()
 
 
-def outbound(server: SftpServer) -> list[str]:
-    return sorted(p.name for p in (server.root / "to_department").iterdir())
+def outbound(sftp: SftpServer) -> list[str]:
+    return sorted(p.name for p in (sftp.root / "to_department").iterdir())
 
 
 def test_the_same_message_sent_twice_makes_one_file(
-    connector: FileConnector, server: SftpServer
+    connector: FileConnector, sftp: SftpServer
 ) -> None:
     key = str(uuid.uuid4())
     connector.deliver("referral", COURT_ORDER_REQUEST, idempotency_key=key)
     connector.deliver("referral", COURT_ORDER_REQUEST, idempotency_key=key)
 
     name = f"courts-referral-{key}.csv"
-    assert outbound(server) == [name, f"{name}.sha256"]  # no second file, no .part left over
+    assert outbound(sftp) == [name, f"{name}.sha256"]  # no second file, no .part left over
 
 
 def test_the_file_holds_the_document_as_one_row_and_its_sidecar_verifies(
-    connector: FileConnector, server: SftpServer
+    connector: FileConnector, sftp: SftpServer
 ) -> None:
     connector.deliver("referral", COURT_ORDER_REQUEST, idempotency_key="k-1")
 
-    data = (server.root / "to_department" / "courts-referral-k-1.csv").read_bytes()
-    sidecar = (server.root / "to_department" / "courts-referral-k-1.csv.sha256").read_bytes()
+    data = (sftp.root / "to_department" / "courts-referral-k-1.csv").read_bytes()
+    sidecar = (sftp.root / "to_department" / "courts-referral-k-1.csv.sha256").read_bytes()
     assert verify_sidecar(data, sidecar) == (True, "checksum verified")
     # sha256sum format, so `sha256sum -c` works on the department's side too.
     assert sidecar.decode() == f"{hashlib.sha256(data).hexdigest()}  courts-referral-k-1.csv\n"
@@ -104,11 +76,11 @@ def test_the_file_holds_the_document_as_one_row_and_its_sidecar_verifies(
 
 
 def test_a_reader_never_sees_a_partial_file_under_its_final_name(
-    connector: FileConnector, server: SftpServer
+    connector: FileConnector, sftp: SftpServer
 ) -> None:
     # Big enough that each upload takes several SFTP writes.
     document = {**COURT_ORDER_REQUEST, "note": "ب" * 400_000}
-    directory = server.root / "to_department"
+    directory = sftp.root / "to_department"
     seen: dict[str, bool] = {}
     done = threading.Event()
 
@@ -134,36 +106,36 @@ def test_a_reader_never_sees_a_partial_file_under_its_final_name(
 
     assert seen, "the reader never saw a file"
     assert all(seen.values()), "a reader saw an incomplete file under its final name"
-    assert not [n for n in outbound(server) if n.endswith(".part")]
+    assert not [n for n in outbound(sftp) if n.endswith(".part")]
 
 
-def test_a_wrong_host_key_is_fatal_and_nothing_is_sent(server: SftpServer, tmp_path: Path) -> None:
-    known_hosts = server.write_known_hosts(tmp_path / "known_hosts", other_host_key())
-    files = FileConnector("courts", sftp=server.settings(known_hosts_file=known_hosts), timeout=5)
+def test_a_wrong_host_key_is_fatal_and_nothing_is_sent(sftp: SftpServer, tmp_path: Path) -> None:
+    known_hosts = sftp.write_known_hosts(tmp_path / "known_hosts", other_host_key())
+    files = FileConnector("courts", sftp=sftp.settings(known_hosts_file=known_hosts), timeout=5)
     try:
         with pytest.raises(Fatal, match="host key does not match known_hosts_file"):
             files.deliver("referral", COURT_ORDER_REQUEST, idempotency_key="k-2")
     finally:
         files.close()
-    assert outbound(server) == []
+    assert outbound(sftp) == []
 
 
-def test_an_unknown_host_is_never_trusted_on_first_use(server: SftpServer, tmp_path: Path) -> None:
+def test_an_unknown_host_is_never_trusted_on_first_use(sftp: SftpServer, tmp_path: Path) -> None:
     empty = tmp_path / "known_hosts"
     empty.write_text("")
-    files = FileConnector("courts", sftp=server.settings(known_hosts_file=empty), timeout=5)
+    files = FileConnector("courts", sftp=sftp.settings(known_hosts_file=empty), timeout=5)
     try:
         with pytest.raises(Fatal, match="not in known_hosts_file"):
             files.deliver("referral", COURT_ORDER_REQUEST, idempotency_key="k-3")
     finally:
         files.close()
-    assert outbound(server) == []
+    assert outbound(sftp) == []
     assert empty.read_text() == ""  # nothing was learned either
 
 
-def test_a_key_the_server_does_not_know_is_fatal(server: SftpServer, tmp_path: Path) -> None:
+def test_a_key_the_server_does_not_know_is_fatal(sftp: SftpServer, tmp_path: Path) -> None:
     other = new_client_key(tmp_path / "stranger_ed25519")
-    files = FileConnector("courts", sftp=server.settings(private_key_file=other), timeout=5)
+    files = FileConnector("courts", sftp=sftp.settings(private_key_file=other), timeout=5)
     try:
         with pytest.raises(Fatal, match="refused the key"):
             files.deliver("referral", COURT_ORDER_REQUEST, idempotency_key="k-4")
@@ -171,8 +143,8 @@ def test_a_key_the_server_does_not_know_is_fatal(server: SftpServer, tmp_path: P
         files.close()
 
 
-def test_sftp_down_is_retryable(server: SftpServer) -> None:
-    files = FileConnector("courts", sftp=server.settings(port=free_port()), timeout=5)
+def test_sftp_down_is_retryable(sftp: SftpServer) -> None:
+    files = FileConnector("courts", sftp=sftp.settings(port=free_port()), timeout=5)
     try:
         with pytest.raises(Retryable, match="will retry"):
             files.deliver("referral", COURT_ORDER_REQUEST, idempotency_key="k-5")
@@ -180,8 +152,8 @@ def test_sftp_down_is_retryable(server: SftpServer) -> None:
         files.close()
 
 
-def test_a_missing_outbound_directory_is_fatal_and_names_the_setting(server: SftpServer) -> None:
-    files = FileConnector("courts", sftp=server.settings(outbound_dir="outbox"), timeout=5)
+def test_a_missing_outbound_directory_is_fatal_and_names_the_setting(sftp: SftpServer) -> None:
+    files = FileConnector("courts", sftp=sftp.settings(outbound_dir="outbox"), timeout=5)
     try:
         with pytest.raises(Fatal, match=r"\*_dir settings"):
             files.deliver("referral", COURT_ORDER_REQUEST, idempotency_key="k-6")
@@ -200,21 +172,21 @@ def test_a_field_without_a_csv_form_is_a_mapping_error(connector: FileConnector)
 
 
 def test_check_signs_in_and_lists_without_writing(
-    server: SftpServer, connector: FileConnector
+    sftp: SftpServer, connector: FileConnector
 ) -> None:
     """`cpims-adapter check`: a login and a listing of both folders, nothing written."""
-    (server.root / "from_department" / "answer.csv").write_text("x\n")
+    (sftp.root / "from_department" / "answer.csv").write_text("x\n")
     said = connector.check()
     assert said.startswith("SFTP ") and "signed in" in said
     assert "listed to_department/ (0 files)" in said and "listed from_department/ (1 files)" in said
-    assert outbound(server) == []
-    down = FileConnector("courts", sftp=server.settings(port=free_port()), timeout=5)
+    assert outbound(sftp) == []
+    down = FileConnector("courts", sftp=sftp.settings(port=free_port()), timeout=5)
     try:
         with pytest.raises(Retryable):
             down.check()
     finally:
         down.close()
-    missing = FileConnector("courts", sftp=server.settings(outbound_dir="outbox"), timeout=5)
+    missing = FileConnector("courts", sftp=sftp.settings(outbound_dir="outbox"), timeout=5)
     try:
         with pytest.raises(Fatal, match="outbox"):
             missing.check()

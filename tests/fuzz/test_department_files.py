@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import csv
 import io
-import shutil
-from collections.abc import Iterator
 from datetime import UTC
 
 import pytest
@@ -41,7 +39,7 @@ from adapter.departments.csv_import import (
 )
 from adapter.departments.files import FileConnector
 from adapter.primero.linked_records import linked_record_row
-from tests.support.sftp_server import DIRECTORIES, SftpServer, SftpUnavailable, start_sftp_server
+from tests.support.sftp_server import SftpServer
 
 FORMATS = {
     "court_order": InboundFormat(
@@ -325,24 +323,3 @@ def test_adversarial_files_over_sftp_are_taken_once(
 
 def _rows(data: str) -> int:
     return len(read_table(data.encode())[1])
-
-
-@pytest.fixture(scope="module")
-def sftp_server() -> Iterator[SftpServer]:
-    try:
-        server = start_sftp_server()
-    except SftpUnavailable as exc:
-        pytest.skip(str(exc))
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def sftp(sftp_server: SftpServer) -> SftpServer:
-    """The module's server with its drop directories emptied."""
-    for name in DIRECTORIES:
-        for entry in (sftp_server.root / name).iterdir():
-            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
-    return sftp_server

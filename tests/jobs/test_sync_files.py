@@ -11,10 +11,7 @@ reject file names the bad row and why (never its values).
 
 from __future__ import annotations
 
-import hashlib
-import os
 import secrets
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -38,7 +35,7 @@ from adapter.simulator.departments.scenario import (
 from adapter.simulator.primero import PrimeroSimulator
 from adapter.simulator.scenario import install_linked_records_form
 from adapter.state import StateStore
-from tests.support.sftp_server import DIRECTORIES, SftpServer, SftpUnavailable, start_sftp_server
+from tests.support.sftp_server import SftpServer
 
 DEPARTMENTS = ["health", "police", "birth_registration", "courts"]
 # How the court's clerk names the columns of the orders export.
@@ -50,34 +47,8 @@ inbound = { record_type = "court_order", columns = { "Reference" = "referral_key
 """
 
 
-@pytest.fixture(scope="module")
-def sftp_server() -> Iterator[SftpServer]:
-    if os.geteuid() != 0:
-        pytest.skip("the file department test starts a real sshd with a chroot, which needs root")
-    try:
-        server = start_sftp_server()
-    except SftpUnavailable as exc:
-        pytest.skip(str(exc))
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 @pytest.fixture
-def server(sftp_server: SftpServer) -> SftpServer:
-    """The module's server with its drop directories emptied."""
-    for name in DIRECTORIES:
-        for entry in (sftp_server.root / name).iterdir():
-            if entry.is_dir():
-                shutil.rmtree(entry)
-            else:
-                entry.unlink()
-    return sftp_server
-
-
-@pytest.fixture
-def world(state_url: str, server: SftpServer, tmp_path: Path) -> Iterator[dict[str, Any]]:
+def world(state_url: str, sftp: SftpServer, tmp_path: Path) -> Iterator[dict[str, Any]]:
     # The shipped courts mapping, plus what the court's returned files hold.
     mapping = tmp_path / "courts.toml"
     mapping.write_text((MAPPINGS_DIR / "courts.toml").read_text() + FILES_SECTION)
@@ -106,7 +77,7 @@ def world(state_url: str, server: SftpServer, tmp_path: Path) -> Iterator[dict[s
                 state_url=state_url,
                 kek=kek,
                 department="courts",
-                sftp=server.settings(),
+                sftp=sftp.settings(),
                 agencies=[COURT_AGENCY],
                 services=[COURT_SERVICE],
                 purpose="court_order",
@@ -120,10 +91,6 @@ def sync(settings: Settings) -> Any:
         return job.run()
 
 
-def names(server: SftpServer, directory: str) -> list[str]:
-    return sorted(p.name for p in (server.root / directory).iterdir() if p.is_file())
-
-
 def linked_rows(sim: PrimeroSimulator, case_id: str) -> list[dict[str, Any]]:
     with PrimeroClient(
         sim.url, auth="basic", username="cpims-adapter", password="sim-password"
@@ -131,18 +98,8 @@ def linked_rows(sim: PrimeroSimulator, case_id: str) -> list[dict[str, Any]]:
         return list(client.get_case(case_id).get(SUBFORM_FIELD) or [])
 
 
-def drop_inbound(server: SftpServer, name: str, data: bytes) -> None:
-    """The clerk uploads a file and its ``sha256sum`` sidecar, owned by the drop's user."""
-    inbound = server.root / "from_department"
-    owner = inbound.stat()
-    sidecar = f"{hashlib.sha256(data).hexdigest()}  {name}\n".encode()
-    for path, content in ((inbound / name, data), (inbound / f"{name}.sha256", sidecar)):
-        path.write_bytes(content)
-        os.chown(path, owner.st_uid, owner.st_gid)
-
-
 def test_a_court_summary_goes_out_as_a_file_and_the_court_order_comes_back(
-    world: dict[str, Any], server: SftpServer
+    world: dict[str, Any], sftp: SftpServer
 ) -> None:
     sim, settings = world["sim"], world["settings"]
     case_id, referral_id = world["child"]
@@ -151,14 +108,12 @@ def test_a_court_summary_goes_out_as_a_file_and_the_court_order_comes_back(
     # 1. One CSV (+ sidecar) in the court's outbound directory; nothing half-written.
     first = sync(settings)
     assert first.delivered == {"referral": 1}
-    outbound = names(server, "to_department")
+    outbound = sftp.names("to_department")
     (csv_name,) = [n for n in outbound if n.endswith(".csv")]
     assert outbound == [csv_name, f"{csv_name}.sha256"]
     assert not any(n.endswith(".part") for n in outbound)
-    data = (server.root / "to_department" / csv_name).read_bytes()
-    ok, _ = verify_sidecar(
-        data, (server.root / "to_department" / f"{csv_name}.sha256").read_bytes()
-    )
+    data = (sftp.root / "to_department" / csv_name).read_bytes()
+    ok, _ = verify_sidecar(data, (sftp.root / "to_department" / f"{csv_name}.sha256").read_bytes())
     assert ok
     (row,) = read_csv(data)
     # The case summary, one column per fact; disclosed under the recorded court order.
@@ -171,7 +126,7 @@ def test_a_court_summary_goes_out_as_a_file_and_the_court_order_comes_back(
     # 2. A re-run uploads nothing new.
     again = sync(settings)
     assert not again.enqueued and not again.delivered
-    assert names(server, "to_department") == outbound
+    assert sftp.names("to_department") == outbound
 
     # 3. The court's orders export: row 2 is good, row 3 has an order type no court uses.
     orders = write_csv(
@@ -196,7 +151,7 @@ def test_a_court_summary_goes_out_as_a_file_and_the_court_order_comes_back(
             },
         ]
     )
-    drop_inbound(server, "orders-march.csv", orders)
+    sftp.drop_inbound("orders-march.csv", orders)
     back = sync(settings)
     assert back.status_updates == 1 and back.write_backs == 1
     assert not back.delivered  # importing sends nothing
@@ -209,14 +164,14 @@ def test_a_court_summary_goes_out_as_a_file_and_the_court_order_comes_back(
     assert "banishment" not in str(linked) and "JC-115" not in str(linked)
 
     # The bad row is reported by number and reason, never by value.
-    (reject_name,) = names(server, "rejects")
+    (reject_name,) = sftp.names("rejects")
     assert reject_name == "orders-march.csv.rejects.csv"
-    rejects = read_csv((server.root / "rejects" / reject_name).read_bytes())
+    rejects = read_csv((sftp.root / "rejects" / reject_name).read_bytes())
     assert [(r["row"], r["field"]) for r in rejects] == [("3", "order_type")]
     assert rejects[0]["reason"]
-    assert "banishment" not in (server.root / "rejects" / reject_name).read_text("utf-8-sig")
+    assert "banishment" not in (sftp.root / "rejects" / reject_name).read_text("utf-8-sig")
     # The file left the inbound directory; nothing is imported twice.
-    assert names(server, "from_department") == []
+    assert sftp.names("from_department") == []
     last = sync(settings)
     assert last.status_updates == 0 and not last.delivered
     assert len(linked_rows(sim, case_id)) == 1

@@ -398,6 +398,8 @@ def test_unknown_statuses_may_map_to_a_default_and_file_settings_load(tmp_path: 
         [files]
         email_kinds = ["referral"]
         inbound = { record_type = "court_order", columns = { "Case No." = "case_number" } }
+        [record_types.court_order]
+        label = "Court order"
         """
     )
     mapping = load(tmp_path, text)
@@ -405,3 +407,23 @@ def test_unknown_statuses_may_map_to_a_default_and_file_settings_load(tmp_path: 
     assert update is not None and update.status == "in_progress"
     assert update.record_type == "referral" and update.version is None
     assert mapping.spec.files is not None and mapping.spec.files.email_kinds == ["referral"]
+
+
+def test_record_types_are_declared_in_the_mapping_file(tmp_path: Path) -> None:
+    status = '[status]\npath = "/changes"\nrecord_type = "school_enrolment"\n'
+    with pytest.raises(MappingFileError, match=r"status.record_type.*add \[record_types"):
+        load(tmp_path, MINIMAL + status)
+    declared = '[record_types.school_enrolment]\nlabel = "School enrolment"\n'
+    with pytest.raises(MappingFileError, match=r"record_types.school_enrolment.statuses.*required"):
+        load(tmp_path, MINIMAL + status + declared)
+    statuses = 'statuses = { enrolled = "completed" }\n'
+    mapping = load(tmp_path, MINIMAL + status + declared + statuses)
+    update, _ = mapping.status_update({"referral_key": "ref-1", "status": "enrolled"})
+    assert update is not None and update.record_type == "school_enrolment"
+    assert update.status == "completed"
+    twice = status + 'map = { enrolled = "completed" }\n' + declared + statuses
+    with pytest.raises(MappingFileError, match=r"status.map.*move them there"):
+        load(tmp_path, MINIMAL + twice)
+    core = '[record_types.referral]\nlabel = "Mine"\n'
+    with pytest.raises(MappingFileError, match=r"record_types.referral.*adapter's own"):
+        load(tmp_path, MINIMAL + core)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import requests
 
-from adapter.errors import PrimeroForbidden, PrimeroNoOp
+from adapter.errors import PrimeroForbidden, PrimeroNoOp, PrimeroValidationError
 from adapter.primero import PrimeroClient
 from adapter.primero.linked_records import (
     FORM_ID,
@@ -140,6 +140,44 @@ def test_the_integration_account_may_not_install_forms(sim: PrimeroSimulator) ->
     assert "CPIMS_ADAPTER_PRIMERO__USERNAME" in message
 
 
+def test_the_record_type_select_offers_the_configured_record_types(
+    sim: PrimeroSimulator,
+) -> None:
+    # Which record types exist is configuration (the mapping files' [record_types]): Primero
+    # refuses a row whose type the installed select does not offer, and install-forms adds a
+    # record type a new department declares, keeping what an administrator changed.
+    grant(sim)
+    enrolment = row("education:school_enrolment:E-1", record_type="school_enrolment")
+    with connect(sim, "primero_admin") as admin:
+        install_forms(admin, record_types={"fir": "First Information Report (FIR)"})
+    with connect(sim) as client:
+        case_id = new_case(client)
+        with pytest.raises(PrimeroValidationError, match="link_record_type"):
+            write_linked_record(client, case_id, enrolment)
+    with connect(sim, "primero_admin") as admin:
+        report = install_forms(
+            admin,
+            record_types={
+                "fir": "First Information Report (FIR)",
+                "school_enrolment": "School enrolment",
+            },
+        )
+        nested = forms_by_id(admin)[SUBFORM_ID]
+    assert report.forms[0].details == ("added options to link_record_type",)
+    (select,) = [f for f in nested["fields"] if f["name"] == "link_record_type"]
+    options = {o["id"]: o["display_text"]["en"] for o in select["option_strings_text"]}
+    assert options == {
+        "referral": "Referral",
+        "deletion_request": "Deletion request",
+        "fir": "First Information Report (FIR)",
+        "school_enrolment": "School enrolment",
+    }
+    with connect(sim) as client:
+        write_linked_record(client, case_id, enrolment)
+        (stored,) = client.get_case(case_id)[SUBFORM_FIELD]
+    assert stored["link_record_type"] == "school_enrolment"
+
+
 # --- writing rows -----------------------------------------------------------------------------
 
 
@@ -161,7 +199,7 @@ def test_rows_are_dropped_until_the_role_is_granted_the_form(sim: PrimeroSimulat
 
 def test_granted_rows_persist_update_in_place_and_append(sim: PrimeroSimulator) -> None:
     with connect(sim, "primero_admin") as admin:
-        install_forms(admin)
+        install_forms(admin, record_types={"fir": "First Information Report (FIR)"})
     grant(sim)
     with connect(sim) as client:
         case_id = new_case(client)
@@ -233,7 +271,7 @@ def test_status_note_is_one_short_line_and_times_are_utc() -> None:
 @pytest.mark.parametrize(
     ("changes", "problem"),
     [
-        ({"record_type": "medical_report"}, "record_type"),
+        ({"record_type": "Medical report"}, "record_type"),
         ({"last_update": datetime(2025, 3, 1)}, "timezone-aware"),
         ({"external_reference": "R" * 201}, "external_reference"),
         ({"department": "  "}, "department"),

@@ -11,19 +11,26 @@ root-owned directory under ``/srv``. Why each choice (all VERIFIED in department
   listens on loopback only.
 
 The server is stopped by its PID, then the user and the directory are removed.
+
+The fixtures ``sftp_server`` (one sshd per test module; skipped where sshd cannot run) and
+``sftp`` (that server with its drop directories emptied) are defined here once and made
+visible to every test through ``tests/conftest.py``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -71,6 +78,20 @@ class SftpServer:
         """A known_hosts file for this server: its real host key, or ``public_key`` instead."""
         path.write_text(f"[127.0.0.1]:{self.port} {public_key or self.host_public_key}\n")
         return path
+
+    def drop_inbound(self, name: str, data: bytes) -> None:
+        """A department's clerk uploads a file and its ``sha256sum`` sidecar into the inbound
+        directory, owned by the drop's user."""
+        inbound = self.root / "from_department"
+        owner = inbound.stat()
+        sidecar = f"{hashlib.sha256(data).hexdigest()}  {name}\n".encode()
+        for path, content in ((inbound / name, data), (inbound / f"{name}.sha256", sidecar)):
+            path.write_bytes(content)
+            os.chown(path, owner.st_uid, owner.st_gid)
+
+    def names(self, directory: str) -> list[str]:
+        """The files (not directories) in one of the drop's ``DIRECTORIES``."""
+        return sorted(p.name for p in (self.root / directory).iterdir() if p.is_file())
 
     def stop(self) -> None:
         try:
@@ -242,3 +263,29 @@ def new_client_key(path: Path) -> Path:
 def other_host_key() -> str:
     """A host key no server here uses: for the wrong-host-key test."""
     return _public_line(Ed25519PrivateKey.generate())
+
+
+@pytest.fixture(scope="module")
+def sftp_server() -> Iterator[SftpServer]:
+    """A running sshd for the test module, stopped by PID afterwards; skips where it cannot
+    run (not root, no openssh-server)."""
+    try:
+        server = start_sftp_server()
+    except SftpUnavailable as exc:
+        pytest.skip(str(exc))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def sftp(sftp_server: SftpServer) -> SftpServer:
+    """The module's server with its drop directories emptied."""
+    for name in DIRECTORIES:
+        for entry in (sftp_server.root / name).iterdir():
+            if entry.is_dir():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+    return sftp_server

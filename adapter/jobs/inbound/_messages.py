@@ -89,7 +89,8 @@ class DepartmentRecord:
     """An FIR link, a court order or a birth-verification result about one case."""
 
     case: CaseRef
-    record_type: str  # fir | court_order | birth_registration (linked_records.RECORD_TYPES)
+    # A record type the departments' mapping files declare ([record_types]), e.g. fir.
+    record_type: str
     status: str
     # Identifies the record at the department (e.g. FIR station/year/number); None keeps one
     # record of this type per case (a newer verification replaces the older one).

@@ -21,22 +21,10 @@ from fastapi.responses import JSONResponse
 from adapter.simulator.departments import intake
 from adapter.simulator.departments.app import error, find, idempotent, read_json, state_of
 from adapter.simulator.departments.state import Json, Record
+from adapter.vocabulary import COURT_ORDER_TYPES
 
 router = APIRouter(prefix="/api/v1")
 control = APIRouter(prefix="/_sim")
-ORDER_TYPES = (
-    "placement",
-    "custody",
-    "guardianship",
-    "supervision",
-    "committal",
-    "diversion",
-    "bail",
-    "protection",
-    "reunification",
-    "production",
-    "age_determination",
-)
 
 
 def _receipt(record: Record) -> Json:
@@ -97,8 +85,8 @@ async def make_order(referral_key: str, request: Request) -> Response:
     """``{court{type, name, district}, case_number, case_year, order_type, order_date,
     next_hearing_date?, order_number?, status?}``: the court makes an order in the case."""
     body = await read_json(request)
-    if not isinstance(body, dict) or body.get("order_type") not in ORDER_TYPES:
-        return error(422, f"order_type must be one of {', '.join(ORDER_TYPES)}")
+    if not isinstance(body, dict) or body.get("order_type") not in COURT_ORDER_TYPES:
+        return error(422, f"order_type must be one of {', '.join(COURT_ORDER_TYPES)}")
     state = state_of(request)
     with state.lock:
         record = find(state, referral_key)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from adapter.simulator.primero.state import Json, SimulatorState
+from adapter.vocabulary import PROTECTION_CONCERNS
 
 CP = "primeromodule-cp"
 GBV = "primeromodule-gbv"
@@ -20,29 +21,7 @@ LOOKUPS: dict[str, tuple[str, list[str]]] = {
     "lookup-yes-no": ("Yes or No", ["true", "false"]),
     "lookup-risk-level": ("Risk Level", ["high", "medium", "low", "no_action"]),
     "lookup-protection-status": ("Protection Status", ["unaccompanied", "separated"]),
-    "lookup-protection-concerns": (
-        "Protection Concerns",
-        [
-            "sexually_exploited",
-            "gbv_survivor",
-            "trafficked_smuggled",
-            "statelessness",
-            "arrested_detained",
-            "migrant",
-            "disabled",
-            "serious_health_issue",
-            "refugee",
-            "caafag",
-            "street_child",
-            "child_mother",
-            "physically_or_mentally_abused",
-            "living_with_vulnerable_person",
-            "child_labour",
-            "child_headed_household",
-            "mentally_distressed",
-            "other",
-        ],
-    ),
+    "lookup-protection-concerns": ("Protection Concerns", list(PROTECTION_CONCERNS)),
     "lookup-service-type": (
         "Service Type",
         [
