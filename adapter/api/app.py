@@ -53,8 +53,9 @@ from adapter.api.schemas import (
     ResponseIn,
     VerificationIn,
 )
-from adapter.api.settings import ApiSettings
 from adapter.config import Settings
+from adapter.config.api import ApiSettings
+from adapter.config.registry import RegistrySettings
 from adapter.errors import AdapterError
 from adapter.jobs.inbound import (
     INBOUND_JOB,
@@ -70,7 +71,6 @@ from adapter.primero.locations import LocationCatalogue
 from adapter.privacy import KeyRing
 from adapter.privacy.events import record_security_event
 from adapter.registry import Registry
-from adapter.registry.settings import RegistrySettings
 from adapter.state import StateStore
 
 log = logging.getLogger("adapter.api")

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from adapter.config import JobSettings
+from adapter.config.privacy import DecisionSettings
 from adapter.errors import PrimeroAuthError, PrimeroError, PrimeroForbidden
 from adapter.mappings.routing import route_referrals
 from adapter.primero import PrimeroClient
@@ -29,7 +30,6 @@ from adapter.privacy.decisions import (
     prove_decisions,
     rows_of,
 )
-from adapter.privacy.settings import DecisionSettings
 from adapter.state.types import utcnow
 
 log = logging.getLogger("adapter.jobs.decisions")

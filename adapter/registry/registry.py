@@ -17,6 +17,7 @@ from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
 
+from adapter.config.registry import RegistrySettings
 from adapter.privacy.keys import KeyRing
 from adapter.privacy.normalise import normalise_cnic
 from adapter.registry import checks, establishments, ingest, monitoring, review
@@ -37,7 +38,6 @@ from adapter.registry.models import (
     SubjectAccessRow,
     WorkerRegistration,
 )
-from adapter.registry.settings import RegistrySettings
 from adapter.state import StateStore
 from adapter.state.types import utcnow
 

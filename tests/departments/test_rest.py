@@ -328,7 +328,7 @@ def test_a_changes_answer_without_a_list_is_retried(mocked: responses.RequestsMo
 
 def department_settings(**department: Any) -> Any:
     from adapter.config import JobSettings, Settings
-    from adapter.privacy.settings import PrivacySettings
+    from adapter.config.privacy import PrivacySettings
 
     return Settings(
         privacy=PrivacySettings(policy_dir=ROOT / "config" / "policy"),

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 import requests
 
-from adapter.api.settings import ApiSettings
+from adapter.config.api import ApiSettings
+from adapter.config.ops import OpsSettings, SchedulerSettings
 from adapter.jobs.service import running
-from adapter.ops.settings import OpsSettings, SchedulerSettings
 from adapter.privacy import KeyRing
 from adapter.simulator.fhir_server import start_fhir_server
 from adapter.simulator.hospital import Hospital

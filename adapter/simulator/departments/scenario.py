@@ -29,6 +29,7 @@ from adapter.config import (
     StateSettings,
     SyncSettings,
 )
+from adapter.config.privacy import PrivacySettings
 from adapter.privacy import (
     ConsentOverride,
     DisclosureGate,
@@ -36,7 +37,6 @@ from adapter.privacy import (
     KeyRing,
     OverrideBasis,
 )
-from adapter.privacy.settings import PrivacySettings
 from adapter.simulator.departments.state import (
     API_KEY,
     API_KEY_HEADER,
