@@ -25,7 +25,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from adapter.ops.instruments import instruments
+from adapter.instruments import instruments
 from adapter.registry import _audit, abuse
 from adapter.registry._context import Context, new_ref
 from adapter.registry._crypto import seal, unseal
