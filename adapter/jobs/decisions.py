@@ -15,6 +15,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from adapter.clock import utcnow
 from adapter.config import JobSettings
 from adapter.config.privacy import DecisionSettings
 from adapter.errors import PrimeroAuthError, PrimeroError, PrimeroForbidden
@@ -30,7 +31,6 @@ from adapter.privacy.decisions import (
     prove_decisions,
     rows_of,
 )
-from adapter.state.types import utcnow
 
 log = logging.getLogger("adapter.jobs.decisions")
 

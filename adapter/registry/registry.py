@@ -17,6 +17,7 @@ from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
 
+from adapter.clock import utcnow
 from adapter.config.registry import RegistrySettings
 from adapter.privacy.keys import KeyRing
 from adapter.privacy.normalise import normalise_cnic
@@ -39,7 +40,6 @@ from adapter.registry.models import (
     WorkerRegistration,
 )
 from adapter.state import StateStore
-from adapter.state.types import utcnow
 
 
 class Registry:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import requests
 from pydantic import SecretStr
 
+from adapter.clock import utcnow
 from adapter.config import (
     DepartmentSettings,
     JobSettings,
@@ -47,7 +48,6 @@ from adapter.simulator.departments.state import (
 )
 from adapter.simulator.scenario import CPO, POLICY_DIR, SIM_PASSWORD, SUPERVISORS
 from adapter.state import StateStore
-from adapter.state.types import utcnow
 
 if TYPE_CHECKING:
     from adapter.simulator.primero import PrimeroSimulator
