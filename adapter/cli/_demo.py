@@ -15,8 +15,8 @@ import typer
 from rich import box
 from rich.table import Column, Table
 
+from adapter.app.logs import configure_logging
 from adapter.cli._common import out
-from adapter.logs import configure_logging
 
 # The demo's driver lives with the simulators it drives (docs/architecture.md): it loads only
 # when the command runs, so no production command imports a simulator.
