@@ -32,8 +32,9 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from adapter.app.jobs import open_job
 from adapter.config import Settings
-from adapter.jobs.sync import SyncReport, open_job
+from adapter.jobs.sync import SyncReport
 from adapter.primero import PrimeroClient
 from adapter.primero.linked_records import SUBFORM_FIELD
 from adapter.privacy import AuditLog, KeyRing, OverrideBasis

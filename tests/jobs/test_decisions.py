@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from adapter.app.jobs import open_job
 from adapter.config import Settings
 from adapter.config.privacy import DecisionSettings
-from adapter.jobs.sync import open_job
 from adapter.primero import PrimeroClient
 from adapter.primero.linked_records import SUBFORM_FIELD
 from adapter.privacy import AuditLog, KeyRing
