@@ -19,6 +19,10 @@ class ConfigError(AdapterError):
     """The configuration is missing, malformed or names an unknown key."""
 
 
+class KeyringError(ConfigError):
+    """The key-encryption key is missing or wrong, or the keys were never initialised."""
+
+
 class StateError(AdapterError):
     """The state store cannot be opened, migrated or written."""
 

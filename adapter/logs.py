@@ -1,7 +1,8 @@
 """Logging setup: text for people, JSON lines for log shippers; never personal data.
 
 Every log call in the adapter passes identifiers and counts only; this module adds the
-structure (JSON) and is where the privacy filter is installed on every handler.
+structure (JSON) and puts the filters it is given on the handler. The wiring hands it the
+privacy layer's redacting filter (adapter/app/logs.py), so this ground module imports no part.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import contextvars
 import json
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
@@ -57,14 +58,15 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
-def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
-    """Send adapter logs to stderr (stdout is for command output)."""
+def configure_logging(level: str, fmt: str, *, filters: Iterable[logging.Filter]) -> None:
+    """Send adapter logs to stderr (stdout is for command output), through ``filters``."""
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    for log_filter in _privacy_filters():
+    # On the handler, not a logger: records propagated from child loggers pass them too.
+    for log_filter in filters:
         handler.addFilter(log_filter)
     root = logging.getLogger("adapter")
     root.handlers[:] = [handler]
@@ -80,10 +82,3 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
         library.propagate = False
     # urllib3 logs full URLs, query strings (search terms) included, at DEBUG.
     logging.getLogger("urllib3").setLevel(logging.WARNING)
-
-
-def _privacy_filters() -> list[logging.Filter]:
-    # On the handler, not a logger: records propagated from child loggers pass it too.
-    from adapter.privacy import RedactingFilter
-
-    return [RedactingFilter()]

@@ -35,12 +35,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import requests
 from _sink import SinkConnector, new_session, reset_sink, sink_stats
 
+from adapter.app.departments import open_department
 from adapter.config import Settings
-from adapter.jobs.departments import open_department
 from adapter.jobs.sync import SyncJob
 from adapter.primero import PrimeroClient
 from adapter.primero._paging import DAWN
 from adapter.privacy import DisclosurePolicy, KeyRing, KeyringError
+from adapter.retention import destroyed_cases
 from adapter.simulator.scenario import CPO, health_settings
 from adapter.state import StateStore
 
@@ -116,6 +117,7 @@ def run_sync(
                 policy=DisclosurePolicy.load(settings.privacy.policy_dir),
                 connector=connector,
                 mapping=mapping,
+                tombstones=destroyed_cases,
             )
         phases = _time_phases(job)
         reset_sink(sink)

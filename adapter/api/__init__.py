@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from adapter.api.settings import ApiSettings
+from adapter.config.api import ApiSettings
 
 if TYPE_CHECKING:
     from adapter.api.app import create_app

@@ -53,11 +53,12 @@ from adapter.api.schemas import (
     ResponseIn,
     VerificationIn,
 )
-from adapter.api.settings import ApiSettings
+from adapter.app.drain import Drainer
 from adapter.config import Settings
+from adapter.config.api import ApiSettings
+from adapter.config.registry import RegistrySettings
 from adapter.errors import AdapterError
 from adapter.jobs.inbound import (
-    INBOUND_JOB,
     Answer,
     Envelope,
     InboundError,
@@ -70,7 +71,6 @@ from adapter.primero.locations import LocationCatalogue
 from adapter.privacy import KeyRing
 from adapter.privacy.events import record_security_event
 from adapter.registry import Registry
-from adapter.registry.settings import RegistrySettings
 from adapter.state import StateStore
 
 log = logging.getLogger("adapter.api")
@@ -374,46 +374,6 @@ def create_app(
 
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
-
-
-class Drainer:
-    """Delivers queued Primero work after requests and on a timer; never raises."""
-
-    def __init__(
-        self,
-        service: InboundService,
-        settings: Settings,
-        client_factory: Callable[[], PrimeroClient],
-    ) -> None:
-        self.service = service
-        self.settings = settings
-        self.client_factory = client_factory
-
-    def drain(self, job: str) -> None:
-        """Deliver ``job``'s queued work; a failure leaves it queued (and is logged)."""
-        try:
-            self.service.drain(self.client_factory, job, max_attempts=self._max_attempts(job))
-        except Exception as exc:  # noqa: BLE001 - the work stays queued; say why, no data
-            reason = str(exc) if isinstance(exc, AdapterError) else type(exc).__name__
-            log.warning("Primero work of job %s stays queued: %s", job, reason)
-
-    def drain_all(self) -> None:
-        """Inbound work, and answers queued under sync jobs (their runs deliver them too)."""
-        for job in (INBOUND_JOB, *sorted(self.settings.jobs)):
-            self.drain(job)
-
-    async def loop(self, interval: float) -> None:
-        """Drain at once, then every ``interval`` seconds (0: only once)."""
-        while True:
-            await run_in_threadpool(self.drain_all)
-            if interval <= 0:
-                return
-            await asyncio.sleep(interval)
-
-    def _max_attempts(self, job: str) -> int:
-        configured = self.settings.jobs.get(job)
-        department = self.settings.departments.get(configured.department) if configured else None
-        return department.max_attempts if department else 8
 
 
 async def read_body(request: Request, limit: int) -> bytes:

@@ -24,7 +24,7 @@ import uvicorn
 from cryptography import x509
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from adapter.api.settings import ApiSettings
+from adapter.config.api import ApiSettings
 from adapter.errors import ConfigError
 from adapter.serving import ServedApp, bind
 

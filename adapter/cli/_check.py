@@ -22,11 +22,11 @@ from pydantic import BaseModel
 from rich.markup import escape
 from rich.table import Table
 
+from adapter.app.departments import open_department
 from adapter.cli._common import out, settings, state
 from adapter.cli._primero import open_client
 from adapter.config import Settings, resolve_config_path
 from adapter.errors import AdapterError
-from adapter.jobs.departments import open_department
 from adapter.primero import decision_form
 from adapter.primero.linked_records import FORM_ID as LINKED_RECORDS_FORM
 from adapter.privacy import DisclosurePolicy, KeyRing

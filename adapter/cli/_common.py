@@ -14,9 +14,9 @@ from rich.markup import escape
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from adapter import __version__
+from adapter.app.logs import configure_logging
 from adapter.config import Settings, load_settings
 from adapter.errors import AdapterError, ConfigError, InvalidCaseReference, LeaseHeld
-from adapter.logs import configure_logging
 
 app = typer.Typer(
     name="cpims-adapter",

@@ -30,6 +30,7 @@ from rich.table import Table
 from adapter.cli._common import out, settings
 from adapter.cli._primero import open_client
 from adapter.cli._privacy import load_policy, open_keyring
+from adapter.clock import utcnow
 from adapter.errors import ConfigError
 from adapter.jobs.decisions import DecisionReader
 from adapter.privacy import ConsentOverride, DisclosureGate, OverrideBasis, OverrideRejected
@@ -37,7 +38,6 @@ from adapter.privacy.audit import AuditLog
 from adapter.privacy.consent import CONSENT_REPLACING, list_overrides
 from adapter.state import StateStore
 from adapter.state.held import HeldReferrals
-from adapter.state.types import utcnow
 
 app = typer.Typer(
     help="Record, list and revoke disclosure decisions (S3 approvals, overrides of consent) "

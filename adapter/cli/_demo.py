@@ -15,11 +15,13 @@ import typer
 from rich import box
 from rich.table import Column, Table
 
+from adapter.app.logs import configure_logging
 from adapter.cli._common import out
-from adapter.logs import configure_logging
 
-if TYPE_CHECKING:  # the demo's engine (and its simulators) load only when the command runs
-    from adapter.jobs.demo import DepartmentRun
+# The demo's driver lives with the simulators it drives (docs/architecture.md): it loads only
+# when the command runs, so no production command imports a simulator.
+if TYPE_CHECKING:
+    from adapter.simulator.demo import DepartmentRun
 
 # Refusal reasons are the policy's own sentences (adapter/privacy/disclosure.py, consent.py);
 # these say the same in a CPO's words. An unknown reason is shown as the policy wrote it.
@@ -44,7 +46,7 @@ def demo(
     cases: Annotated[int, typer.Option(min=0, help="Synthetic background cases in Primero.")] = 300,
 ) -> None:
     """Referrals from a Primero simulator to a FHIR server and three departments, with a report."""
-    from adapter.jobs.demo import run_demo
+    from adapter.simulator.demo import run_demo  # lazy: a developer tool, see above
 
     configure_logging("WARNING")
     result = run_demo(cases=cases, say=lambda line: out.print(line, highlight=False))

@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from adapter.cli._common import err, out, settings
+from adapter.clock import utcnow
 from adapter.incidents import (
     close_incident,
     get_incident,
@@ -22,7 +23,6 @@ from adapter.incidents import (
     run_incident_checks,
 )
 from adapter.state import StateStore
-from adapter.state.types import utcnow
 
 app = typer.Typer(
     help="Suspected breaches: list, show, notices for the DPO, scan now, close.",

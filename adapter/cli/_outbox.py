@@ -18,11 +18,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from adapter.cli._common import out, settings
+from adapter.clock import utcnow
 from adapter.jobs.writeback import needed_grant
 from adapter.ops.status import format_duration
 from adapter.state import StateStore
 from adapter.state.outbox import DEAD, PENDING, RETRYING, Outbox, OutboxMessage
-from adapter.state.types import utcnow
 
 app = typer.Typer(
     help="Messages not delivered yet: never tried, retrying or dead.", no_args_is_help=True

@@ -14,11 +14,11 @@ from rich.progress import Progress, TaskID
 from rich.table import Table
 
 from adapter.cli._common import err, out, settings
+from adapter.clock import utcnow
 from adapter.errors import ConfigError
 from adapter.privacy import KeyRing, PolicySet
 from adapter.retention import Release, RetentionReport, release, run_retention
 from adapter.state import StateStore
-from adapter.state.types import utcnow
 
 app = typer.Typer(
     help="Archive closed cases, crypto-shred them when their time comes, publish statistics.",

@@ -19,10 +19,12 @@ def run() -> None:
     Start as many instances as you like on one PostgreSQL state store: each job runs in one
     of them at a time, and a killed instance's jobs move to another within one schedule
     interval."""
-    from adapter.jobs.service import Service
+    # Lazy: the service loads every engine and the API; other commands need not.
+    from adapter.api.inbound import start_inbound_api
+    from adapter.app.service import Service
 
     config = settings()
-    service = Service(config)
+    service = Service(config, inbound_api=start_inbound_api)
 
     def ready(started: Service) -> None:
         lines = [f"cpims-adapter run: {len(config.jobs)} jobs scheduled"]

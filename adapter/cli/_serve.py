@@ -28,8 +28,8 @@ def serve(
 ) -> None:
     """Serve the inbound API departments call (loopback unless TLS is configured);
     its OpenAPI description is at /openapi.json."""
+    from adapter.api.inbound import inbound_app
     from adapter.api.server import serve_api
-    from adapter.jobs.service import inbound_app
     from adapter.state import StateStore
 
     config = settings()

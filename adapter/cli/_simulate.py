@@ -1,12 +1,20 @@
-"""`cpims-adapter simulate ...`: run the built-in simulators."""
+"""`cpims-adapter simulate ...`: run the built-in simulators.
+
+The simulators stand beside the product (docs/architecture.md): each command imports the one it
+serves inside the command, so the production commands (`run`, `sync`, `serve`, ...) never load a
+simulator, its seed data or its routes. They are developer and rehearsal tools, not parts.
+"""
 
 from __future__ import annotations
 
+import signal
+import threading
 from pathlib import Path
 from typing import Annotated, get_args
 
 import typer
 
+from adapter.cli._common import out
 from adapter.errors import ConfigError
 from adapter.serving import bind
 
@@ -101,10 +109,6 @@ def fhir(
 ) -> None:
     """Serve a real FHIR R4 server (sekmet, as the demo and tests use) and a simulated hospital
     that answers referrals, until interrupted; it prints the config to paste."""
-    import signal
-    import threading
-
-    from adapter.cli._common import out
     from adapter.simulator.fhir_server import start_fhir_server
     from adapter.simulator.hospital_desk import DeskPolicy, HospitalDesk, config_lines
 

@@ -51,7 +51,7 @@ def sync(
     ] = False,
 ) -> None:
     """Run one sync of JOB: pull changed cases, send referrals, collect statuses, write back."""
-    from adapter.jobs.sync import open_job
+    from adapter.app.jobs import open_job
 
     config = settings()
     if show_values and not dry_run:

@@ -25,7 +25,7 @@ import requests
 
 from adapter.connection import origin_of, outright_failure
 from adapter.errors import Fatal, RateLimited, Retryable, Unreachable
-from adapter.ops.instruments import instruments
+from adapter.instruments import instruments
 
 logger = logging.getLogger("adapter.departments")
 

@@ -8,26 +8,25 @@ vocabulary. The engine, the outbox and the Primero write-back never see a transp
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 from typing import Any, Protocol
 
-# The adapter's referral status vocabulary (a department's own statuses are mapped onto it).
-REQUESTED = "requested"
-ACCEPTED = "accepted"
-REJECTED = "rejected"
-IN_PROGRESS = "in_progress"
-COMPLETED = "completed"
-CANCELLED = "cancelled"
-FAILED = "failed"
-STATUSES = (REQUESTED, ACCEPTED, REJECTED, IN_PROGRESS, COMPLETED, CANCELLED, FAILED)
-
-# Kinds of outbound document, in the order a referral can go through them.
-PROBE = "probe"  # anonymous capacity check
-REFERRAL = "referral"  # identified referral, after the probe was accepted
-UPDATE = "update"  # the case changed after the referral was sent
-CANCEL = "cancel"  # the CPO revoked the referral
-WITHDRAW = "withdraw"  # consent withdrawn: stop, and ask the department to erase
+# The vocabulary lives with the mappings (adapter/mappings/vocabulary.py), below the
+# connectors; it is re-exported here because every connector speaks it.
+from adapter.mappings.vocabulary import ACCEPTED as ACCEPTED
+from adapter.mappings.vocabulary import CANCEL as CANCEL
+from adapter.mappings.vocabulary import CANCELLED as CANCELLED
+from adapter.mappings.vocabulary import COMPLETED as COMPLETED
+from adapter.mappings.vocabulary import FAILED as FAILED
+from adapter.mappings.vocabulary import IN_PROGRESS as IN_PROGRESS
+from adapter.mappings.vocabulary import PROBE as PROBE
+from adapter.mappings.vocabulary import REFERRAL as REFERRAL
+from adapter.mappings.vocabulary import REJECTED as REJECTED
+from adapter.mappings.vocabulary import REQUESTED as REQUESTED
+from adapter.mappings.vocabulary import STATUSES as STATUSES
+from adapter.mappings.vocabulary import UPDATE as UPDATE
+from adapter.mappings.vocabulary import WITHDRAW as WITHDRAW
+from adapter.mappings.vocabulary import StatusUpdate as StatusUpdate
 
 
 @dataclass(frozen=True)
@@ -35,27 +34,6 @@ class Delivery:
     """What a department said when it took a document."""
 
     external_ref: str | None = None
-
-
-@dataclass(frozen=True)
-class StatusUpdate:
-    """One change of a referral's status at the department, with no personal data."""
-
-    referral_key: str
-    status: str
-    external_ref: str | None = None
-    # True once the identified referral is attached (two-stage flows).
-    linked: bool = False
-    reason: str | None = None  # a coded reason (rejection, cancellation)
-    note: str | None = None  # the provider's short note, shown to the CPO
-    outputs: tuple[str, ...] = ()  # references to results (e.g. a medico-legal report)
-    updated_at: datetime | None = None
-    version: str | None = None
-    # What the department's record is: referral, or a record type its mapping file declares.
-    record_type: str = "referral"
-    # Short, department-defined facts shown to the CPO in the linked record (e.g. FIR
-    # sections, investigating officer's rank); keys are field names, values are text.
-    details: Mapping[str, str] = field(default_factory=dict)
 
 
 class Connector(Protocol):

@@ -31,6 +31,7 @@ from urllib.parse import quote
 
 import requests
 
+from adapter.clock import utcnow
 from adapter.config import DepartmentSettings
 from adapter.departments._http import json_or_none, raise_for_status, send
 from adapter.departments.base import Delivery, StatusUpdate
@@ -38,7 +39,6 @@ from adapter.errors import ConfigError, Fatal, Retryable
 from adapter.mappings.mapped import MappedMapping
 from adapter.mappings.mapped_spec import DEFAULT_ROUTE
 from adapter.mappings.mapped_template import dig
-from adapter.state.types import utcnow
 
 log = logging.getLogger("adapter.departments.rest")
 

@@ -15,6 +15,7 @@ Nothing in this package imports ``adapter.config`` at import time: ``config`` mo
 
 from __future__ import annotations
 
+from adapter.config.incidents import IncidentSettings
 from adapter.incidents.checks import IncidentReport, report_key_compromise, run_incident_checks
 from adapter.incidents.detect import ScanResult, scan_security_events
 from adapter.incidents.notify import (
@@ -36,7 +37,6 @@ from adapter.incidents.records import (
     open_incident_summary,
 )
 from adapter.incidents.rules import RULES, Rule, Severity, rule_for
-from adapter.incidents.settings import IncidentSettings
 
 __all__ = [
     "RULES",

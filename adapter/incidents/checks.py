@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from adapter.clock import utcnow
 from adapter.errors import LeaseHeld
 from adapter.incidents.detect import ScanResult, scan_security_events
 from adapter.incidents.notify import DeliveryResult, SendMail, deliver_due_notifications
@@ -21,7 +22,6 @@ from adapter.privacy.events import (
 )
 from adapter.state import StateStore
 from adapter.state.store import process_owner
-from adapter.state.types import utcnow
 
 if TYPE_CHECKING:
     from adapter.config import Settings

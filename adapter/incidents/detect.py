@@ -22,13 +22,13 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from adapter.clock import utcnow
 from adapter.incidents._tables import incident_cursor, incident_notifications, incidents
 from adapter.incidents.notice import affected_departments, incident_events, known_departments
 from adapter.incidents.records import Incident, IncidentStatus
 from adapter.incidents.rules import rule_for
 from adapter.privacy._tables import security_events
 from adapter.state import StateStore
-from adapter.state.types import utcnow
 
 if TYPE_CHECKING:
     from adapter.config import Settings

@@ -21,15 +21,15 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from adapter.clock import utcnow
+from adapter.config.incidents import IncidentSettings
 from adapter.errors import Fatal, Retryable
 from adapter.incidents._tables import incident_notifications, incidents
 from adapter.incidents.detect import CHANNEL_EMAIL
 from adapter.incidents.notice import build_notice, known_departments
 from adapter.incidents.records import Incident, IncidentStatus
-from adapter.incidents.settings import IncidentSettings
 from adapter.smtp import SmtpServer
 from adapter.state import StateStore
-from adapter.state.types import utcnow
 
 if TYPE_CHECKING:
     from adapter.config import Settings

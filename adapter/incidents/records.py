@@ -10,10 +10,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from adapter.clock import utcnow
 from adapter.errors import AdapterError
 from adapter.incidents._tables import incident_notifications, incidents
 from adapter.state import StateStore
-from adapter.state.types import utcnow
 
 
 class IncidentError(AdapterError):

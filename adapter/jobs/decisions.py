@@ -15,7 +15,9 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from adapter.clock import utcnow
 from adapter.config import JobSettings
+from adapter.config.privacy import DecisionSettings
 from adapter.errors import PrimeroAuthError, PrimeroError, PrimeroForbidden
 from adapter.mappings.routing import route_referrals
 from adapter.primero import PrimeroClient
@@ -29,8 +31,6 @@ from adapter.privacy.decisions import (
     prove_decisions,
     rows_of,
 )
-from adapter.privacy.settings import DecisionSettings
-from adapter.state.types import utcnow
 
 log = logging.getLogger("adapter.jobs.decisions")
 

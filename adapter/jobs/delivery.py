@@ -34,7 +34,7 @@ from adapter.errors import (
     PrimeroNotPermitted,
     PrimeroValidationError,
 )
-from adapter.ops.instruments import instruments
+from adapter.instruments import instruments
 from adapter.privacy import KeyRing
 from adapter.state.links import Links
 from adapter.state.outbox import DEAD, Outbox, OutboxMessage, link_of

@@ -18,7 +18,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -27,6 +27,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
+from adapter.clock import utcnow
 from adapter.config import Settings
 from adapter.departments.base import (
     ACCEPTED,
@@ -35,7 +36,6 @@ from adapter.departments.base import (
 )
 from adapter.errors import (
     AdapterError,
-    ConfigError,
     LeaseHeld,
     PrimeroNotPermitted,
 )
@@ -73,13 +73,11 @@ from adapter.privacy.decisions import (
     held_note,
     released_note,
 )
-from adapter.retention import destroyed_cases
 from adapter.state import StateStore
 from adapter.state.held import Held, HeldReferrals, note_key
 from adapter.state.links import Link, Links, link_key
 from adapter.state.outbox import NewMessage, Outbox, OutboxMessage
 from adapter.state.store import process_owner
-from adapter.state.types import utcnow
 
 log = logging.getLogger("adapter.jobs.sync")
 
@@ -93,6 +91,12 @@ _PLAN_SLICE = 100
 # Link stages.
 STAGE_PROBE, STAGE_IDENTIFIED = "probe", "identified"
 STAGE_CANCELLED, STAGE_WITHDRAWN = "cancelled", "withdrawn"
+
+
+# The ids among ``case_ids`` destroyed under the retention policy (policy §3.6): the retention
+# engine's tombstones (adapter.retention.destroyed_cases), handed in by the wiring so that the
+# two engines do not import each other.
+Tombstones = Callable[[Connection, KeyRing, Iterable[str]], set[str]]
 
 
 @dataclass
@@ -176,9 +180,11 @@ class SyncJob:
         policy: DisclosurePolicy,
         connector: Connector,
         mapping: DepartmentMapping,
+        tombstones: Tombstones,
         emit: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.name = name
+        self.tombstones = tombstones
         self.settings = settings
         self.job = settings.job(name)
         self.department = settings.departments[self.job.department]
@@ -314,7 +320,7 @@ class SyncJob:
         """Drop cases destroyed under the retention policy (policy §3.6): a tombstoned case
         still in Primero is never referred again, nor anything about it kept."""
         with self.store.transaction() as conn:
-            gone = destroyed_cases(conn, self.keyring, [str(r["id"]) for r in records])
+            gone = self.tombstones(conn, self.keyring, [str(r["id"]) for r in records])
         if not gone:
             return records
         self.report.refused["destroyed under retention"] += len(gone)
@@ -417,7 +423,7 @@ class SyncJob:
         # Cases destroyed under retention (policy §3.6) are never referred again. Checked under
         # the page's own write lock, so a destruction committed while the page was planned
         # cannot be undone by it.
-        gone = destroyed_cases(conn, self.keyring, {plan.case_id for plan in plans})
+        gone = self.tombstones(conn, self.keyring, {plan.case_id for plan in plans})
         if gone:
             dropped = {plan.case_id for plan in plans if plan.case_id in gone}
             self.report.refused["destroyed under retention"] += len(dropped)
@@ -859,35 +865,3 @@ def _reason_class(reason: str) -> str:
     """A short, value-free label for a refusal, for counting in reports and metrics."""
     head = reason.split(":", 1)[0].strip().lower()
     return head[:40] or "refused"
-
-
-@contextmanager
-def open_job(
-    settings: Settings, name: str, *, emit: Callable[[dict[str, Any]], None] | None = None
-) -> Iterator[SyncJob]:
-    """Build a job and everything it needs from the configuration; close it all afterwards."""
-    from adapter.jobs.departments import open_department
-
-    job = settings.job(name)
-    policy = DisclosurePolicy.load(settings.privacy.policy_dir)
-    if settings.primero.url is None:
-        raise ConfigError(
-            "primero.url is not set (config [primero] or CPIMS_ADAPTER_PRIMERO__URL)."
-        )
-    with (
-        StateStore(settings.state.url) as store,
-        PrimeroClient.from_settings(settings.primero) as client,
-        open_department(settings, job.department) as (connector, mapping),
-    ):
-        keyring = KeyRing.open(store, settings.privacy.load_kek())
-        yield SyncJob(
-            settings,
-            name,
-            client=client,
-            store=store,
-            keyring=keyring,
-            policy=policy,
-            connector=connector,
-            mapping=mapping,
-            emit=emit,
-        )

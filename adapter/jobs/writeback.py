@@ -38,12 +38,12 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
+from adapter.clock import utcnow
 from adapter.departments.base import ACCEPTED, COMPLETED, IN_PROGRESS, REJECTED
 from adapter.errors import PrimeroForbidden, PrimeroNoOp, PrimeroNotPermitted
 from adapter.primero import PrimeroClient
 from adapter.primero.linked_records import FORM_ID, linked_record_row, write_linked_record
 from adapter.state.outbox import NewMessage, lane_key
-from adapter.state.types import utcnow
 
 PRIMERO = "primero"  # the outbox destination of write-backs
 PART_STATUS, PART_ROW, PART_FIELDS, PART_SYNCED = "status", "row", "fields", "synced"

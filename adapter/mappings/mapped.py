@@ -22,7 +22,6 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from adapter.departments.base import StatusUpdate
 from adapter.errors import MappingError
 from adapter.mappings.base import Document, body_hash
 from adapter.mappings.mapped_spec import (
@@ -48,6 +47,7 @@ from adapter.mappings.mapped_template import (
     text_of,
 )
 from adapter.mappings.routing import RoutedReferral
+from adapter.mappings.vocabulary import StatusUpdate
 from adapter.privacy import Disclosure, PolicySet
 
 log = logging.getLogger("adapter.mappings.mapped")

@@ -32,7 +32,7 @@ from prometheus_client.registry import Collector
 
 from adapter.config import Settings
 from adapter.errors import StateError
-from adapter.ops.instruments import Histogram, Instruments, instruments
+from adapter.instruments import Histogram, Instruments, instruments
 from adapter.ops.status import IncidentSummary, collect_status
 from adapter.state import StateStore, schema
 

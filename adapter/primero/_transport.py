@@ -24,7 +24,7 @@ from urllib3.exceptions import NewConnectionError
 
 from adapter.connection import exception_chain, origin_of, outright_failure
 from adapter.errors import PrimeroError, PrimeroTimeout, PrimeroUnreachable
-from adapter.ops.instruments import instruments
+from adapter.instruments import instruments
 
 logger = logging.getLogger("adapter.primero")
 # The destination label of Primero's calls in the HTTP latency histogram (adapter/ops).

@@ -13,6 +13,8 @@ map → outbox):
 privacy.md §6 is the design; each module's docstring says where it departs from it and why.
 """
 
+from adapter.config.privacy import PrivacySettings, new_kek
+from adapter.errors import KeyringError
 from adapter.privacy.audit import AuditAnchor, AuditLog, AuditReport
 from adapter.privacy.codes import CaseCodes, new_short_code, normalise_short_code
 from adapter.privacy.consent import (
@@ -31,7 +33,6 @@ from adapter.privacy.disclosure import CaseCoder, Disclosure, DisclosurePolicy, 
 from adapter.privacy.errors import (
     CodeRefused,
     IdentifierError,
-    KeyringError,
     OverrideRejected,
     PolicyFileError,
 )
@@ -55,7 +56,6 @@ from adapter.privacy.normalise import (
 from adapter.privacy.policy import PolicySet
 from adapter.privacy.probe import Gazetteer, Population
 from adapter.privacy.sensitivity import Sensitivity, classify
-from adapter.privacy.settings import PrivacySettings, new_kek
 
 __all__ = [
     "AuditAnchor",

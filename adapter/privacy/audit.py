@@ -31,13 +31,12 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from adapter.errors import PolicyViolation
+from adapter.clock import utcnow
+from adapter.errors import KeyringError, PolicyViolation
 from adapter.privacy._tables import audit_head, audit_log
 from adapter.privacy._tables import keys as keys_table
-from adapter.privacy.errors import KeyringError
 from adapter.privacy.events import SecurityEventKind, record_security_event
 from adapter.state import StateStore
-from adapter.state.types import utcnow
 
 GENESIS = bytes(32)
 _HEAD_ID = 1

@@ -21,12 +21,12 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from adapter.clock import utcnow
 from adapter.privacy._tables import code_crosswalk, issued_codes, short_codes
 from adapter.privacy.errors import CodeRefused
 from adapter.privacy.events import SecurityEventKind, record_security_event
 from adapter.privacy.keys import KeyRing
 from adapter.state import StateStore
-from adapter.state.types import utcnow
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 SHORT_PREFIX = "CP-"

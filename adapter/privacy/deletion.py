@@ -13,8 +13,8 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from adapter.clock import utcnow
 from adapter.privacy._tables import deletion_requests
-from adapter.state.types import utcnow
 
 CONSENT_WITHDRAWN = "consent_withdrawn"
 

@@ -34,6 +34,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
+from adapter.clock import utcnow
 from adapter.errors import PolicyViolation
 from adapter.privacy.consent import ConsentDecision, ConsentOverride, check_consent
 from adapter.privacy.errors import CodeRefused
@@ -56,7 +57,6 @@ from adapter.privacy.probe import (
     parse_date,
 )
 from adapter.privacy.sensitivity import Sensitivity, classify, protection_concerns
-from adapter.state.types import utcnow
 
 MALFORMED_FIELD = "<malformed field name>"
 _FIELD_NAME = re.compile(r"[A-Za-z0-9_]{1,100}")

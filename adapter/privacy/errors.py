@@ -13,10 +13,6 @@ class PolicyFileError(ConfigError):
     """A disclosure-policy file in ``config/policy/`` is missing, malformed or inconsistent."""
 
 
-class KeyringError(ConfigError):
-    """The key-encryption key is missing or wrong, or the keys were never initialised."""
-
-
 class CodeRefused(PolicyViolation):
     """A presented case code was refused: wrong department, forged, or under a retired or
     unknown key version. ``kind`` is the security-event kind recorded for it."""

@@ -16,10 +16,10 @@ from enum import StrEnum
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from adapter.clock import utcnow
 from adapter.privacy._tables import security_events
 from adapter.state import StateStore
 from adapter.state.store import create_state_engine
-from adapter.state.types import utcnow
 
 log = logging.getLogger("adapter.privacy.events")
 _pending: list[threading.Thread] = []

@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
+from adapter.clock import utcnow
 from adapter.privacy.audit import append_entries, append_entry
 from adapter.privacy.codes import CaseCodes
 from adapter.privacy.consent import (
@@ -40,7 +41,6 @@ from adapter.privacy.log_filter import sensitive_values
 from adapter.privacy.policy import JOIN_KEYS
 from adapter.privacy.probe import Population
 from adapter.state import StateStore
-from adapter.state.types import utcnow
 
 _CLOCK_SKEW = timedelta(minutes=5)
 # Kinds whose values the log filter must hide while a case is processed.

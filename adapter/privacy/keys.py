@@ -29,15 +29,16 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, AESSIV
 from sqlalchemy.engine import Connection
 
+from adapter.clock import utcnow
+from adapter.config.privacy import KEK_BYTES
+from adapter.errors import KeyringError
 from adapter.privacy import _codec
 from adapter.privacy._tables import code_crosswalk, issued_codes
 from adapter.privacy._tables import keys as keys_table
 from adapter.privacy.audit import append_entry, init_head
-from adapter.privacy.errors import CodeRefused, KeyringError
+from adapter.privacy.errors import CodeRefused
 from adapter.privacy.events import SecurityEventKind, record_security_event_detached
-from adapter.privacy.settings import KEK_BYTES
 from adapter.state import StateStore
-from adapter.state.types import utcnow
 
 DEFAULT_GRACE = timedelta(days=30)
 _PAYLOAD_MAGIC = b"cpe1"

@@ -13,6 +13,7 @@ A check answers CLEAR, PENDING_REVIEW or DO_NOT_ENGAGE and nothing else: never a
 offence or whether a CNIC is known (the NADRA SMS anti-pattern, privacy.md §3).
 """
 
+from adapter.config.registry import RegistrySettings
 from adapter.registry.errors import (
     AccessDenied,
     AuthenticationFailed,
@@ -44,7 +45,6 @@ from adapter.registry.models import (
     WorkerRegistration,
 )
 from adapter.registry.registry import Registry
-from adapter.registry.settings import RegistrySettings
 
 __all__ = [
     "CSV_COLUMNS",

@@ -7,10 +7,10 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from adapter.config.registry import RegistrySettings
 from adapter.privacy.keys import KeyRing
 from adapter.registry._crypto import RegistryKeys
 from adapter.registry.models import Notification
-from adapter.registry.settings import RegistrySettings
 from adapter.state import StateStore
 
 # Crockford base32 (no I, L, O, U): references are read aloud and typed from letters.

@@ -32,8 +32,8 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy.engine import Connection
 
+from adapter.errors import KeyringError
 from adapter.privacy.audit import append_entry
-from adapter.privacy.errors import KeyringError
 from adapter.privacy.keys import KeyRing
 from adapter.registry._tables import registry_keys
 

@@ -25,10 +25,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from adapter.ops.instruments import instruments
+from adapter.instruments import instruments
 from adapter.registry import _audit, abuse
 from adapter.registry._context import Context, new_ref
 from adapter.registry._crypto import seal, unseal
+from adapter.registry._entries import effective_status, working_days_after
 from adapter.registry._tables import (
     registry_checks,
     registry_entries,
@@ -64,7 +65,6 @@ from adapter.registry.models import (
     Identity,
     format_instant,
 )
-from adapter.registry.review import effective_status, working_days_after
 
 DUMMY_IDENTITY = Identity(
     "3520200000001", "Dummy Record", "Dummy Father", None, None, datetime(1990, 1, 1).date()

@@ -58,6 +58,7 @@ from adapter.registry.models import (
     RegistryEventKind,
     check_name,
 )
+from adapter.registry.review import remove_entry
 
 CSV_COLUMNS = (
     "source_ref",
@@ -488,8 +489,6 @@ def ingest_conviction(
             # back what an officer or an appeal court took off the register.
             return IngestResult("unchanged", row.entry_ref), []
         if target is EntryStatus.REMOVED:
-            from adapter.registry.review import remove_entry
-
             remove_entry(
                 ctx,
                 conn,

@@ -26,6 +26,7 @@ from sqlalchemy.engine import Connection
 from adapter.registry import _audit
 from adapter.registry._context import Context, new_ref
 from adapter.registry._crypto import seal, unseal
+from adapter.registry._entries import effective_status, load_entry_identity, working_days_after
 from adapter.registry._tables import (
     inserted_id,
     registry_checks,
@@ -44,7 +45,6 @@ from adapter.registry.models import (
     Notification,
     WorkerRegistration,
 )
-from adapter.registry.review import effective_status, load_entry_identity, working_days_after
 
 log = logging.getLogger("adapter.registry")
 

@@ -17,6 +17,8 @@ from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
 
+from adapter.clock import utcnow
+from adapter.config.registry import RegistrySettings
 from adapter.privacy.keys import KeyRing
 from adapter.privacy.normalise import normalise_cnic
 from adapter.registry import checks, establishments, ingest, monitoring, review
@@ -37,9 +39,7 @@ from adapter.registry.models import (
     SubjectAccessRow,
     WorkerRegistration,
 )
-from adapter.registry.settings import RegistrySettings
 from adapter.state import StateStore
-from adapter.state.types import utcnow
 
 
 class Registry:

@@ -23,6 +23,7 @@ from adapter.privacy.normalise import normalise_cnic
 from adapter.registry import _audit
 from adapter.registry._context import Context, new_ref
 from adapter.registry._crypto import seal, unseal
+from adapter.registry._entries import effective_status
 from adapter.registry._tables import (
     registry_appeals,
     registry_blocks,
@@ -43,30 +44,9 @@ from adapter.registry.models import (
     SubjectAccessRow,
     check_name,
 )
+from adapter.registry.monitoring import notify_officers, recheck_entry
 
 UNSET: Any = object()  # "not given" for correct_entry's optional fields
-
-
-def effective_status(check: Any) -> str:
-    """A check's status now: an officer's resolution overrides the automatic outcome."""
-    return str(check.resolution or check.status)
-
-
-def working_days_after(start: datetime, days: int) -> datetime:
-    """``start`` plus ``days`` working days (Saturday and Sunday off)."""
-    current, left = start, days
-    while left:
-        current += timedelta(days=1)
-        if current.weekday() < 5:
-            left -= 1
-    return current
-
-
-def load_entry_identity(ctx: Context, row: Any) -> Identity:
-    data = unseal(
-        ctx.keyring, bytes(row.sealed), bytes(row.wrapped_dek), b"entry|" + row.entry_ref.encode()
-    )
-    return Identity.from_json(data["identity"])
 
 
 def _candidate(ctx: Context, row: Any) -> Candidate:
@@ -171,8 +151,6 @@ def resolve(
 ) -> list[int]:
     """An officer's decision on a PENDING_REVIEW check; returns notification ids (a monitored
     worker resolved DO_NOT_ENGAGE notifies the establishment's two officers)."""
-    from adapter.registry.monitoring import notify_officers
-
     if decision is Outcome.PENDING_REVIEW:
         raise InvalidState("a review is resolved CLEAR or DO_NOT_ENGAGE.")
     with ctx.store.transaction() as conn:
@@ -509,8 +487,6 @@ def decide_appeal(
 ) -> list[int]:
     """Decide an appeal. Granted: a check becomes CLEAR, an entry is removed. Refused: an
     appealed entry is active again (and monitoring re-runs against it)."""
-    from adapter.registry.monitoring import recheck_entry
-
     notify: list[int] = []
     with ctx.store.transaction() as conn:
         appeal = conn.execute(

@@ -13,6 +13,7 @@
 The package never imports ``adapter.config`` at runtime (config mounts ``RetentionSettings``).
 """
 
+from adapter.config.retention import RetentionSettings
 from adapter.retention.backup import (
     BackupInfo,
     RestoreInfo,
@@ -30,7 +31,6 @@ from adapter.retention.run import (
     is_destroyed,
     run_retention,
 )
-from adapter.retention.settings import RetentionSettings
 from adapter.retention.stats import Release, StatRow, release, suppress_block
 
 __all__ = [

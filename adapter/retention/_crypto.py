@@ -23,7 +23,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy.engine import Connection
 
-from adapter.privacy.errors import KeyringError
+from adapter.errors import KeyringError
 from adapter.retention._tables import retention_keys
 from adapter.retention.errors import RetentionError
 

@@ -33,6 +33,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from adapter.clock import utcnow
 from adapter.privacy._tables import consent_overrides, short_codes
 from adapter.privacy.audit import append_entry
 from adapter.privacy.keys import KeyRing
@@ -43,7 +44,6 @@ from adapter.retention.errors import RetentionError
 from adapter.state.held import note_key
 from adapter.state.outbox import DEAD, PENDING, lanes_of
 from adapter.state.schema import held_referrals, inbox, links, outbox
-from adapter.state.types import utcnow
 
 
 @dataclass(frozen=True)

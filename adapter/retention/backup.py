@@ -29,6 +29,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from adapter.clock import utcnow
 from adapter.privacy.keys import KeyRing
 from adapter.retention._tables import case_archives
 from adapter.retention.errors import BackupError
@@ -36,7 +37,6 @@ from adapter.retention.run import RetentionReport, destroy_due
 from adapter.state import StateStore
 from adapter.state.migrations import MIGRATIONS
 from adapter.state.store import create_private_file, create_state_engine, normalise_url
-from adapter.state.types import utcnow
 
 _TIMEOUT = 3600
 

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from adapter.clock import utcnow
 from adapter.errors import AdapterError, LeaseHeld
 from adapter.jobs.pull import CaseSource, pull_cases
 from adapter.jobs.watermark import parse_primero_time
@@ -42,7 +43,6 @@ from adapter.retention.archive import archive_case, destroy_case, purge_case, un
 from adapter.state import StateStore
 from adapter.state.schema import links
 from adapter.state.store import process_owner
-from adapter.state.types import utcnow
 
 if TYPE_CHECKING:  # adapter.config imports this package's settings: no cycle at runtime
     from adapter.config import Settings

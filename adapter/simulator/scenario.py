@@ -24,7 +24,7 @@ from adapter.config import (
     StateSettings,
     SyncSettings,
 )
-from adapter.privacy.settings import DecisionSettings, PrivacySettings
+from adapter.config.privacy import DecisionSettings, PrivacySettings
 
 # The simulator's synthetic accounts share one password; none of them exists outside it.
 SIM_PASSWORD = "sim-password"  # noqa: S105

@@ -16,9 +16,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from adapter.clock import utcnow
 from adapter.state import schema
 from adapter.state.store import StateStore
-from adapter.state.types import utcnow
 
 
 @dataclass(frozen=True)

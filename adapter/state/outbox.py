@@ -24,9 +24,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from adapter.clock import utcnow
 from adapter.state import schema
 from adapter.state.store import StateStore
-from adapter.state.types import utcnow
 
 PENDING, SENT, DEAD, DROPPED = "pending", "sent", "dead", "dropped"
 # Keys per ``IN (...)`` lookup: well under SQLite's default limit of bound parameters (32,766

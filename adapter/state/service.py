@@ -14,9 +14,9 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
+from adapter.clock import utcnow
 from adapter.state import schema
 from adapter.state.store import StateStore
-from adapter.state.types import utcnow
 
 # Three missed heartbeats (every 15 s) and an instance counts as gone.
 STALE_AFTER = timedelta(seconds=45)

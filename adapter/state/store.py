@@ -18,10 +18,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from adapter.clock import utcnow
 from adapter.errors import StateError, StateStoreUnavailable
 from adapter.state import schema
 from adapter.state.migrations import MIGRATIONS, Migration
-from adapter.state.types import utcnow
 
 log = logging.getLogger("adapter.state")
 

@@ -8,6 +8,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
+# The clock lives on the ground (adapter/clock.py); re-exported for the modules that still
+# read it here.
+from adapter.clock import utcnow as utcnow
+
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
     """A timestamp stored as naive UTC and always read back as an aware UTC datetime.
@@ -33,7 +37,3 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
             value = datetime.fromisoformat(value)
         stored: datetime = value
         return stored.replace(tzinfo=UTC)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)

@@ -19,10 +19,10 @@ from pydantic import SecretStr
 
 from adapter.api import ApiSettings, create_app
 from adapter.config import DepartmentSettings, JobSettings, PrimeroSettings, Settings, StateSettings
+from adapter.config.privacy import PrivacySettings
 from adapter.primero import PrimeroClient
 from adapter.primero.linked_records import SUBFORM_FIELD
 from adapter.privacy import KeyRing, list_security_events
-from adapter.privacy.settings import PrivacySettings
 from adapter.simulator.primero import PrimeroSimulator
 from adapter.simulator.scenario import POLICY_DIR, SIM_PASSWORD, install_linked_records_form
 from adapter.state import StateStore

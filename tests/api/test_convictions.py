@@ -16,13 +16,13 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from adapter.api import create_app
+from adapter.config.registry import RegistrySettings
 from adapter.primero import PrimeroClient
 from adapter.privacy import KeyRing, list_security_events
 from adapter.registry import Registry
 from adapter.registry._tables import registry_entries
 from adapter.registry.matching import Outcome
 from adapter.registry.models import CheckRequest
-from adapter.registry.settings import RegistrySettings
 from adapter.simulator.primero import PrimeroSimulator
 from adapter.state import StateStore
 from adapter.state.outbox import Outbox

@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
+from adapter.app.jobs import open_job
 from adapter.cli._forms import configured_record_types
 from adapter.departments.csv_import import read_csv, write_csv
-from adapter.jobs.sync import open_job
 from adapter.primero import PrimeroClient
 from adapter.primero.linked_records import SUBFORM_FIELD
 from adapter.privacy import KeyRing

@@ -328,7 +328,7 @@ def test_a_changes_answer_without_a_list_is_retried(mocked: responses.RequestsMo
 
 def department_settings(**department: Any) -> Any:
     from adapter.config import JobSettings, Settings
-    from adapter.privacy.settings import PrivacySettings
+    from adapter.config.privacy import PrivacySettings
 
     return Settings(
         privacy=PrivacySettings(policy_dir=ROOT / "config" / "policy"),
@@ -345,7 +345,7 @@ def department_settings(**department: Any) -> Any:
 
 
 def test_open_department_builds_the_rest_connector_from_config() -> None:
-    from adapter.jobs.departments import open_department
+    from adapter.app.departments import open_department
 
     settings = department_settings(two_stage=False, auth="api_key", api_key=SecretStr("k"))
     with open_department(settings, "police") as (rest, mapping):
@@ -354,7 +354,7 @@ def test_open_department_builds_the_rest_connector_from_config() -> None:
 
 
 def test_two_stage_needs_a_probe_document() -> None:
-    from adapter.jobs.departments import open_department
+    from adapter.app.departments import open_department
 
     with (
         pytest.raises(ConfigError, match=r"two_stage is true.*no \[documents.probe\]"),

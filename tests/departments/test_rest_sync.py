@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from adapter.jobs.sync import open_job
+from adapter.app.jobs import open_job
 from adapter.primero import PrimeroClient
 from adapter.primero.linked_records import SUBFORM_FIELD
 from adapter.privacy import KeyRing, OverrideBasis

@@ -13,9 +13,10 @@ import requests
 import sqlalchemy as sa
 
 import adapter.state.outbox as outbox_module
+from adapter.app.jobs import open_job
 from adapter.config import Settings
 from adapter.errors import AdapterError
-from adapter.jobs.sync import SyncReport, open_job
+from adapter.jobs.sync import SyncReport
 from adapter.simulator.faults import FaultInjector
 from adapter.simulator.primero import PrimeroSimulator
 from adapter.state import StateStore, schema

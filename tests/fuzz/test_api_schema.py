@@ -42,11 +42,11 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
+from adapter.config.registry import RegistrySettings
 from adapter.primero import PrimeroClient
 from adapter.privacy import KeyRing
 from adapter.registry import Registry
 from adapter.registry.api import build_router
-from adapter.registry.settings import RegistrySettings
 from adapter.serving import BackgroundServer, bind
 from adapter.simulator.primero import PrimeroSimulator
 from adapter.simulator.primero.seed import DISTRICTS as SEED_DISTRICTS

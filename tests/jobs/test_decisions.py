@@ -19,12 +19,12 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from adapter.app.jobs import open_job
 from adapter.config import Settings
-from adapter.jobs.sync import open_job
+from adapter.config.privacy import DecisionSettings
 from adapter.primero import PrimeroClient
 from adapter.primero.linked_records import SUBFORM_FIELD
 from adapter.privacy import AuditLog, KeyRing
-from adapter.privacy.settings import DecisionSettings
 from adapter.simulator.departments import DepartmentSimulator, Desk
 from adapter.simulator.departments.scenario import police_settings, refer_children
 from adapter.simulator.fhir_server import start_fhir_server

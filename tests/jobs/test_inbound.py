@@ -16,6 +16,7 @@ import requests
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from adapter.clock import utcnow
 from adapter.config import Settings
 from adapter.errors import PrimeroTimeout
 from adapter.jobs.inbound import (
@@ -34,7 +35,6 @@ from adapter.simulator.primero import PrimeroSimulator
 from adapter.simulator.scenario import install_linked_records_form
 from adapter.state import StateStore, schema
 from adapter.state.outbox import Outbox
-from adapter.state.types import utcnow
 from tests.api.conftest import DEPARTMENTS, KEYS, make_app, referral_body, settings_for
 
 

@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 import requests
 
-from adapter.api.settings import ApiSettings
-from adapter.jobs.service import running
-from adapter.ops.settings import OpsSettings, SchedulerSettings
+from adapter.api.inbound import start_inbound_api
+from adapter.app.service import running
+from adapter.config.api import ApiSettings
+from adapter.config.ops import OpsSettings, SchedulerSettings
 from adapter.privacy import KeyRing
 from adapter.simulator.fhir_server import start_fhir_server
 from adapter.simulator.hospital import Hospital
@@ -101,7 +102,7 @@ def test_a_primero_webhook_runs_the_job_now_instead_of_in_an_hour(
     world: dict[str, Any],
 ) -> None:
     sim, hospital, settings = world["sim"], world["hospital"], world["settings"]
-    with running(settings) as service:
+    with running(settings, inbound_api=start_inbound_api) as service:
         assert service.api_url is not None
         # The start-up run finds nothing to do; the next scheduled one is an hour away.
         _wait(
@@ -120,7 +121,7 @@ def test_a_primero_webhook_runs_the_job_now_instead_of_in_an_hour(
 def test_the_webhook_route_refuses_a_wrong_key_and_says_nothing_of_the_body(
     world: dict[str, Any],
 ) -> None:
-    with running(world["settings"]) as service:
+    with running(world["settings"], inbound_api=start_inbound_api) as service:
         url = f"{service.api_url}/v1/primero/webhook"
         wrong = requests.post(url, json={"data": {"record_type": "case"}}, timeout=10)
         assert wrong.status_code == 401
@@ -160,7 +161,7 @@ def test_the_service_serves_health_and_metrics_and_does_its_housekeeping(
             record_security_event(
                 conn, SecurityEventKind.FORGED_CODE, department="health", detail="test: forged"
             )
-    with running(settings, ops_port=0) as service:
+    with running(settings, ops_port=0, inbound_api=start_inbound_api) as service:
         assert service.ops_url is not None
         _wait(
             lambda: (
@@ -191,9 +192,9 @@ def test_a_taken_ops_port_is_a_clear_configuration_error(tmp_path: Path) -> None
     the setting, no traceback (the CLI prints ConfigError as one line)."""
     import socket
 
+    from adapter.app.service import Service
     from adapter.config import PrimeroSettings, Settings, StateSettings
     from adapter.errors import ConfigError
-    from adapter.jobs.service import Service
 
     taken = socket.socket()
     taken.bind(("127.0.0.1", 0))

@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
+from adapter.app.jobs import open_job
 from adapter.config import Settings
 from adapter.departments.csv_import import read_csv, verify_sidecar, write_csv
-from adapter.jobs.sync import open_job
 from adapter.primero import PrimeroClient
 from adapter.primero.linked_records import SUBFORM_FIELD
 from adapter.privacy import KeyRing, OverrideBasis

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
+from adapter.app.jobs import open_job
 from adapter.config import Settings
-from adapter.jobs.sync import open_job
 from adapter.mappings.fhir import case_code_system
 from adapter.mappings.fhir_codes import REFERRAL_SYSTEM
 from adapter.primero import PrimeroClient

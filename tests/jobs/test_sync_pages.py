@@ -16,11 +16,12 @@ from typing import Any
 import pytest
 from fhir.resources.R4B.bundle import Bundle
 
+from adapter.app.departments import open_department
 from adapter.departments.base import Delivery, StatusUpdate
-from adapter.jobs.departments import open_department
 from adapter.jobs.sync import SyncJob
 from adapter.primero import PrimeroClient
 from adapter.privacy import DisclosurePolicy, KeyRing
+from adapter.retention import destroyed_cases
 from adapter.simulator.primero import PrimeroSimulator
 from adapter.simulator.scenario import health_settings, refer_children_to_health
 from adapter.state import StateStore
@@ -81,6 +82,7 @@ def _run(sim: PrimeroSimulator, state_url: str, kek: bytes, department: Recordin
             policy=DisclosurePolicy.load(settings.privacy.policy_dir),
             connector=department,
             mapping=mapping,
+            tombstones=destroyed_cases,
         )
         return job.run()
 

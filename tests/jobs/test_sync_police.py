@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from adapter.app.jobs import open_job
+from adapter.clock import utcnow
 from adapter.config import Settings
-from adapter.jobs.sync import open_job
 from adapter.primero import PrimeroClient
 from adapter.primero.linked_records import SUBFORM_FIELD
 from adapter.privacy import KeyRing
@@ -30,7 +31,6 @@ from adapter.simulator.departments.scenario import (
 from adapter.simulator.primero import PrimeroSimulator
 from adapter.simulator.scenario import cpo_edit, install_linked_records_form, referral_status
 from adapter.state import StateStore, schema
-from adapter.state.types import utcnow
 
 N = 3  # consented referrals; plus one juvenile and one under a mandatory report
 DEPARTMENTS = ["health", "police", "birth_registration", "courts"]

@@ -17,9 +17,10 @@ import requests
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
+from adapter.app.jobs import open_job
 from adapter.cli import app
+from adapter.clock import utcnow
 from adapter.config import Settings
-from adapter.jobs.sync import open_job
 from adapter.jobs.writeback import PART_ROW, PART_STATUS, part_kind
 from adapter.primero import PrimeroClient
 from adapter.primero.linked_records import FORM_ID, SUBFORM_FIELD
@@ -36,7 +37,6 @@ from adapter.simulator.scenario import (
 )
 from adapter.state import StateStore, schema
 from adapter.state.outbox import DEAD, PENDING, SENT
-from adapter.state.types import utcnow
 
 N = 4
 GRANT_WARNING = "wait for a Primero permission"

@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from adapter.cli import app
 from adapter.config import Settings
+from adapter.config.ops import OpsSettings
 from adapter.jobs.writeback import PART_FIELDS, PART_ROW, PART_STATUS, part_kind
-from adapter.ops.settings import OpsSettings
 from adapter.ops.status import collect_status
 from adapter.primero.linked_records import FORM_ID
 from adapter.state import StateStore, schema

@@ -12,12 +12,12 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
+from adapter.app.jobs import open_job
 from adapter.cli import app
 from adapter.config import PrimeroSettings
 from adapter.errors import AdapterError
-from adapter.jobs.sync import open_job
+from adapter.instruments import instruments
 from adapter.jobs.watermark import Watermark
-from adapter.ops.instruments import instruments
 from adapter.ops.metrics import build_registry
 from adapter.ops.status import collect_status
 from adapter.state import StateStore

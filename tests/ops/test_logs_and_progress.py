@@ -9,9 +9,10 @@ import logging
 
 from rich.console import Console
 
+from adapter.app.jobs import open_job
+from adapter.app.logs import configure_logging
 from adapter.cli._progress import observe_pull, progress_bar
-from adapter.jobs.sync import open_job
-from adapter.logs import configure_logging, log_context
+from adapter.logs import log_context
 from adapter.primero import PrimeroClient
 from adapter.simulator.departments.scenario import refer_children
 from tests.ops.conftest import CHILDREN, PoliceWorld

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from prometheus_client import generate_latest
 
-from adapter.ops.instruments import Instruments, instruments
+from adapter.instruments import Instruments, instruments
 from adapter.ops.metrics import build_registry
 from adapter.ops.status import collect_status
 from adapter.privacy import KeyRing

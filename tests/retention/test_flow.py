@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from adapter.app.jobs import open_job
 from adapter.config import Settings
-from adapter.jobs.sync import open_job
 from adapter.primero import PrimeroClient
 from adapter.privacy import KeyRing, PolicySet
 from adapter.privacy._tables import audit_log

@@ -11,6 +11,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from adapter.clock import utcnow
 from adapter.errors import PrimeroNotPermitted
 from adapter.jobs.delivery import Handled, Handler, attempt
 from adapter.jobs.inbound._districts import _without_unknown_location
@@ -31,7 +32,6 @@ from adapter.state import StateStore, schema
 from adapter.state.links import Links
 from adapter.state.outbox import DEAD, PENDING, Outbox, OutboxMessage
 from adapter.state.store import process_owner
-from adapter.state.types import utcnow
 
 _LEASE_SECONDS = 300
 log = logging.getLogger("adapter.jobs.inbound")

@@ -11,10 +11,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from adapter.clock import utcnow
 from adapter.jobs.inbound._errors import MessageIdReused
 from adapter.jobs.inbound._messages import Answer, Envelope
 from adapter.state import StateStore, schema
-from adapter.state.types import utcnow
 
 # -- the inbox ------------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from adapter.clock import utcnow
 from adapter.config import Settings
 from adapter.departments.base import CANCELLED, COMPLETED, FAILED, REJECTED
 from adapter.errors import StateError
@@ -40,7 +41,6 @@ from adapter.privacy.events import record_security_event
 from adapter.state import StateStore
 from adapter.state.links import Link, Links, link_key
 from adapter.state.outbox import Outbox
-from adapter.state.types import utcnow
 
 ACCEPTED_STATUS = 202
 # Link stages of links made here (the sync engine's are probe, identified, cancelled, ...).

@@ -26,6 +26,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from adapter.clock import utcnow
 from adapter.config import Settings
 from adapter.jobs.pull import STREAM_CASES
 from adapter.ops.status._attention import judge_attention, read_attention
@@ -74,7 +75,6 @@ from adapter.state import StateStore, schema
 from adapter.state.held import HeldReferrals
 from adapter.state.service import Instances
 from adapter.state.store import process_owner
-from adapter.state.types import utcnow
 
 # The runs row ``cpims-adapter audit verify`` records (adapter/cli/_privacy.py).
 AUDIT_VERIFY_JOB = "audit-verify"

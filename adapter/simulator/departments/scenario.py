@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import requests
 from pydantic import SecretStr
 
+from adapter.clock import utcnow
 from adapter.config import (
     DepartmentSettings,
     JobSettings,
@@ -29,6 +30,7 @@ from adapter.config import (
     StateSettings,
     SyncSettings,
 )
+from adapter.config.privacy import PrivacySettings
 from adapter.privacy import (
     ConsentOverride,
     DisclosureGate,
@@ -36,7 +38,6 @@ from adapter.privacy import (
     KeyRing,
     OverrideBasis,
 )
-from adapter.privacy.settings import PrivacySettings
 from adapter.simulator.departments.state import (
     API_KEY,
     API_KEY_HEADER,
@@ -47,7 +48,6 @@ from adapter.simulator.departments.state import (
 )
 from adapter.simulator.scenario import CPO, POLICY_DIR, SIM_PASSWORD, SUPERVISORS
 from adapter.state import StateStore
-from adapter.state.types import utcnow
 
 if TYPE_CHECKING:
     from adapter.simulator.primero import PrimeroSimulator

@@ -31,19 +31,24 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from types import FrameType
-from typing import Any
+from typing import Any, Protocol
 
+import uvicorn
 from apscheduler.events import EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from adapter import __version__
+from adapter.app.housekeeping import HOUSEKEEPING
+from adapter.app.scheduler import Housekeeping, RunOutcome, run_job, trigger_for
 from adapter.config import Settings
 from adapter.errors import AdapterError, ConfigError, LeaseHeld, StateStoreUnavailable
 from adapter.jobs.outage import StoreOutage
-from adapter.jobs.scheduler import Housekeeping, RunOutcome, run_job, trigger_for
 from adapter.logs import log_context
+from adapter.ops.endpoint import create_ops_app
+from adapter.ops.status import record_next_run
+from adapter.serving import BackgroundServer, bind
 from adapter.state import StateStore
 from adapter.state.service import Instances
 from adapter.state.store import process_owner
@@ -52,6 +57,20 @@ log = logging.getLogger("adapter.service")
 
 HEARTBEAT_SECONDS = 15
 WAKEUP_POLL_SECONDS = 5
+
+
+class EmbeddedServer(Protocol):
+    """A server the service runs beside its jobs and stops with them."""
+
+    @property
+    def url(self) -> str: ...
+
+    def stop(self) -> None: ...
+
+
+# Starts the inbound API over the service's store (adapter.api.inbound.start_inbound_api). The
+# API is a face above the wiring, so the face that builds the service hands it in.
+InboundApi = Callable[[Settings, StateStore], EmbeddedServer]
 
 
 class Service:
@@ -68,6 +87,7 @@ class Service:
         housekeeping: list[Housekeeping] | None = None,
         serve_ops: bool = True,
         serve_api: bool | None = None,
+        inbound_api: InboundApi | None = None,
         ops_port: int | None = None,
     ) -> None:
         if settings.primero.url is None:
@@ -88,6 +108,7 @@ class Service:
         self._ops_port = settings.ops.port if ops_port is None else ops_port
         self._serve_ops = serve_ops and (ops_port is not None or settings.ops.port != 0)
         self._serve_api = settings.scheduler.serve_api if serve_api is None else serve_api
+        self._inbound_api = inbound_api
         self._servers: list[Any] = []
         self.ops_url: str | None = None
         self.api_url: str | None = None
@@ -302,8 +323,6 @@ class Service:
 
     def _record_next_run(self, name: str) -> None:
         """Tell `status` when this instance will next run ``name`` (the scheduler's own time)."""
-        from adapter.ops.status import record_next_run
-
         job = self.scheduler.get_job(f"job:{name}") if self.scheduler.running else None
         if job is not None and job.next_run_time is not None:
             try:
@@ -335,11 +354,6 @@ class Service:
     # -- servers --------------------------------------------------------------------------
 
     def _start_ops(self) -> None:
-        import uvicorn
-
-        from adapter.ops.endpoint import create_ops_app
-        from adapter.serving import BackgroundServer, bind
-
         ops = self.settings.ops
         try:
             sock = bind(ops.host, self._ops_port)
@@ -358,57 +372,18 @@ class Service:
         self.ops_url = f"http://{host}:{port}"
 
     def _start_api(self) -> None:
-        from adapter.api.server import ApiServer
-
-        api = self.settings.api
-        app = inbound_app(self.settings, self.store)
-        try:
-            server = ApiServer(app, api, host=api.host, port=api.port).start()
-        except OSError as exc:
+        if self._inbound_api is None:
             raise ConfigError(
-                f"the inbound API cannot listen on {api.host}:{api.port} "
-                f"({exc.strerror or type(exc).__name__}): set [api] port, or serve it from one "
-                "instance only ([scheduler] serve_api = false elsewhere)."
-            ) from None
+                "scheduler.serve_api is true, but this service was built without the inbound "
+                "API (pass inbound_api=adapter.api.inbound.start_inbound_api)."
+            )
+        server = self._inbound_api(self.settings, self.store)
         self._servers.append(server)
         self.api_url = server.url
 
 
-def inbound_app(settings: Settings, store: StateStore) -> Any:
-    """The inbound API app with the registry's routes beside it (``serve`` and ``run``)."""
-    from adapter.api import create_app
-    from adapter.api.webhook import build_webhook_router
-    from adapter.primero import PrimeroClient
-    from adapter.privacy import KeyRing
-    from adapter.registry import Registry
-    from adapter.registry.api import build_router
-
-    keyring = KeyRing.open(store, settings.privacy.load_kek())
-    app = create_app(
-        settings,
-        store=store,
-        keyring=keyring,
-        primero_client_factory=lambda: PrimeroClient.from_settings(settings.primero),
-        api_settings=settings.api,
-    )
-    # The registry authenticates establishments itself (its own API keys and quotas), so its
-    # routes sit beside the departments' rather than behind their credentials.
-    app.include_router(build_router(Registry.open(store, keyring, settings.registry)))
-    app.include_router(
-        build_webhook_router(
-            store,
-            sorted(settings.jobs),
-            settings.api.primero_webhook_key_sha256,
-            max_body_bytes=settings.api.max_body_bytes,
-        )
-    )
-    return app
-
-
 def default_housekeeping(settings: Settings) -> list[Housekeeping]:
-    """The service's own duties beside the sync jobs (adapter/jobs/housekeeping.py)."""
-    from adapter.jobs.housekeeping import HOUSEKEEPING
-
+    """The service's own duties beside the sync jobs (adapter/app/housekeeping.py)."""
     del settings
     return list(HOUSEKEEPING)
 
@@ -423,4 +398,4 @@ def running(settings: Settings, **kwargs: Any) -> Iterator[Service]:
         service.stop()
 
 
-__all__ = ["Service", "default_housekeeping", "inbound_app", "running"]
+__all__ = ["EmbeddedServer", "InboundApi", "Service", "default_housekeeping", "running"]

@@ -23,11 +23,12 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from adapter.app.jobs import open_job
 from adapter.config import JobSettings, Settings
 from adapter.errors import LeaseHeld
 from adapter.state import StateStore
 
-log = logging.getLogger("adapter.jobs.scheduler")
+log = logging.getLogger("adapter.app.scheduler")
 
 StopCheck = Callable[[], bool]
 
@@ -50,8 +51,6 @@ def run_job(name: str, settings: Settings, *, should_stop: StopCheck | None = No
     from the last committed page. Errors other than "already running" are raised, so an
     engine's own retry policy sees them (``adapter.errors.AdapterError`` subclasses carry no
     personal data)."""
-    from adapter.jobs.sync import open_job
-
     deadline = time.monotonic() + settings.job(name).deadline_seconds
 
     def stop() -> bool:

@@ -32,8 +32,9 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from adapter.app.jobs import open_job
 from adapter.config import Settings
-from adapter.jobs.sync import SyncReport, open_job
+from adapter.jobs.sync import SyncReport
 from adapter.primero import PrimeroClient
 from adapter.primero.linked_records import SUBFORM_FIELD
 from adapter.privacy import AuditLog, KeyRing, OverrideBasis
@@ -47,6 +48,9 @@ from adapter.simulator.departments.scenario import (
     refer_children,
     rest_settings,
 )
+from adapter.simulator.fhir_server import start_fhir_server
+from adapter.simulator.hospital import Hospital
+from adapter.simulator.primero import PrimeroSimulator
 from adapter.simulator.scenario import (
     SIM_PASSWORD,
     health_settings,
@@ -140,10 +144,6 @@ def run_demo(
     cases: int = 300, state_dir: Path | None = None, say: Callable[[str], None] = print
 ) -> DemoResult:
     """Run the demo; ``problems`` lists any expectation that did not hold."""
-    from adapter.simulator.fhir_server import start_fhir_server
-    from adapter.simulator.hospital import Hospital
-    from adapter.simulator.primero import PrimeroSimulator
-
     workdir = state_dir or Path(tempfile.mkdtemp(prefix="cpims-demo-"))
     state_url = f"sqlite:///{workdir}/demo-state.sqlite3"
     fhir = start_fhir_server(workdir)

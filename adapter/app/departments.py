@@ -1,4 +1,6 @@
-"""Which connector and mapping serve a department, by its configured ``connector``."""
+"""Which connector and mapping serve a department, by its configured ``connector``: the
+wiring reads the department's mapping and policy files here and hands the parts what they
+need."""
 
 from __future__ import annotations
 
@@ -7,8 +9,16 @@ from contextlib import contextmanager
 
 from adapter.config import Settings
 from adapter.departments.base import Connector
+from adapter.departments.csv_import import InboundFormat
+from adapter.departments.files import FileConnector
+from adapter.departments.health import HealthConnector
+from adapter.departments.rest import RestConnector
 from adapter.errors import ConfigError
 from adapter.mappings.base import DepartmentMapping
+from adapter.mappings.fhir import OrgRef
+from adapter.mappings.health import HealthMapping
+from adapter.mappings.mapped import MappedMapping
+from adapter.privacy import PolicySet
 
 
 @contextmanager
@@ -20,10 +30,6 @@ def open_department(
     if config is None:
         raise ConfigError(f"no [departments.{department}] section in the configuration.")
     if config.connector == "fhir":
-        from adapter.departments.health import HealthConnector
-        from adapter.mappings.fhir import OrgRef
-        from adapter.mappings.health import HealthMapping
-
         connector: Connector = HealthConnector.from_settings(department, config)
         requester = next(
             (
@@ -39,10 +45,6 @@ def open_department(
             requester=OrgRef(system=config.organization_system, value=requester),
         )
     elif config.connector == "rest":
-        from adapter.departments.rest import RestConnector
-        from adapter.mappings.mapped import MappedMapping
-        from adapter.privacy import PolicySet
-
         # The policy is read here too so a mapping that names a field no allow-list has
         # fails at start-up, naming the key, instead of silently carrying nothing.
         mapped = MappedMapping.load(
@@ -60,11 +62,6 @@ def open_department(
         connector = RestConnector.from_settings(department, config, mapped)
         mapping = mapped
     elif config.connector == "sftp":
-        from adapter.departments.csv_import import InboundFormat
-        from adapter.departments.files import FileConnector
-        from adapter.mappings.mapped import MappedMapping
-        from adapter.privacy import PolicySet
-
         mapped = MappedMapping.load(
             config.mapping_path(department),
             department,

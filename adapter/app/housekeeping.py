@@ -17,32 +17,28 @@ from __future__ import annotations
 
 from apscheduler.triggers.interval import IntervalTrigger
 
+from adapter.app.scheduler import Housekeeping, StopCheck
 from adapter.config import Settings
-from adapter.jobs.scheduler import Housekeeping, StopCheck
+from adapter.incidents import run_incident_checks
+from adapter.ops.status import AUDIT_VERIFY_JOB, recorded_run
+from adapter.primero import PrimeroClient
+from adapter.privacy import AuditLog, KeyRing
+from adapter.retention import run_retention
 from adapter.state import StateStore
 
 
 def check_incidents(settings: Settings, store: StateStore, should_stop: StopCheck) -> None:
-    from adapter.incidents import run_incident_checks
-
     del should_stop  # one short pass
     run_incident_checks(settings, store)
 
 
 def apply_retention(settings: Settings, store: StateStore, should_stop: StopCheck) -> None:
-    from adapter.primero import PrimeroClient
-    from adapter.privacy import KeyRing
-    from adapter.retention import run_retention
-
     keyring = KeyRing.open(store, settings.privacy.load_kek())
     with PrimeroClient.from_settings(settings.primero) as client:
         run_retention(settings, store, keyring, client, should_stop=should_stop)
 
 
 def verify_audit(settings: Settings, store: StateStore, should_stop: StopCheck) -> None:
-    from adapter.ops.status import AUDIT_VERIFY_JOB, recorded_run
-    from adapter.privacy import AuditLog, KeyRing
-
     del should_stop
     with recorded_run(store, AUDIT_VERIFY_JOB) as run:
         # verify() records an audit_chain_broken security event itself; the next incident
@@ -54,9 +50,6 @@ def verify_audit(settings: Settings, store: StateStore, should_stop: StopCheck) 
 
 
 def expire_keys(settings: Settings, store: StateStore, should_stop: StopCheck) -> None:
-    from adapter.ops.status import recorded_run
-    from adapter.privacy import KeyRing
-
     del should_stop
     with recorded_run(store, "keys-expire") as run:
         destroyed = KeyRing.open(store, settings.privacy.load_kek()).destroy_expired()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from adapter.privacy.errors import KeyringError
+from adapter.errors import KeyringError
 
 KEK_BYTES = 32
 KEK_ENV = "CPIMS_ADAPTER_PRIVACY__KEK"

@@ -27,13 +27,13 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from adapter.api.settings import ApiSettings
+from adapter.config.api import ApiSettings
+from adapter.config.incidents import IncidentSettings
+from adapter.config.ops import OpsSettings, SchedulerSettings
+from adapter.config.privacy import DecisionSettings, PrivacySettings
+from adapter.config.registry import RegistrySettings
+from adapter.config.retention import RetentionSettings
 from adapter.errors import ConfigError
-from adapter.incidents.settings import IncidentSettings
-from adapter.ops.settings import OpsSettings, SchedulerSettings
-from adapter.privacy.settings import DecisionSettings, PrivacySettings
-from adapter.registry.settings import RegistrySettings
-from adapter.retention.settings import RetentionSettings
 
 ENV_PREFIX = "CPIMS_ADAPTER_"
 CONFIG_ENV = "CPIMS_ADAPTER_CONFIG"
