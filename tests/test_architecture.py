@@ -52,6 +52,8 @@ SIMULATOR = "adapter.simulator"
 # Ground modules `import adapter.primero` may load besides adapter.primero itself.
 PRIMERO_MAY_LOAD = {"adapter", "adapter._version", "adapter.errors", "adapter.connection"}
 PRIMERO_MAY_LOAD_PREFIXES = ("adapter.primero", "adapter.config", "adapter.instruments")
+# Mappings take data and return data (STYLE.md): the wiring reads their files.
+FILE_IO = re.compile(r"\bopen\(|\.read_text\(|\.read_bytes\(|\.write_text\(|tomllib\.load")
 
 
 @dataclass(frozen=True)
@@ -191,3 +193,15 @@ def test_importing_the_primero_client_loads_only_the_ground() -> None:
     assert not beyond, f"import adapter.primero loads {beyond}"
     outside_primero = [m for m in loaded if not m.startswith("adapter.primero")]
     assert len(outside_primero) <= 15, outside_primero
+
+
+def test_the_mappings_read_no_files() -> None:
+    """``adapter/mappings`` is handed parsed data (adapter/app/departments.py reads the mapping
+    files), so a mapping is tested without a file and cannot read one behind the policy."""
+    found = [
+        f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+        for path in sorted((PACKAGE / "mappings").rglob("*.py"))
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if FILE_IO.search(line)
+    ]
+    assert not found, "file I/O in adapter/mappings (move it to the wiring):\n" + "\n".join(found)

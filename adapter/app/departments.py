@@ -4,8 +4,11 @@ need."""
 
 from __future__ import annotations
 
+import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 from adapter.config import Settings
 from adapter.departments.base import Connector
@@ -18,7 +21,54 @@ from adapter.mappings.base import DepartmentMapping
 from adapter.mappings.fhir import OrgRef
 from adapter.mappings.health import HealthMapping
 from adapter.mappings.mapped import MappedMapping
+from adapter.mappings.mapped_spec import (
+    MappingFile,
+    MappingFileError,
+    declared_record_types,
+    parse_spec,
+)
 from adapter.privacy import PolicySet
+from adapter.privacy.policy import DepartmentPolicy
+
+
+def read_mapping_file(path: str | Path) -> dict[str, Any]:
+    """The parsed TOML of one mapping file. Raises MappingFileError naming the file and the
+    fix; the mappings package validates what this returns and reads no file itself."""
+    source = Path(path)
+    try:
+        return tomllib.loads(source.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise MappingFileError(
+            f"{source}: no such mapping file. Set departments.<name>.mapping_file, or copy one "
+            "from config/mappings/ (README.md there explains the format)."
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise MappingFileError(f"{source}: not valid TOML ({exc}). Fix the syntax.") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MappingFileError(f"{source}: cannot be read ({type(exc).__name__}).") from None
+
+
+def read_mapping(path: str | Path, *, policy: DepartmentPolicy | None = None) -> MappingFile:
+    """Read and validate one mapping file (``mapped_spec.parse_spec``)."""
+    return parse_spec(read_mapping_file(path), str(path), policy=policy)
+
+
+def load_mapping(
+    path: str | Path, department: str, *, policy: PolicySet | None = None
+) -> MappedMapping:
+    """Read one mapping file and check it for ``department`` (``MappedMapping.from_data``);
+    with ``policy``, also against the department's allow-list. Raises MappingFileError."""
+    return MappedMapping.from_data(read_mapping_file(path), department, str(path), policy=policy)
+
+
+def configured_record_types(settings: Settings) -> dict[str, str]:
+    """The record types (id → label) the configured departments' mapping files declare: the
+    "Linked department records" record-type select offers them besides the adapter's own."""
+    return declared_record_types(
+        read_mapping(department.mapping_path(name))
+        for name, department in sorted(settings.departments.items())
+        if department.connector in ("rest", "sftp")
+    )
 
 
 @contextmanager
@@ -47,7 +97,7 @@ def open_department(
     elif config.connector == "rest":
         # The policy is read here too so a mapping that names a field no allow-list has
         # fails at start-up, naming the key, instead of silently carrying nothing.
-        mapped = MappedMapping.load(
+        mapped = load_mapping(
             config.mapping_path(department),
             department,
             policy=PolicySet.load(settings.privacy.policy_dir),
@@ -62,7 +112,7 @@ def open_department(
         connector = RestConnector.from_settings(department, config, mapped)
         mapping = mapped
     elif config.connector == "sftp":
-        mapped = MappedMapping.load(
+        mapped = load_mapping(
             config.mapping_path(department),
             department,
             policy=PolicySet.load(settings.privacy.policy_dir),

@@ -17,10 +17,9 @@ import typer
 from rich.panel import Panel
 from rich.table import Table
 
+from adapter.app.departments import configured_record_types
 from adapter.cli._common import out, settings
 from adapter.cli._primero import open_client
-from adapter.config import Settings
-from adapter.mappings.mapped_spec import declared_record_types, load_spec
 from adapter.primero.linked_records import DEFAULT_MODULES, InstallReport, install_forms
 
 ACTION_STYLE = {"created": "green", "updated": "yellow", "unchanged": "dim"}
@@ -56,16 +55,6 @@ def install_forms_command(
             approvers_by_role=bool(approvers.approver_roles or approvers.approver_user_groups),
         )
     print_report(report)
-
-
-def configured_record_types(config: Settings) -> dict[str, str]:
-    """The record types (id → label) the configured departments' mapping files declare: the
-    "Linked department records" record-type select offers them besides the adapter's own."""
-    return declared_record_types(
-        load_spec(department.mapping_path(name))
-        for name, department in sorted(config.departments.items())
-        if department.connector in ("rest", "sftp")
-    )
 
 
 def print_report(report: InstallReport) -> None:

@@ -9,7 +9,8 @@ Default deny stays with the policy: a reference can only ever resolve to a value
 payload (or a fact of the referral such as the case code), so a mapping can leave a field out
 but never add one the policy withheld.
 
-    mapping = MappedMapping.load("config/mappings/police.toml", "police")
+    data = read_mapping_file("config/mappings/police.toml")  # the wiring reads it
+    mapping = MappedMapping.from_data(data, "police", "config/mappings/police.toml")
     document = mapping.referral(routed, disclosure, after_probe=False)
 """
 
@@ -19,7 +20,6 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 from adapter.errors import MappingError
@@ -33,7 +33,7 @@ from adapter.mappings.mapped_spec import (
     Route,
     StatusSpec,
     ValueSpec,
-    load_spec,
+    parse_spec,
 )
 from adapter.mappings.mapped_template import (
     ABSENT,
@@ -72,20 +72,26 @@ class Endpoint:
 class MappedMapping:
     """A ``DepartmentMapping`` read from a mapping file (see the module docstring)."""
 
-    def __init__(self, department: str, spec: MappingFile, source: Path | None = None) -> None:
+    def __init__(self, department: str, spec: MappingFile, source: str | None = None) -> None:
         self._department = department
         self.spec = spec
         self.source = source
 
     @classmethod
-    def load(
-        cls, path: str | Path, department: str, *, policy: PolicySet | None = None
+    def from_data(
+        cls,
+        data: Mapping[str, Any],
+        department: str,
+        source: str,
+        *,
+        policy: PolicySet | None = None,
     ) -> MappedMapping:
-        """Load and check ``path`` for ``department``; with ``policy``, also check every payload
-        field the file names is on the department's allow-list. Raises MappingFileError."""
-        source = Path(path)
+        """Check the parsed mapping file ``data`` (``source`` names it in errors) for
+        ``department``; with ``policy``, also check every payload field the file names is on the
+        department's allow-list. Raises MappingFileError. The wiring reads the file
+        (``adapter.app.departments.load_mapping``)."""
         dept_policy = policy.department(department) if policy is not None else None
-        spec = load_spec(source, policy=dept_policy)
+        spec = parse_spec(data, source, policy=dept_policy)
         if spec.department != department:
             raise MappingFileError(
                 f"{source}: key 'department': the file is for '{spec.department}' but "

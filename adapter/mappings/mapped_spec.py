@@ -1,17 +1,16 @@
-"""The mapping file: its schema, its loading and the cross-checks a reviewer relies on.
+"""The mapping file: its schema, its validation and the cross-checks a reviewer relies on.
 
 ``config/mappings/README.md`` explains the format to a data-protection officer and IT staff;
-this module enforces it. Everything is checked when the file is loaded, never half-way through
-a sync: unknown keys, references that could never resolve, value maps that do not exist, a
-cancel that tries to carry case data. Each error names the file, the key and the fix.
+this module enforces it on the parsed file (the wiring reads it; no I/O here). Everything is
+checked when the file is loaded, never half-way through a sync: unknown keys, references that
+could never resolve, value maps that do not exist, a cancel that tries to carry case data.
+Each error names the file, the key and the fix.
 """
 
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Iterable, Iterator, Mapping
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -295,24 +294,16 @@ def declared_record_types(specs: Iterable[MappingFile]) -> dict[str, str]:
     return found
 
 
-# --- loading ---------------------------------------------------------------------------------
+# --- validating ------------------------------------------------------------------------------
 
 
-def load_spec(path: str | Path, *, policy: DepartmentPolicy | None = None) -> MappingFile:
-    """Read and validate one mapping file; with ``policy``, also check every payload field it
-    names is on that department's allow-list. Raises MappingFileError (file, key, fix)."""
-    source = Path(path)
-    try:
-        data = tomllib.loads(source.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise MappingFileError(
-            f"{source}: no such mapping file. Set departments.<name>.mapping_file, or copy one "
-            "from config/mappings/ (README.md there explains the format)."
-        ) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise MappingFileError(f"{source}: not valid TOML ({exc}). Fix the syntax.") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise MappingFileError(f"{source}: cannot be read ({type(exc).__name__}).") from None
+def parse_spec(
+    data: Mapping[str, Any], source: str, *, policy: DepartmentPolicy | None = None
+) -> MappingFile:
+    """Validate one mapping file's parsed TOML (``source`` names the file in errors); with
+    ``policy``, also check every payload field it names is on that department's allow-list.
+    Raises MappingFileError (file, key, fix). Reading the file is the wiring's job
+    (``adapter.app.departments.read_mapping``)."""
     try:
         spec = MappingFile.model_validate(data)
     except ValidationError as exc:
@@ -325,7 +316,7 @@ def load_spec(path: str | Path, *, policy: DepartmentPolicy | None = None) -> Ma
     return spec
 
 
-def _explain(source: Path, exc: ValidationError) -> str:
+def _explain(source: str, exc: ValidationError) -> str:
     lines = []
     for err in exc.errors(include_input=False, include_url=False):
         loc = err["loc"]

@@ -43,9 +43,10 @@ MAPPINGS_DIR = Path(__file__).resolve().parents[2] / "config" / "mappings"
 
 def shipped_record_types() -> dict[str, str]:
     """The record types the shipped mapping files declare (id → label)."""
-    from adapter.mappings.mapped_spec import declared_record_types, load_spec
+    from adapter.app.departments import read_mapping
+    from adapter.mappings.mapped_spec import declared_record_types
 
-    return declared_record_types(load_spec(p) for p in sorted(MAPPINGS_DIR.glob("*.toml")))
+    return declared_record_types(read_mapping(p) for p in sorted(MAPPINGS_DIR.glob("*.toml")))
 
 
 def health_settings(

@@ -37,10 +37,10 @@ from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from adapter.app.departments import load_mapping
 from adapter.mappings.base import DepartmentMapping, Document
 from adapter.mappings.fhir import OrgRef
 from adapter.mappings.health import HealthMapping
-from adapter.mappings.mapped import MappedMapping
 from adapter.mappings.routing import RoutedReferral
 from adapter.privacy import (
     CodeRefused,
@@ -142,7 +142,7 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
             ),
         }
         for department in ("police", "birth_registration", "courts"):
-            mappings[department] = MappedMapping.load(
+            mappings[department] = load_mapping(
                 MAPPINGS / f"{department}.toml", department, policy=policies
             )
         yield Chain(policy, ring, mappings)

@@ -15,6 +15,7 @@ import responses
 from pydantic import SecretStr
 from responses import matchers
 
+from adapter.app.departments import load_mapping
 from adapter.config import DepartmentSettings
 from adapter.departments import Rejected
 from adapter.departments.rest import OAuth2ClientCredentials, RestConnector
@@ -24,7 +25,7 @@ from adapter.mappings.mapped import MappedMapping
 ROOT = Path(__file__).resolve().parents[2]
 BASE = "https://police.example.test"
 TOKEN_URL = "https://auth.example.test/oauth/token"
-POLICE = MappedMapping.load(ROOT / "config" / "mappings" / "police.toml", "police")
+POLICE = load_mapping(ROOT / "config" / "mappings" / "police.toml", "police")
 KEY = "ref-6b1f1c8e-0000-4000-8000-000000000001"
 
 
@@ -91,7 +92,7 @@ def test_the_idempotency_header_is_named_by_the_mapping(
     text = (ROOT / "config" / "mappings" / "police.toml").read_text(encoding="utf-8")
     path = tmp_path / "police.toml"
     path.write_text(text.replace('"Idempotency-Key"', '"X-Request-Id"'), encoding="utf-8")
-    mapping = MappedMapping.load(path, "police")
+    mapping = load_mapping(path, "police")
     mocked.post(
         f"{BASE}/api/v1/referrals",
         json={},
@@ -293,7 +294,7 @@ def test_status_updates_page_through_the_changes_from_the_watermark(
     text = (ROOT / "config" / "mappings" / "police.toml").read_text(encoding="utf-8")
     path = tmp_path / "police.toml"
     path.write_text(text.replace("page_size = 200", "page_size = 2"), encoding="utf-8")
-    police = RestConnector("police", BASE, MappedMapping.load(path, "police"))
+    police = RestConnector("police", BASE, load_mapping(path, "police"))
     url = f"{BASE}/api/v1/fir-links"
     mocked.get(
         url,

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
+from adapter.app.departments import load_mapping
 from adapter.config import DepartmentSettings
 from adapter.departments.base import StatusUpdate
 from adapter.departments.rest import RestConnector
 from adapter.errors import Fatal
-from adapter.mappings.mapped import MappedMapping
 from adapter.mappings.routing import RoutedReferral
 from adapter.privacy import Disclosure, Stage
 from adapter.simulator.departments import (
@@ -45,7 +45,7 @@ def credentials(auth: str, url: str, *, wrong: bool = False) -> dict[str, Any]:
 
 
 def open_connector(department: str, url: str, auth: str, **extra: Any) -> RestConnector:
-    mapping = MappedMapping.load(MAPPINGS / f"{department}.toml", department)
+    mapping = load_mapping(MAPPINGS / f"{department}.toml", department)
     settings = DepartmentSettings(
         connector="rest", base_url=url, auth=auth, two_stage=False, **extra
     )
@@ -83,7 +83,7 @@ def updates(connector: RestConnector) -> dict[str, StatusUpdate]:
 
 @pytest.fixture
 def police_document() -> dict[str, Any]:
-    police = MappedMapping.load(MAPPINGS / "police.toml", "police")
+    police = load_mapping(MAPPINGS / "police.toml", "police")
     document = police.referral(
         routed("ref-a1", "police_other_service"),
         disclosed("police", "referral", {"sex": "male"}),
@@ -151,7 +151,7 @@ CHILD = {
 
 
 def nadra_document(key: str, purpose: str, payload: dict[str, Any]) -> dict[str, Any]:
-    mapping = MappedMapping.load(MAPPINGS / "birth_registration.toml", "birth_registration")
+    mapping = load_mapping(MAPPINGS / "birth_registration.toml", "birth_registration")
     return mapping.referral(
         routed(key, "registration_service"),
         disclosed("birth_registration", purpose, payload),
@@ -198,7 +198,7 @@ def test_a_registration_request_comes_back_with_a_registration_number(
 
 
 def test_a_court_order_comes_back_as_a_linked_record() -> None:
-    mapping = MappedMapping.load(MAPPINGS / "courts.toml", "courts")
+    mapping = load_mapping(MAPPINGS / "courts.toml", "courts")
     document = mapping.referral(
         routed("ref-c1", "legal_assistance_service"),
         disclosed(

@@ -17,6 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from adapter.app.departments import load_mapping
 from adapter.mappings.mapped import MappedMapping
 from adapter.state.types import UTCDateTime
 
@@ -38,7 +39,7 @@ times = st.one_of(
 
 @pytest.fixture(scope="module")
 def police() -> MappedMapping:
-    return MappedMapping.load(MAPPINGS / "police.toml", "police")
+    return load_mapping(MAPPINGS / "police.toml", "police")
 
 
 def item(updated_at: Any) -> dict[str, Any]:

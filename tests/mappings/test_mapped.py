@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from adapter.app.departments import load_mapping
 from adapter.errors import MappingError
 from adapter.mappings.mapped import MappedMapping
 from adapter.mappings.mapped_spec import MappingFileError
@@ -39,7 +40,7 @@ def write(tmp_path: Path, text: str, name: str = "police.toml") -> Path:
 
 
 def load(tmp_path: Path, text: str, department: str = "police") -> MappedMapping:
-    return MappedMapping.load(write(tmp_path, text), department)
+    return load_mapping(write(tmp_path, text), department)
 
 
 def routed(key: str = "ref-1", service: str = "police_other_service") -> RoutedReferral:
@@ -96,12 +97,12 @@ POLICE_PAYLOAD: dict[str, Any] = {
 
 @pytest.mark.parametrize("department", ["police", "birth_registration", "courts"])
 def test_shipped_mappings_load_and_name_only_allow_listed_fields(department: str) -> None:
-    mapping = MappedMapping.load(MAPPINGS / f"{department}.toml", department, policy=POLICY)
+    mapping = load_mapping(MAPPINGS / f"{department}.toml", department, policy=POLICY)
     assert mapping.department == department and mapping.status is not None
 
 
 def test_police_referral_carries_the_allow_listed_fields() -> None:
-    police = MappedMapping.load(MAPPINGS / "police.toml", "police")
+    police = load_mapping(MAPPINGS / "police.toml", "police")
     doc = police.referral(routed(), disclosure(POLICE_PAYLOAD), after_probe=False)
     assert doc.kind == "referral" and doc.body["route"] == "default"
     record = doc.body["json"]["referral"]
@@ -122,7 +123,7 @@ def test_police_referral_carries_the_allow_listed_fields() -> None:
 
 
 def test_a_referral_and_its_update_of_the_same_content_compare_equal() -> None:
-    police = MappedMapping.load(MAPPINGS / "police.toml", "police")
+    police = load_mapping(MAPPINGS / "police.toml", "police")
     sent = police.referral(routed(), disclosure(POLICE_PAYLOAD), after_probe=False)
     same = police.update(routed(), disclosure(POLICE_PAYLOAD))
     assert same.kind == "update" and same.content_hash == sent.content_hash
@@ -132,7 +133,7 @@ def test_a_referral_and_its_update_of_the_same_content_compare_equal() -> None:
 
 
 def test_a_child_in_conflict_with_the_law_goes_to_the_juvenile_desk() -> None:
-    police = MappedMapping.load(MAPPINGS / "police.toml", "police")
+    police = load_mapping(MAPPINGS / "police.toml", "police")
     payload = {**POLICE_PAYLOAD, "protection_concerns": ["arrested_detained"]}
     doc = police.referral(routed(), disclosure(payload), after_probe=False)
     assert doc.body["route"] == "juvenile_in_conflict"
@@ -146,7 +147,7 @@ def test_a_child_in_conflict_with_the_law_goes_to_the_juvenile_desk() -> None:
 
 
 def test_cancel_and_withdraw_carry_no_case_data() -> None:
-    police = MappedMapping.load(MAPPINGS / "police.toml", "police")
+    police = load_mapping(MAPPINGS / "police.toml", "police")
     cancel = police.cancel("ref-9", "referral-revoked")
     assert cancel.body == {
         "referral_key": "ref-9",
@@ -159,7 +160,7 @@ def test_cancel_and_withdraw_carry_no_case_data() -> None:
 
 
 def test_birth_registration_search_leaves_out_withheld_predicates() -> None:
-    nadra = MappedMapping.load(MAPPINGS / "birth_registration.toml", "birth_registration")
+    nadra = load_mapping(MAPPINGS / "birth_registration.toml", "birth_registration")
     payload = {
         "name_first": "Ayesha",
         "date_of_birth": "2015-06-01",
@@ -321,18 +322,18 @@ def test_a_file_for_another_department_is_refused(tmp_path: Path) -> None:
     with pytest.raises(
         MappingFileError, match=r"key 'department'.*'police'.*\[departments.courts\]"
     ):
-        MappedMapping.load(write(tmp_path, MINIMAL), "courts")
+        load_mapping(write(tmp_path, MINIMAL), "courts")
 
 
 def test_a_field_on_no_allow_list_is_refused_against_the_policy(tmp_path: Path) -> None:
     text = MINIMAL.replace('"$payload.sex"', '"$payload.telephone_current"')
     with pytest.raises(MappingFileError, match=r"payload.telephone_current is on no allow-list"):
-        MappedMapping.load(write(tmp_path, text), "police", policy=POLICY)
+        load_mapping(write(tmp_path, text), "police", policy=POLICY)
 
 
 def test_missing_and_malformed_files(tmp_path: Path) -> None:
     with pytest.raises(MappingFileError, match="no such mapping file"):
-        MappedMapping.load(tmp_path / "absent.toml", "police")
+        load_mapping(tmp_path / "absent.toml", "police")
     with pytest.raises(MappingFileError, match="not valid TOML"):
         load(tmp_path, "department = ")
 
@@ -362,7 +363,7 @@ FIR_ITEM = {
 
 
 def test_an_fir_link_reads_back_as_a_status_update() -> None:
-    police = MappedMapping.load(MAPPINGS / "police.toml", "police")
+    police = load_mapping(MAPPINGS / "police.toml", "police")
     update, watermark = police.status_update(FIR_ITEM)
     assert update is not None and watermark == FIR_ITEM["updated_at"]
     assert update.status == "accepted" and update.record_type == "fir"
@@ -378,7 +379,7 @@ def test_an_fir_link_reads_back_as_a_status_update() -> None:
 
 
 def test_a_declined_referral_has_no_fir_number_and_unknown_statuses_are_skipped() -> None:
-    police = MappedMapping.load(MAPPINGS / "police.toml", "police")
+    police = load_mapping(MAPPINGS / "police.toml", "police")
     declined, _ = police.status_update(
         {"referral_key": "ref-2", "status": "declined", "updated_at": "2026-02-01T10:00:00Z"}
     )

@@ -14,6 +14,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from adapter.app.departments import load_mapping
 from adapter.mappings.mapped import MappedMapping
 from adapter.mappings.routing import RoutedReferral
 from adapter.privacy import Disclosure, Stage
@@ -138,10 +139,10 @@ def _synthetic() -> MappedMapping:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "police.toml"
         path.write_text(SYNTHETIC, encoding="utf-8")
-        return MappedMapping.load(path, "police")
+        return load_mapping(path, "police")
 
 
-POLICE = MappedMapping.load(ROOT / "config" / "mappings" / "police.toml", "police")
+POLICE = load_mapping(ROOT / "config" / "mappings" / "police.toml", "police")
 EVERY_KIND = _synthetic()
 
 
