@@ -31,7 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import requests
 from requests.adapters import HTTPAdapter
 
-from adapter.departments.base import Delivery, StatusUpdate
+from adapter.departments.base import Delivery
+from adapter.mappings.vocabulary import StatusUpdate
 
 
 class _Counts:

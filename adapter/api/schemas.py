@@ -33,12 +33,12 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from adapter.departments.base import ACCEPTED, COMPLETED, REJECTED
+from adapter.clock import utcnow
 from adapter.jobs.inbound import CaseRef, DepartmentRecord, Intake, ReferralResponse
+from adapter.mappings.vocabulary import ACCEPTED, COMPLETED, REJECTED
 from adapter.privacy.errors import IdentifierError
 from adapter.privacy.normalise import ascii_digits, normalise_cnic
 from adapter.registry.models import ConvictionOrder, check_name
-from adapter.state.types import utcnow
 from adapter.vocabulary import CourtOrderStatus, CourtOrderType, ProtectionConcern
 
 # 5-7-1 digits with optional separators, in any digit script (ascii_digits folds them first).

@@ -11,22 +11,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-# The vocabulary lives with the mappings (adapter/mappings/vocabulary.py), below the
-# connectors; it is re-exported here because every connector speaks it.
-from adapter.mappings.vocabulary import ACCEPTED as ACCEPTED
-from adapter.mappings.vocabulary import CANCEL as CANCEL
-from adapter.mappings.vocabulary import CANCELLED as CANCELLED
-from adapter.mappings.vocabulary import COMPLETED as COMPLETED
-from adapter.mappings.vocabulary import FAILED as FAILED
-from adapter.mappings.vocabulary import IN_PROGRESS as IN_PROGRESS
-from adapter.mappings.vocabulary import PROBE as PROBE
-from adapter.mappings.vocabulary import REFERRAL as REFERRAL
-from adapter.mappings.vocabulary import REJECTED as REJECTED
-from adapter.mappings.vocabulary import REQUESTED as REQUESTED
-from adapter.mappings.vocabulary import STATUSES as STATUSES
-from adapter.mappings.vocabulary import UPDATE as UPDATE
-from adapter.mappings.vocabulary import WITHDRAW as WITHDRAW
-from adapter.mappings.vocabulary import StatusUpdate as StatusUpdate
+from adapter.mappings.vocabulary import StatusUpdate
 
 
 @dataclass(frozen=True)

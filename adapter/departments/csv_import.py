@@ -51,9 +51,9 @@ from pydantic import (
 )
 
 from adapter.config import SftpSettings
-from adapter.departments.base import COMPLETED, IN_PROGRESS, STATUSES, StatusUpdate
 from adapter.departments.sftp import SftpDrop
 from adapter.errors import ConfigError
+from adapter.mappings.vocabulary import COMPLETED, IN_PROGRESS, STATUSES, StatusUpdate
 from adapter.vocabulary import CourtOrderStatus, CourtOrderType
 
 logger = logging.getLogger("adapter.departments")

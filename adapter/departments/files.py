@@ -38,7 +38,7 @@ from decimal import Decimal
 from typing import Any
 
 from adapter.config import DepartmentSettings, EmailSettings, SftpSettings
-from adapter.departments.base import Delivery, StatusUpdate
+from adapter.departments.base import Delivery
 from adapter.departments.csv_import import (
     CsvImporter,
     InboundFormat,
@@ -49,6 +49,7 @@ from adapter.departments.csv_import import (
 from adapter.departments.email import EmailDrop
 from adapter.departments.sftp import SftpDrop
 from adapter.errors import ConfigError, Fatal, MappingError, Retryable
+from adapter.mappings.vocabulary import StatusUpdate
 
 logger = logging.getLogger("adapter.departments")
 

@@ -18,7 +18,11 @@ from datetime import datetime
 from typing import Any
 
 from adapter.config import DepartmentSettings
-from adapter.departments.base import (
+from adapter.departments.base import Delivery
+from adapter.departments.fhir import FhirClient
+from adapter.errors import ConfigError, Fatal
+from adapter.mappings.fhir_task import TaskUpdate
+from adapter.mappings.vocabulary import (
     ACCEPTED,
     CANCEL,
     CANCELLED,
@@ -31,12 +35,8 @@ from adapter.departments.base import (
     REQUESTED,
     UPDATE,
     WITHDRAW,
-    Delivery,
     StatusUpdate,
 )
-from adapter.departments.fhir import FhirClient
-from adapter.errors import ConfigError, Fatal
-from adapter.mappings.fhir_task import TaskUpdate
 
 # FHIR Task.status → the adapter's vocabulary (http://hl7.org/fhir/R4/valueset-task-status.html).
 _TASK_STATUS = {

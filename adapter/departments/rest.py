@@ -34,11 +34,12 @@ import requests
 from adapter.clock import utcnow
 from adapter.config import DepartmentSettings
 from adapter.departments._http import json_or_none, raise_for_status, send
-from adapter.departments.base import Delivery, StatusUpdate
+from adapter.departments.base import Delivery
 from adapter.errors import ConfigError, Fatal, Retryable
 from adapter.mappings.mapped import MappedMapping
 from adapter.mappings.mapped_spec import DEFAULT_ROUTE
 from adapter.mappings.mapped_template import dig
+from adapter.mappings.vocabulary import StatusUpdate
 
 log = logging.getLogger("adapter.departments.rest")
 

@@ -29,11 +29,7 @@ from sqlalchemy.engine import Connection
 
 from adapter.clock import utcnow
 from adapter.config import Settings
-from adapter.departments.base import (
-    ACCEPTED,
-    Connector,
-    StatusUpdate,
-)
+from adapter.departments.base import Connector
 from adapter.errors import (
     AdapterError,
     LeaseHeld,
@@ -56,6 +52,7 @@ from adapter.jobs.writeback import (
 )
 from adapter.mappings.base import DepartmentMapping, Document
 from adapter.mappings.routing import RoutedReferral, route_referrals
+from adapter.mappings.vocabulary import ACCEPTED, StatusUpdate
 from adapter.primero import PrimeroClient
 from adapter.primero.linked_records import linked_record_row
 from adapter.privacy import (

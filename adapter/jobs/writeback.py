@@ -39,8 +39,8 @@ from datetime import datetime
 from typing import Any
 
 from adapter.clock import utcnow
-from adapter.departments.base import ACCEPTED, COMPLETED, IN_PROGRESS, REJECTED
 from adapter.errors import PrimeroForbidden, PrimeroNoOp, PrimeroNotPermitted
+from adapter.mappings.vocabulary import ACCEPTED, COMPLETED, IN_PROGRESS, REJECTED
 from adapter.primero import PrimeroClient
 from adapter.primero.linked_records import FORM_ID, linked_record_row, write_linked_record
 from adapter.state.outbox import NewMessage, lane_key

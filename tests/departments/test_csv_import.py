@@ -13,7 +13,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adapter.departments.base import COMPLETED, IN_PROGRESS
 from adapter.departments.csv_import import (
     InboundFormat,
     parse_file,
@@ -23,6 +22,7 @@ from adapter.departments.csv_import import (
 )
 from adapter.departments.files import FileConnector, document_csv, flatten_document
 from adapter.errors import ConfigError
+from adapter.mappings.vocabulary import COMPLETED, IN_PROGRESS
 from tests.support.sftp_server import SftpServer
 
 COURT_ORDERS = InboundFormat(

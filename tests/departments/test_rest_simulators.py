@@ -13,10 +13,10 @@ from pydantic import SecretStr
 
 from adapter.app.departments import load_mapping
 from adapter.config import DepartmentSettings
-from adapter.departments.base import StatusUpdate
 from adapter.departments.rest import RestConnector
 from adapter.errors import Fatal
 from adapter.mappings.routing import RoutedReferral
+from adapter.mappings.vocabulary import StatusUpdate
 from adapter.privacy import Disclosure, Stage
 from adapter.simulator.departments import (
     API_KEY,

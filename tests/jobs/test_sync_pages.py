@@ -17,8 +17,9 @@ import pytest
 from fhir.resources.R4B.bundle import Bundle
 
 from adapter.app.departments import open_department
-from adapter.departments.base import Delivery, StatusUpdate
+from adapter.departments.base import Delivery
 from adapter.jobs.sync import SyncJob
+from adapter.mappings.vocabulary import StatusUpdate
 from adapter.primero import PrimeroClient
 from adapter.privacy import DisclosurePolicy, KeyRing
 from adapter.retention import destroyed_cases

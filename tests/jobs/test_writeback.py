@@ -9,7 +9,6 @@ from dataclasses import replace
 import pytest
 import requests
 
-from adapter.departments.base import StatusUpdate
 from adapter.errors import PrimeroNotPermitted
 from adapter.jobs.sync import _case_fields
 from adapter.jobs.writeback import (
@@ -24,6 +23,7 @@ from adapter.jobs.writeback import (
     part_kind,
     write_back_messages,
 )
+from adapter.mappings.vocabulary import StatusUpdate
 from adapter.primero import PrimeroClient
 from adapter.primero.linked_records import FORM_ID
 from adapter.simulator.primero import PrimeroSimulator

@@ -15,7 +15,6 @@ from sqlalchemy.engine import Connection
 
 from adapter.clock import utcnow
 from adapter.config import Settings
-from adapter.departments.base import CANCELLED, COMPLETED, FAILED, REJECTED
 from adapter.errors import StateError
 from adapter.jobs.inbound._delivery import _Delivery
 from adapter.jobs.inbound._districts import _check_district
@@ -34,6 +33,7 @@ from adapter.jobs.inbound._messages import (
     ReferralResponse,
 )
 from adapter.jobs.writeback import WriteBack, write_back_messages
+from adapter.mappings.vocabulary import CANCELLED, COMPLETED, FAILED, REJECTED
 from adapter.primero.locations import LocationCatalogue
 from adapter.privacy import CaseCodes, CodeRefused, KeyRing, SecurityEventKind
 from adapter.privacy.audit import append_entry
