@@ -8,32 +8,28 @@ refused changes nothing. Nothing here logs a body, a query string or a header va
 """
 
 # No `from __future__ import annotations`: FastAPI reads the route signatures at runtime, and
-# the `Department` dependency type below is local to create_app.
+# the `Department` dependency type below is local to each group of routes.
 import asyncio
 import contextlib
 import json
-import logging
 import re
 import threading
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
 from fastapi import BackgroundTasks, FastAPI, Request, Security
-from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapter._version import __version__
 from adapter.api.auth import Credentials, authenticate
+from adapter.api.edge import EdgeMiddleware, install_error_handlers
 from adapter.api.errors import (
     ApiError,
-    error_response,
     field_path,
     from_inbound,
     from_validation,
@@ -72,8 +68,6 @@ from adapter.privacy import KeyRing
 from adapter.privacy.events import record_security_event
 from adapter.registry import Registry
 from adapter.state import StateStore
-
-log = logging.getLogger("adapter.api")
 
 API_PREFIX = "/v1"
 _REFERRAL_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,149}$")
@@ -147,23 +141,27 @@ def create_app(
         locations=LocationCatalogue(primero_client_factory, ttl_seconds=api.locations_ttl_seconds),
     )
     drainer = Drainer(service, settings, primero_client_factory)
-    registry_settings: RegistrySettings = (
-        registry.settings if registry else getattr(settings, "registry", RegistrySettings())
-    )
-    court_departments = frozenset(registry_settings.court_departments)
-    opened: list[Registry] = [registry] if registry else []
-    opening = threading.Lock()
+    app = _new_app(service, drainer, api.drain_interval_seconds)
+    inbound = Inbound(api, service, drainer, _calling_department(credentials))
+    courts, the_registry = _offender_registry(store, keyring, settings, registry)
 
-    def the_registry() -> Registry:
-        with opening:
-            if not opened:
-                opened.append(Registry.open(store, keyring, registry_settings))
-            return opened[0]
+    # The routes, in the order /openapi.json lists them: one line per group.
+    _referral_routes(app, inbound)
+    _record_routes(app, inbound)
+    _conviction_route(app, inbound, store, courts, the_registry)
+    _health_route(app, store)
+
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _new_app(service: InboundService, drainer: Drainer, drain_interval: float) -> FastAPI:
+    """The FastAPI app without routes: its drain timer, edge middleware and error answers."""
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         # Work a crash left in the outbox is delivered at start-up, then retried on a timer.
-        task = asyncio.create_task(drainer.loop(api.drain_interval_seconds))
+        task = asyncio.create_task(drainer.loop(drain_interval))
         try:
             yield
         finally:
@@ -183,8 +181,12 @@ def create_app(
     app.state.service = service
     app.state.drainer = drainer
     app.add_middleware(EdgeMiddleware)
-    _install_error_handlers(app)
+    install_error_handlers(app)
+    return app
 
+
+def _calling_department(credentials: Credentials) -> Callable[..., Awaitable[str]]:
+    """The dependency that authenticates a request and names the department that sent it."""
     bearer_scheme = HTTPBearer(auto_error=False, description="Your department's API key.")
     key_scheme = APIKeyHeader(
         name="X-API-Key", auto_error=False, description="Your department's API key."
@@ -204,32 +206,56 @@ def create_app(
         request.state.department = department  # for the access log line
         return department
 
-    Department = Annotated[str, Security(calling_department)]
+    return calling_department
 
-    async def message(request: Request, model: type[_M]) -> _M:
-        raw = await read_body(request, api.max_body_bytes)
+
+@dataclass(frozen=True)
+class Inbound:
+    """What the write routes share: the inbound service, the drain that follows an answer,
+    the body limit, and ``calling_department`` (use it as
+    ``Annotated[str, Security(inbound.calling_department)]``)."""
+
+    api: ApiSettings
+    service: InboundService
+    drainer: Drainer
+    calling_department: Callable[..., Awaitable[str]]
+
+    async def message(self, request: Request, model: type[_M]) -> _M:
+        """The body, read within the limit and validated strictly as ``model``."""
+        raw = await read_body(request, self.api.max_body_bytes)
         try:
             return model.model_validate_json(raw)
         except ValidationError as exc:
             raise from_validation(exc, model) from None
 
-    async def answer(background: BackgroundTasks, handler: Callable[[], Answer]) -> JSONResponse:
+    async def answer(
+        self, background: BackgroundTasks, handler: Callable[[], Answer]
+    ) -> JSONResponse:
+        """Run ``handler`` off the event loop and answer; its work drains after the answer."""
         try:
             result = await run_in_threadpool(handler)
         except InboundError as exc:
             raise from_inbound(exc) from None
         for job in result.jobs:
             # Runs after the answer is sent: the message is already safe in the outbox.
-            background.add_task(drainer.drain, job)
+            background.add_task(self.drainer.drain, job)
         headers = {"Idempotent-Replayed": "true"} if result.replayed else {}
         return JSONResponse(
             result.body, status_code=result.status_code, headers=headers, background=background
         )
 
+    @staticmethod
     def envelope(department: str, route: str, body: BaseModel, path: str = "") -> Envelope:
+        """The message's idempotency envelope: its id and a hash of route, path and body."""
         message_id = str(body.model_dump()["message_id"])
         digest = request_hash(route, path, body.model_dump(mode="json"))
         return Envelope(department, message_id, route, digest)
+
+
+def _referral_routes(app: FastAPI, inbound: Inbound) -> None:
+    """A department refers a child, and answers a referral the unit sent it."""
+    Department = Annotated[str, Security(inbound.calling_department)]
+    service = inbound.service
 
     @app.post(
         f"{API_PREFIX}/referrals",
@@ -241,9 +267,11 @@ def create_app(
         """Create (or complete) the child's case in Primero, owned by the responsible CPO and
         flagged for review; a possible match with an existing case is flagged, never merged.
         The answer carries the case code your department uses for this child from now on."""
-        body = await message(request, ReferralIn)
-        env = envelope(department, "referrals", body)
-        return await answer(background, lambda: service.receive_referral(env, body.to_intake()))
+        body = await inbound.message(request, ReferralIn)
+        env = inbound.envelope(department, "referrals", body)
+        return await inbound.answer(
+            background, lambda: service.receive_referral(env, body.to_intake())
+        )
 
     @app.post(
         f"{API_PREFIX}/referrals/{{referral_key}}/response",
@@ -262,11 +290,17 @@ def create_app(
                 "digits and . _ : / -, up to 150 characters).",
                 field="referral_key",
             )
-        body = await message(request, ResponseIn)
-        env = envelope(department, "referral-response", body, referral_key)
-        return await answer(
+        body = await inbound.message(request, ResponseIn)
+        env = inbound.envelope(department, "referral-response", body, referral_key)
+        return await inbound.answer(
             background, lambda: service.respond(env, body.to_response(referral_key))
         )
+
+
+def _record_routes(app: FastAPI, inbound: Inbound) -> None:
+    """A department's records about a case: FIR links, court orders, birth verifications."""
+    Department = Annotated[str, Security(inbound.calling_department)]
+    service = inbound.service
 
     @app.post(
         f"{API_PREFIX}/fir-links",
@@ -277,9 +311,9 @@ def create_app(
     ) -> Response:
         """Record an FIR about the child (departments.md §4); shown in the case's linked
         department records as record type `fir`."""
-        body = await message(request, FirLinkIn)
-        env = envelope(department, "fir-links", body)
-        return await answer(background, lambda: service.record(env, body.to_record()))
+        body = await inbound.message(request, FirLinkIn)
+        env = inbound.envelope(department, "fir-links", body)
+        return await inbound.answer(background, lambda: service.record(env, body.to_record()))
 
     @app.post(
         f"{API_PREFIX}/court-orders",
@@ -290,9 +324,9 @@ def create_app(
     ) -> Response:
         """Record a court order (departments.md §5); shown in the case's linked department
         records as record type `court_order`."""
-        body = await message(request, CourtOrderIn)
-        env = envelope(department, "court-orders", body)
-        return await answer(background, lambda: service.record(env, body.to_record()))
+        body = await inbound.message(request, CourtOrderIn)
+        env = inbound.envelope(department, "court-orders", body)
+        return await inbound.answer(background, lambda: service.record(env, body.to_record()))
 
     @app.post(
         f"{API_PREFIX}/birth-verifications",
@@ -303,9 +337,41 @@ def create_app(
     ) -> Response:
         """Record a birth-registration check (departments.md §3): match status and
         registration number only, as record type `birth_registration`."""
-        body = await message(request, VerificationIn)
-        env = envelope(department, "birth-verifications", body)
-        return await answer(background, lambda: service.record(env, body.to_record()))
+        body = await inbound.message(request, VerificationIn)
+        env = inbound.envelope(department, "birth-verifications", body)
+        return await inbound.answer(background, lambda: service.record(env, body.to_record()))
+
+
+def _offender_registry(
+    store: StateStore, keyring: KeyRing, settings: Settings, registry: Registry | None
+) -> tuple[frozenset[str], Callable[[], Registry]]:
+    """The court departments, and the offender registry (opened at the first order unless
+    one was handed in)."""
+    registry_settings: RegistrySettings = (
+        registry.settings if registry else getattr(settings, "registry", RegistrySettings())
+    )
+    opened: list[Registry] = [registry] if registry else []
+    opening = threading.Lock()
+
+    def the_registry() -> Registry:
+        with opening:
+            if not opened:
+                opened.append(Registry.open(store, keyring, registry_settings))
+            return opened[0]
+
+    return frozenset(registry_settings.court_departments), the_registry
+
+
+def _conviction_route(
+    app: FastAPI,
+    inbound: Inbound,
+    store: StateStore,
+    court_departments: frozenset[str],
+    the_registry: Callable[[], Registry],
+) -> None:
+    """A court's conviction orders, for the offender registry (never for Primero)."""
+    Department = Annotated[str, Security(inbound.calling_department)]
+    service = inbound.service
 
     @app.post(
         f"{API_PREFIX}/convictions",
@@ -324,7 +390,7 @@ def create_app(
                 "not_a_court",
                 "only a court department may send conviction orders: refused.",
             )
-        raw = await read_body(request, api.max_body_bytes)
+        raw = await read_body(request, inbound.api.max_body_bytes)
         try:
             body = ConvictionIn.model_validate_json(raw)
         except ValidationError as exc:
@@ -356,6 +422,8 @@ def create_app(
         headers = {"Idempotent-Replayed": "true"} if result.replayed else {}
         return JSONResponse(result.body, status_code=result.status_code, headers=headers)
 
+
+def _health_route(app: FastAPI, store: StateStore) -> None:
     @app.get(
         f"{API_PREFIX}/health",
         response_model=Health,
@@ -371,9 +439,6 @@ def create_app(
                 503, "state_store_unavailable", "the state store cannot be reached."
             ) from None
         return JSONResponse({"status": "ok", "version": __version__})
-
-    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
-    return app
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -473,95 +538,3 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         components[model.__name__] = definition
     app.openapi_schema = schema
     return schema
-
-
-def _install_error_handlers(app: FastAPI) -> None:
-    async def api_error(_: Request, exc: Exception) -> Response:
-        assert isinstance(exc, ApiError)
-        return exc.response()
-
-    async def adapter_error(_: Request, exc: Exception) -> Response:
-        # Our messages carry no personal data (errors.py); the client gets none of it.
-        log.error("inbound request failed: %s: %s", type(exc).__name__, exc)
-        return error_response(
-            503,
-            "temporarily_unavailable",
-            "the adapter cannot take this message now; nothing was stored. Retry later.",
-            headers={"Retry-After": "30"},
-        )
-
-    async def http_error(_: Request, exc: Exception) -> Response:
-        assert isinstance(exc, StarletteHTTPException)
-        if exc.status_code == 404:
-            return error_response(404, "not_found", "no such route: see /openapi.json.")
-        if exc.status_code == 405:
-            return error_response(
-                405,
-                "method_not_allowed",
-                "this route does not take that method: see /openapi.json.",
-            )
-        return error_response(exc.status_code, "http_error", "the request was refused.")
-
-    async def request_invalid(_: Request, exc: Exception) -> Response:
-        assert isinstance(exc, RequestValidationError)
-        first = exc.errors()[0]
-        loc = [p for p in first.get("loc", ()) if p not in ("body", "path", "query", "header")]
-        field = field_path(loc)
-        return error_response(
-            422, "invalid_request", f"{field or 'the request'} is not valid here.", field
-        )
-
-    app.add_exception_handler(ApiError, api_error)
-    app.add_exception_handler(AdapterError, adapter_error)
-    app.add_exception_handler(StarletteHTTPException, http_error)
-    app.add_exception_handler(RequestValidationError, request_invalid)
-
-
-class EdgeMiddleware:
-    """One access-log line per request (method, route *template*, status, time, department;
-    never the raw path's query string or a body) and a last-resort 500 that neither logs nor
-    returns more than the exception's class."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        answered: float | None = None
-        status = 500
-        response_started = False
-
-        async def watch(message: Message) -> None:
-            nonlocal status, response_started, answered
-            if message["type"] == "http.response.start":
-                status, response_started = int(message["status"]), True
-            elif message["type"] == "http.response.body" and not message.get("more_body"):
-                answered = time.perf_counter()  # the drain that follows is not the client's wait
-            await send(message)
-
-        try:
-            await self.app(scope, receive, watch)
-        except Exception as exc:  # noqa: BLE001 - answered as a 500; the class is logged
-            log.error("inbound request failed: %s", type(exc).__name__)
-            if not response_started:
-                response = error_response(
-                    500,
-                    "internal_error",
-                    "the adapter failed on this request; nothing to fix "
-                    "on your side. Retry later with the same message_id.",
-                )
-                await response(scope, receive, watch)
-        finally:
-            route = getattr(scope.get("route"), "path", "-")
-            department = (scope.get("state") or {}).get("department", "-")
-            log.info(
-                "%s %s %d %.0fms department=%s",
-                scope.get("method"),
-                route,
-                status,
-                ((answered or time.perf_counter()) - started) * 1000,
-                department,
-            )
