@@ -303,6 +303,40 @@ def import_signed_csv(
     Returns the result and the ids of notifications to dispatch after commit.
     """
     started = time.perf_counter()
+    digest = _verified_digest(ctx, path, signature_path, officer, source, now)
+    full_source = f"import:{source}"
+    batch_ref = new_ref("RB")
+    with ctx.store.transaction() as conn:
+        import_id = _open_import(conn, path, digest, batch_ref, full_source, officer, now)
+        batch = _Batch(ctx, conn, full_source, import_id, now)
+        rows = _register_rows(batch, path, on_progress)
+        conn.execute(
+            registry_imports.update()
+            .where(registry_imports.c.id == import_id)
+            .values(rows=rows, created=batch.created, unchanged=batch.unchanged)
+        )
+        _audit.record(
+            conn,
+            ctx.keyring,
+            "registry_import",
+            now=now,
+            ref=batch_ref,
+            count=batch.created,
+            officer=officer,
+            source=full_source,
+            sha256=digest.hex()[:16],
+            unchanged=str(batch.unchanged),
+        )
+    elapsed = time.perf_counter() - started
+    result = ImportResult(batch_ref, rows, batch.created, batch.unchanged, elapsed)
+    return result, batch.notify
+
+
+def _verified_digest(
+    ctx: Context, path: Path, signature_path: Path, officer: str, source: str, now: datetime
+) -> bytes:
+    """The file's SHA-256, once the officer's signature over it checks out. A signature that
+    does not is recorded as a security event before it is refused."""
     public_key = ctx.settings.officer_keys.get(officer)
     if public_key is None:
         raise SignatureInvalid(
@@ -324,103 +358,113 @@ def import_signed_csv(
                 now=now,
             )
         raise
-    offences = frozenset(ctx.settings.offences)
-    full_source = f"import:{source}"
-    problems: list[str] = []
-    rows = created = unchanged = 0
-    notify: list[int] = []
-    batch_ref = new_ref("RB")
-    with ctx.store.transaction() as conn:
-        if conn.execute(
-            sa.select(registry_imports.c.id).where(registry_imports.c.file_sha256 == digest.hex())
-        ).first():
-            raise ImportRefused(f"{path.name} was imported before (same SHA-256); nothing to do.")
-        import_id = inserted_id(
-            conn.execute(
-                registry_imports.insert().values(
-                    batch_ref=batch_ref,
-                    source=full_source,
-                    officer=officer,
-                    file_sha256=digest.hex(),
-                    rows=0,
-                    created=0,
-                    unchanged=0,
-                    imported_at=now,
-                )
-            )
-        )
-        seen: dict[str, int] = {}
-        pending: list[tuple[int, EntryDraft]] = []
+    return digest
 
-        def flush() -> None:
-            nonlocal created, unchanged
-            refs = [d.source_ref for _, d in pending]
-            existing = set(
-                conn.execute(
-                    sa.select(registry_entries.c.source_ref).where(
-                        registry_entries.c.source == full_source,
-                        registry_entries.c.source_ref.in_(refs),
-                    )
-                ).scalars()
-            )
-            fresh = [
-                _prepare(ctx, d, now, import_id) for _, d in pending if d.source_ref not in existing
-            ]
-            unchanged += len(pending) - len(fresh)
-            created += len(fresh)
-            notify.extend(monitoring.on_new_entries(ctx, conn, _insert(conn, fresh), now=now))
-            pending.clear()
 
-        for line, row in _read_rows(path):
-            rows += 1
-            try:
-                draft = parse_row(row, source=full_source, offences=offences)
-            except ValueError as exc:
-                problems.append(f"line {line}: {exc}")
-            else:
-                if draft.source_ref in seen:
-                    problems.append(
-                        f"line {line}: source_ref repeats line {seen[draft.source_ref]}"
-                    )
-                seen[draft.source_ref] = line
-                if not problems:
-                    pending.append((line, draft))
-            if len(problems) >= _MAX_PROBLEMS:
-                break
-            if len(pending) >= _BATCH:
-                flush()
-                if on_progress is not None:
-                    on_progress(rows, None)
-        if problems:
-            raise ImportRefused(
-                f"{path.name}: {len(problems)} invalid row(s); nothing was imported. Fix and "
-                "sign the file again.",
-                problems=tuple(problems),
-            )
-        if rows == 0:
-            raise ImportRefused(f"{path.name} has a header but no rows; nothing to import.")
-        flush()
-        if on_progress is not None:
-            on_progress(rows, rows)
+def _open_import(
+    conn: Connection,
+    path: Path,
+    digest: bytes,
+    batch_ref: str,
+    full_source: str,
+    officer: str,
+    now: datetime,
+) -> int:
+    """The import's row (counts filled in at the end); a file imported before is refused."""
+    if conn.execute(
+        sa.select(registry_imports.c.id).where(registry_imports.c.file_sha256 == digest.hex())
+    ).first():
+        raise ImportRefused(f"{path.name} was imported before (same SHA-256); nothing to do.")
+    return inserted_id(
         conn.execute(
-            registry_imports.update()
-            .where(registry_imports.c.id == import_id)
-            .values(rows=rows, created=created, unchanged=unchanged)
+            registry_imports.insert().values(
+                batch_ref=batch_ref,
+                source=full_source,
+                officer=officer,
+                file_sha256=digest.hex(),
+                rows=0,
+                created=0,
+                unchanged=0,
+                imported_at=now,
+            )
         )
-        _audit.record(
-            conn,
-            ctx.keyring,
-            "registry_import",
-            now=now,
-            ref=batch_ref,
-            count=created,
-            officer=officer,
-            source=full_source,
-            sha256=digest.hex()[:16],
-            unchanged=str(unchanged),
+    )
+
+
+class _Batch:
+    """Valid rows waiting to be written, and the running counts of an import."""
+
+    def __init__(
+        self, ctx: Context, conn: Connection, full_source: str, import_id: int, now: datetime
+    ) -> None:
+        self.ctx, self.conn, self.full_source = ctx, conn, full_source
+        self.import_id, self.now = import_id, now
+        self.pending: list[tuple[int, EntryDraft]] = []
+        self.created = self.unchanged = 0
+        self.notify: list[int] = []
+
+    def flush(self) -> None:
+        """Write the pending rows whose source_ref the registry does not hold yet."""
+        refs = [d.source_ref for _, d in self.pending]
+        existing = set(
+            self.conn.execute(
+                sa.select(registry_entries.c.source_ref).where(
+                    registry_entries.c.source == self.full_source,
+                    registry_entries.c.source_ref.in_(refs),
+                )
+            ).scalars()
         )
-    result = ImportResult(batch_ref, rows, created, unchanged, time.perf_counter() - started)
-    return result, notify
+        fresh = [
+            _prepare(self.ctx, d, self.now, self.import_id)
+            for _, d in self.pending
+            if d.source_ref not in existing
+        ]
+        self.unchanged += len(self.pending) - len(fresh)
+        self.created += len(fresh)
+        new = _insert(self.conn, fresh)
+        self.notify.extend(monitoring.on_new_entries(self.ctx, self.conn, new, now=self.now))
+        self.pending.clear()
+
+
+def _register_rows(
+    batch: _Batch, path: Path, on_progress: Callable[[int, int | None], None] | None
+) -> int:
+    """Validate every row and write the valid ones in batches; the number of rows. Any invalid
+    row refuses the whole file (the caller's transaction writes nothing)."""
+    offences = frozenset(batch.ctx.settings.offences)
+    problems: list[str] = []
+    rows = 0
+    seen: dict[str, int] = {}
+    for line, row in _read_rows(path):
+        rows += 1
+        try:
+            draft = parse_row(row, source=batch.full_source, offences=offences)
+        except ValueError as exc:
+            problems.append(f"line {line}: {exc}")
+        else:
+            if draft.source_ref in seen:
+                problems.append(f"line {line}: source_ref repeats line {seen[draft.source_ref]}")
+            seen[draft.source_ref] = line
+            if not problems:
+                batch.pending.append((line, draft))
+        if len(problems) >= _MAX_PROBLEMS:
+            break
+        if len(batch.pending) >= _BATCH:
+            batch.flush()
+            if on_progress is not None:
+                on_progress(rows, None)
+    if problems:
+        raise ImportRefused(
+            f"{path.name}: {len(problems)} invalid row(s); nothing was imported. Fix and "
+            "sign the file again.",
+            problems=tuple(problems),
+        )
+    if rows == 0:
+        raise ImportRefused(f"{path.name} has a header but no rows; nothing to import.")
+    batch.flush()
+    if on_progress is not None:
+        on_progress(rows, rows)
+    return rows
 
 
 # --- court orders ----------------------------------------------------------------------------
