@@ -40,6 +40,13 @@ def route_of(path: str) -> str:
 
 
 Sleep = Callable[[float], None]
+# Failures that broke an exchange off in transit: retried when `Replay` allows. (SSLError is a
+# ConnectionError too, but a certificate problem is not retried: `Transport._request`.)
+_IN_TRANSIT = (
+    requests.exceptions.Timeout,
+    requests.exceptions.ConnectionError,
+    requests.exceptions.ChunkedEncodingError,  # the answer broke off mid-body
+)
 
 
 class Replay(enum.Enum):
@@ -119,109 +126,146 @@ class Transport:
             attempt += 1
             started = time.monotonic()
             try:
-                response = self.session.request(
-                    method,
-                    self.base_url + path,
-                    params=params,
-                    json=json,
-                    headers={**self._headers, **(headers or {})},
-                    timeout=self._timeout,
-                    verify=self._verify,
-                    # A redirect would carry the Authorization header to wherever it points;
-                    # Primero's API never redirects, so a 3xx is reported as a misconfiguration.
-                    allow_redirects=False,
-                )
-            except requests.exceptions.SSLError:
-                # `from None` everywhere below: requests' messages embed the full URL, query
-                # string included.
-                raise PrimeroError(
-                    f"{method} {path}: the TLS handshake with Primero failed (certificate not "
-                    "trusted or hostname mismatch). Set primero.ca_bundle to the CA that signed "
-                    "Primero's certificate; do not turn verify_tls off in production.",
-                    method=method,
-                    resource=path,
-                ) from None
-            except (
-                requests.exceptions.Timeout,
-                requests.exceptions.ConnectionError,
-                requests.exceptions.ChunkedEncodingError,  # the answer broke off mid-body
-            ) as exc:
+                response = self._request(method, path, params, json, headers)
+            except _IN_TRANSIT as exc:
                 elapsed = time.monotonic() - started
-                instruments.http_request(PRIMERO_DESTINATION, "error", elapsed)
-                kind = type(exc).__name__
-                unsent = _never_sent(exc)
-                outright = None if self._reached else outright_failure(exc)
-                retry = (
-                    outright is None
-                    and attempt <= self._retry.max_retries
-                    and replay is not Replay.ONCE
-                    and (replay is Replay.SAFE or unsent)
-                )
-                # The final failure is raised, and whoever catches it reports it: a second,
-                # WARNING line here would only repeat it.
-                logger.log(
-                    logging.WARNING if retry else logging.DEBUG,
-                    "primero %s %s failed (%s) after %.0f ms, attempt %d%s",
-                    method,
-                    route_of(path),
-                    kind,
-                    elapsed * 1000,
-                    attempt,
-                    ", retrying" if retry else "",
-                )
-                if retry:
-                    self._sleep(self._backoff(attempt))
-                    continue
-                where = origin_of(self.base_url) + route_of(path)
-                if outright is not None:
-                    raise PrimeroUnreachable(
-                        f"{method} {where}: {outright}. Check primero.url and that Primero "
-                        "is running there.",
-                        method=method,
-                        resource=path,
-                    ) from None
-                hint = (
-                    ""
-                    if unsent or replay is Replay.SAFE
-                    else (
-                        " The request may have reached Primero, so it was not repeated (it is not "
-                        "idempotent): check in Primero before trying again."
-                    )
-                )
-                raise PrimeroTimeout(
-                    f"{method} {path}: Primero did not answer at {where} ({kind}) after "
-                    f"{attempt} attempt(s). Check primero.url, the network and "
-                    "primero.timeout_seconds." + hint,
-                    method=method,
-                    resource=path,
-                ) from None
-            except requests.exceptions.RequestException as exc:
-                raise PrimeroError(
-                    f"{method} {path}: the request could not be sent ({type(exc).__name__}). "
-                    "Check primero.url.",
-                    method=method,
-                    resource=path,
-                ) from None
-
+                self._sleep(self._transit_retry(exc, method, path, attempt, replay, elapsed))
+                continue
             self._reached = True
             elapsed = time.monotonic() - started
-            status = response.status_code
-            instruments.http_request(PRIMERO_DESTINATION, f"{status // 100}xx", elapsed)
-            delay = self._retry_delay(response, attempt, replay)
-            logger.log(
-                logging.WARNING if delay is not None else logging.DEBUG,
-                "primero %s %s -> %d in %.0f ms, attempt %d%s",
-                method,
-                route_of(path),
-                status,
-                elapsed * 1000,
-                attempt,
-                f", retrying in {delay:.1f} s" if delay is not None else "",
-            )
+            delay = self._answered(response, method, path, attempt, replay, elapsed)
             if delay is None:
                 return response
             response.close()
             self._sleep(delay)
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, Any] | None,
+        json: Any,
+        headers: Mapping[str, str] | None,
+    ) -> requests.Response:
+        """One attempt. A failure in transit propagates (the caller decides on a retry); any
+        other failure to send is a PrimeroError."""
+        try:
+            return self.session.request(
+                method,
+                self.base_url + path,
+                params=params,
+                json=json,
+                headers={**self._headers, **(headers or {})},
+                timeout=self._timeout,
+                verify=self._verify,
+                # A redirect would carry the Authorization header to wherever it points;
+                # Primero's API never redirects, so a 3xx is reported as a misconfiguration.
+                allow_redirects=False,
+            )
+        except requests.exceptions.SSLError:
+            # `from None` everywhere below: requests' messages embed the full URL, query
+            # string included.
+            raise PrimeroError(
+                f"{method} {path}: the TLS handshake with Primero failed (certificate not "
+                "trusted or hostname mismatch). Set primero.ca_bundle to the CA that signed "
+                "Primero's certificate; do not turn verify_tls off in production.",
+                method=method,
+                resource=path,
+            ) from None
+        except _IN_TRANSIT:
+            raise
+        except requests.exceptions.RequestException as exc:
+            raise PrimeroError(
+                f"{method} {path}: the request could not be sent ({type(exc).__name__}). "
+                "Check primero.url.",
+                method=method,
+                resource=path,
+            ) from None
+
+    def _transit_retry(
+        self,
+        exc: BaseException,
+        method: str,
+        path: str,
+        attempt: int,
+        replay: Replay,
+        elapsed: float,
+    ) -> float:
+        """Seconds to wait before sending again after ``exc`` broke the exchange off; raises
+        PrimeroUnreachable or PrimeroTimeout when the call is not to be sent again."""
+        instruments.http_request(PRIMERO_DESTINATION, "error", elapsed)
+        kind = type(exc).__name__
+        unsent = _never_sent(exc)
+        outright = None if self._reached else outright_failure(exc)
+        retry = (
+            outright is None
+            and attempt <= self._retry.max_retries
+            and replay is not Replay.ONCE
+            and (replay is Replay.SAFE or unsent)
+        )
+        # The final failure is raised, and whoever catches it reports it: a second,
+        # WARNING line here would only repeat it.
+        logger.log(
+            logging.WARNING if retry else logging.DEBUG,
+            "primero %s %s failed (%s) after %.0f ms, attempt %d%s",
+            method,
+            route_of(path),
+            kind,
+            elapsed * 1000,
+            attempt,
+            ", retrying" if retry else "",
+        )
+        if retry:
+            return self._backoff(attempt)
+        where = origin_of(self.base_url) + route_of(path)
+        if outright is not None:
+            raise PrimeroUnreachable(
+                f"{method} {where}: {outright}. Check primero.url and that Primero "
+                "is running there.",
+                method=method,
+                resource=path,
+            ) from None
+        hint = (
+            ""
+            if unsent or replay is Replay.SAFE
+            else (
+                " The request may have reached Primero, so it was not repeated (it is not "
+                "idempotent): check in Primero before trying again."
+            )
+        )
+        raise PrimeroTimeout(
+            f"{method} {path}: Primero did not answer at {where} ({kind}) after "
+            f"{attempt} attempt(s). Check primero.url, the network and "
+            "primero.timeout_seconds." + hint,
+            method=method,
+            resource=path,
+        ) from None
+
+    def _answered(
+        self,
+        response: requests.Response,
+        method: str,
+        path: str,
+        attempt: int,
+        replay: Replay,
+        elapsed: float,
+    ) -> float | None:
+        """Record and log Primero's answer; seconds to wait before sending again, or None to
+        hand the response back."""
+        status = response.status_code
+        instruments.http_request(PRIMERO_DESTINATION, f"{status // 100}xx", elapsed)
+        delay = self._retry_delay(response, attempt, replay)
+        logger.log(
+            logging.WARNING if delay is not None else logging.DEBUG,
+            "primero %s %s -> %d in %.0f ms, attempt %d%s",
+            method,
+            route_of(path),
+            status,
+            elapsed * 1000,
+            attempt,
+            f", retrying in {delay:.1f} s" if delay is not None else "",
+        )
+        return delay
 
     def _retry_delay(
         self, response: requests.Response, attempt: int, replay: Replay
