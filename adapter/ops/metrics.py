@@ -33,7 +33,7 @@ from prometheus_client.registry import Collector
 from adapter.config import Settings
 from adapter.errors import StateError
 from adapter.instruments import Histogram, Instruments, instruments
-from adapter.ops.status import IncidentSummary, collect_status
+from adapter.ops.status import IncidentSummary, Status, collect_status
 from adapter.state import StateStore, schema
 
 PREFIX = "cpims_adapter"
@@ -152,6 +152,15 @@ class StateCollector(Collector):
         status = collect_status(
             self.settings, self.store, now=now, incident_summary=self.incident_summary
         )
+        yield from self._job_metrics(status)
+        yield from self._record_metrics(now)
+        yield from self._outbox_metrics(status)
+        yield from self._decision_metrics(status)
+        yield from _review_and_incident_metrics(status)
+        yield from _key_metrics(status)
+
+    def _job_metrics(self, status: Status) -> Iterator[Metric]:
+        """Runs by outcome; per job its last success, lag and lease."""
         runs = CounterMetricFamily(
             f"{PREFIX}_runs", "Runs recorded in the state store.", labels=["job", "outcome"]
         )
@@ -183,6 +192,8 @@ class StateCollector(Collector):
                 last_success.add_metric([task.name], task.last_success_at.timestamp())
         yield from (last_success, lag, running)
 
+    def _record_metrics(self, now: datetime) -> Iterator[Metric]:
+        """Records by outcome and run durations, per job."""
         records = CounterMetricFamily(
             f"{PREFIX}_records",
             "Records handled by sync runs, by outcome (enqueued, delivered, refused, "
@@ -202,6 +213,8 @@ class StateCollector(Collector):
             durations.add_metric([name], _buckets(histogram), histogram.total)
         yield durations
 
+    def _outbox_metrics(self, status: Status) -> Iterator[Metric]:
+        """Outbox depth, dead letters and the oldest retry, per destination."""
         outbox = GaugeMetricFamily(
             f"{PREFIX}_outbox_messages",
             "Messages waiting in the outbox, by destination and outcome (pending, retrying, dead).",
@@ -236,6 +249,8 @@ class StateCollector(Collector):
             oldest.add_metric([destination], seconds)
         yield oldest
 
+    def _decision_metrics(self, status: Status) -> Iterator[Metric]:
+        """Referrals held for a person's decision, per department."""
         held = GaugeMetricFamily(
             f"{PREFIX}_referrals_awaiting_decision",
             "Referrals held until a person decides (an S3 approval, or an override of "
@@ -261,40 +276,6 @@ class StateCollector(Collector):
             held.add_metric([department], count_by_department[department])
             held_age.add_metric([department], oldest_by_department[department])
         yield from (held, held_age)
-
-        reviews = GaugeMetricFamily(
-            f"{PREFIX}_registry_pending_reviews",
-            "Registry checks waiting for an officer's review, and those past their due date.",
-            labels=["outcome"],
-        )
-        reviews.add_metric(["pending"], status.pending_reviews)
-        reviews.add_metric(["overdue"], status.overdue_reviews)
-        yield reviews
-
-        incidents = GaugeMetricFamily(
-            f"{PREFIX}_incidents",
-            "Open breach incidents, and those past their notification deadline.",
-            labels=["outcome"],
-        )
-        incidents.add_metric(["open"], status.incidents.open)
-        incidents.add_metric(["overdue"], status.incidents.overdue)
-        yield incidents
-
-        key_age = GaugeMetricFamily(
-            f"{PREFIX}_key_age_days",
-            "Age of the oldest active key of each role (kind).",
-            labels=["kind"],
-        )
-        key_age_seconds = GaugeMetricFamily(
-            f"{PREFIX}_key_age_seconds",
-            "Age of the oldest active key of each role (kind).",
-            labels=["kind"],
-        )
-        for key in status.keys:
-            key_age.add_metric([key.role], key.age_days)
-            key_age_seconds.add_metric([key.role], key.age_seconds)
-        yield key_age
-        yield key_age_seconds
 
     def _in_process(self) -> Iterator[Metric]:
         errors = CounterMetricFamily(
@@ -341,6 +322,46 @@ def _run_counts(store: StateStore) -> dict[tuple[str, str], int]:
             .group_by(runs.c.job, runs.c.status)
         ).all()
     return {(str(job), str(status)): int(count) for job, status, count in rows}
+
+
+def _review_and_incident_metrics(status: Status) -> Iterator[Metric]:
+    """Registry reviews and breach incidents: pending or open, and overdue."""
+    reviews = GaugeMetricFamily(
+        f"{PREFIX}_registry_pending_reviews",
+        "Registry checks waiting for an officer's review, and those past their due date.",
+        labels=["outcome"],
+    )
+    reviews.add_metric(["pending"], status.pending_reviews)
+    reviews.add_metric(["overdue"], status.overdue_reviews)
+    yield reviews
+
+    incidents = GaugeMetricFamily(
+        f"{PREFIX}_incidents",
+        "Open breach incidents, and those past their notification deadline.",
+        labels=["outcome"],
+    )
+    incidents.add_metric(["open"], status.incidents.open)
+    incidents.add_metric(["overdue"], status.incidents.overdue)
+    yield incidents
+
+
+def _key_metrics(status: Status) -> Iterator[Metric]:
+    """The age of the oldest active key of each role."""
+    key_age = GaugeMetricFamily(
+        f"{PREFIX}_key_age_days",
+        "Age of the oldest active key of each role (kind).",
+        labels=["kind"],
+    )
+    key_age_seconds = GaugeMetricFamily(
+        f"{PREFIX}_key_age_seconds",
+        "Age of the oldest active key of each role (kind).",
+        labels=["kind"],
+    )
+    for key in status.keys:
+        key_age.add_metric([key.role], key.age_days)
+        key_age_seconds.add_metric([key.role], key.age_seconds)
+    yield key_age
+    yield key_age_seconds
 
 
 def build_registry(
