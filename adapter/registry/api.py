@@ -155,25 +155,29 @@ def _problems(exc: ValidationError) -> list[dict[str, str]]:
     ]
 
 
-def build_router(registry: Registry) -> APIRouter:
-    """The registry routes, bound to ``registry``."""
-    router = APIRouter(prefix="/v1/registry", tags=["registry"])
-    limit = registry.settings.max_body_bytes
-    size = registry.settings.answer_bytes
-    answer_min = registry.settings.answer_min_ms / 1000
+class _Gate:
+    """What every registry route does before its work: authenticate the establishment, and
+    read the body within the limit (a refusal is counted against the establishment)."""
 
-    def authenticate(request: Request) -> Establishment:
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+        self.limit = registry.settings.max_body_bytes
+
+    def authenticate(self, request: Request) -> Establishment:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise _Refused(401, "unauthenticated", "send Authorization: Bearer <API key>.")
         try:
-            return registry.authenticate(token.strip())
+            return self.registry.authenticate(token.strip())
         except AuthenticationFailed:
             raise _Refused(401, "unauthenticated", "unknown API key.") from None
         except EstablishmentLocked as exc:
             raise _Refused(403, "locked", str(exc)) from None
 
-    async def parse(request: Request, model: type[_Model], establishment: Establishment) -> _Model:
+    async def parse(
+        self, request: Request, model: type[_Model], establishment: Establishment
+    ) -> _Model:
+        registry, limit = self.registry, self.limit
         declared = request.headers.get("content-length", "")
         # Refuse on the declared length before reading a large body into memory.
         too_large = declared.isdigit() and int(declared) > limit
@@ -192,46 +196,56 @@ def build_router(registry: Registry) -> APIRouter:
             await run_in_threadpool(registry.reject, establishment, "invalid_request")
             raise _Refused(422, "invalid_request", "the body must be a JSON object.") from None
 
-    async def guarded(work: Callable[[], Any]) -> Response:
-        try:
-            result = await work()
-        except _Refused as refused:
-            return _error(refused)
-        except QuotaExceeded as exc:
-            return _error(_Refused(429, "quota", str(exc), retry_after=exc.retry_after))
-        except ConsentRefUsed as exc:
-            return _error(_Refused(409, "consent_reused", str(exc)))
-        except RequestRejected as exc:
-            return _error(_Refused(422, exc.reason, str(exc)))
-        except EstablishmentLocked as exc:
-            return _error(_Refused(403, "locked", str(exc)))
-        except UnknownReference as exc:
-            return _error(_Refused(404, "not_found", str(exc)))
-        except InvalidState as exc:
-            return _error(_Refused(409, "invalid_state", str(exc)))
-        assert isinstance(result, Response)
-        return result
+
+async def _guarded(work: Callable[[], Any]) -> Response:
+    """``work``'s response, or the error answer for what the registry refused."""
+    try:
+        result = await work()
+    except _Refused as refused:
+        return _error(refused)
+    except QuotaExceeded as exc:
+        return _error(_Refused(429, "quota", str(exc), retry_after=exc.retry_after))
+    except ConsentRefUsed as exc:
+        return _error(_Refused(409, "consent_reused", str(exc)))
+    except RequestRejected as exc:
+        return _error(_Refused(422, exc.reason, str(exc)))
+    except EstablishmentLocked as exc:
+        return _error(_Refused(403, "locked", str(exc)))
+    except UnknownReference as exc:
+        return _error(_Refused(404, "not_found", str(exc)))
+    except InvalidState as exc:
+        return _error(_Refused(409, "invalid_state", str(exc)))
+    assert isinstance(result, Response)
+    return result
+
+
+def build_router(registry: Registry) -> APIRouter:
+    """The registry routes, bound to ``registry``."""
+    router = APIRouter(prefix="/v1/registry", tags=["registry"])
+    gate = _Gate(registry)
+    size = registry.settings.answer_bytes
+    answer_min = registry.settings.answer_min_ms / 1000
 
     @router.post(
         "/checks", **_documented(CheckRequest, 200, CheckAnswerBody, 401, 403, 409, 413, 422, 429)
     )
     async def post_check(request: Request) -> Response:
         async def work() -> Response:
-            establishment = await run_in_threadpool(authenticate, request)
-            check = await parse(request, CheckRequest, establishment)
+            establishment = await run_in_threadpool(gate.authenticate, request)
+            check = await gate.parse(request, CheckRequest, establishment)
             answer = await run_in_threadpool(registry.check, check, establishment)
             return _answer(answer, size)
 
-        return await _no_sooner_than(answer_min, guarded(work))
+        return await _no_sooner_than(answer_min, _guarded(work))
 
     @router.get("/checks/{check_ref}", **_documented(None, 200, CheckAnswerBody, 401, 403, 404))
     async def get_check(check_ref: str, request: Request) -> Response:
         async def work() -> Response:
-            establishment = await run_in_threadpool(authenticate, request)
+            establishment = await run_in_threadpool(gate.authenticate, request)
             answer = await run_in_threadpool(registry.check_status, check_ref[:40], establishment)
             return _answer(answer, size)
 
-        return await _no_sooner_than(answer_min, guarded(work))
+        return await _no_sooner_than(answer_min, _guarded(work))
 
     @router.post(
         "/workers",
@@ -239,24 +253,24 @@ def build_router(registry: Registry) -> APIRouter:
     )
     async def post_worker(request: Request) -> Response:
         async def work() -> Response:
-            establishment = await run_in_threadpool(authenticate, request)
-            registration = await parse(request, WorkerRegistration, establishment)
+            establishment = await run_in_threadpool(gate.authenticate, request)
+            registration = await gate.parse(request, WorkerRegistration, establishment)
             ref = await run_in_threadpool(registry.register_worker, establishment, registration)
             body = json.dumps({"worker_ref": ref}).encode()
             return Response(body, status_code=201, media_type="application/json", headers=NO_STORE)
 
-        return await guarded(work)
+        return await _guarded(work)
 
     @router.delete(
         "/workers/{worker_ref}", **_documented(None, 204, None, 401, 403, 404, 409, 422, 429)
     )
     async def delete_worker(worker_ref: str, request: Request) -> Response:
         async def work() -> Response:
-            establishment = await run_in_threadpool(authenticate, request)
+            establishment = await run_in_threadpool(gate.authenticate, request)
             await run_in_threadpool(registry.end_worker, establishment, worker_ref[:40])
             return Response(status_code=204, headers=NO_STORE)
 
-        return await guarded(work)
+        return await _guarded(work)
 
     return router
 
