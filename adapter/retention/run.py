@@ -32,7 +32,7 @@ from sqlalchemy.engine import Connection
 
 from adapter.clock import utcnow
 from adapter.errors import AdapterError, LeaseHeld
-from adapter.jobs.pull import CaseSource, pull_cases
+from adapter.jobs.pull import CaseSource, PullReport, pull_cases
 from adapter.jobs.watermark import parse_primero_time
 from adapter.privacy.keys import KeyRing
 from adapter.privacy.policy import PolicySet
@@ -40,7 +40,7 @@ from adapter.retention._crypto import case_ref, case_ref_key
 from adapter.retention._tables import case_archives
 from adapter.retention.aggregates import contribution
 from adapter.retention.archive import archive_case, destroy_case, purge_case, unarchive_case
-from adapter.state import StateStore
+from adapter.state import Lease, StateStore
 from adapter.state.schema import links
 from adapter.state.store import process_owner
 
@@ -339,63 +339,13 @@ def run_retention(
         raise LeaseHeld(f"job '{JOB}' is already running in another process; this run skipped.")
     report = RetentionReport(dry_run=dry_run)
     work = _Pass(settings, keyring, policy, report, now)
-    pages = 0
-    replay: list[list[Mapping[str, Any]]] = []  # a dry run's pages, for its one transaction
-
-    def on_page(records: Sequence[Mapping[str, Any]]) -> Callable[[Connection], None] | None:
-        nonlocal pages
-        pages += 1
-        if progress is not None:
-            progress("pull", pages, 0)
-        if dry_run:
-            with store.transaction() as conn:
-                kept = work.relevant(conn, records)
-            report.cases_read += len(records) - len(kept)
-            if kept:
-                replay.append(kept)
-            return None
-        return lambda conn: work.page(conn, records)
-
+    run = _Run(settings, store, keyring, work, report, lease, now, dry_run, progress, should_stop)
     try:
         if not dry_run:
             report.run_id = store.start_run(JOB, owner)
-        pulled = pull_cases(
-            client,
-            store,
-            JOB,
-            lag_seconds=settings.sync.lag_seconds,
-            lease_seconds=settings.sync.lease_seconds,
-            should_stop=should_stop,
-            fields=FIELDS,
-            on_page=on_page,
-            now=now,
-            dry_run=dry_run,
-            lease=lease,
-        )
-
-        def fence(conn: Connection) -> None:
-            if store.renew_lease(lease, settings.sync.lease_seconds, conn) is None:
-                raise LeaseHeld(f"job '{JOB}' lost its lease mid-run; stopped safely.")
-
-        if pulled.status == "interrupted":
+        if run.pull(client).status == "interrupted":
             report.interrupted = True
-        if dry_run:
-            # One rolled-back transaction: step 2 sees what step 1 did (module docstring).
-            with _unit(store, True) as conn:
-                for records in replay:
-                    work.page(conn, records)
-                if not report.interrupted:
-                    _destroy_in(conn, keyring, now, report, progress, should_stop)
-        elif not report.interrupted:
-            destroy_due(
-                store,
-                keyring,
-                now=now,
-                report=report,
-                progress=progress,
-                fence=fence,
-                should_stop=should_stop,
-            )
+        run.destroy()
     except BaseException as exc:
         report.duration_seconds = time.monotonic() - started
         message = str(exc) if isinstance(exc, AdapterError) else None
@@ -417,6 +367,78 @@ def run_retention(
         " (dry run)" if dry_run else "",
     )
     return report
+
+
+@dataclass
+class _Run:
+    """The two steps of one pass under its lease: pull the closed cases page by page (a dry
+    run keeps the pages for its one transaction), then destroy what is due."""
+
+    settings: Settings
+    store: StateStore
+    keyring: KeyRing
+    work: _Pass
+    report: RetentionReport
+    lease: Lease
+    now: datetime
+    dry_run: bool
+    progress: Progress | None
+    should_stop: Callable[[], bool] | None
+    pages: int = 0
+    replay: list[list[Mapping[str, Any]]] = field(default_factory=list)
+
+    def pull(self, client: CaseSource) -> PullReport:
+        return pull_cases(
+            client,
+            self.store,
+            JOB,
+            lag_seconds=self.settings.sync.lag_seconds,
+            lease_seconds=self.settings.sync.lease_seconds,
+            should_stop=self.should_stop,
+            fields=FIELDS,
+            on_page=self.on_page,
+            now=self.now,
+            dry_run=self.dry_run,
+            lease=self.lease,
+        )
+
+    def on_page(self, records: Sequence[Mapping[str, Any]]) -> Callable[[Connection], None] | None:
+        self.pages += 1
+        if self.progress is not None:
+            self.progress("pull", self.pages, 0)
+        if self.dry_run:
+            with self.store.transaction() as conn:
+                kept = self.work.relevant(conn, records)
+            self.report.cases_read += len(records) - len(kept)
+            if kept:
+                self.replay.append(kept)
+            return None
+        return lambda conn: self.work.page(conn, records)
+
+    def destroy(self) -> None:
+        report = self.report
+        if self.dry_run:
+            # One rolled-back transaction: step 2 sees what step 1 did (module docstring).
+            with _unit(self.store, True) as conn:
+                for records in self.replay:
+                    self.work.page(conn, records)
+                if not report.interrupted:
+                    progress, stop = self.progress, self.should_stop
+                    _destroy_in(conn, self.keyring, self.now, report, progress, stop)
+        elif not report.interrupted:
+            destroy_due(
+                self.store,
+                self.keyring,
+                now=self.now,
+                report=report,
+                progress=self.progress,
+                fence=self.fence,
+                should_stop=self.should_stop,
+            )
+
+    def fence(self, conn: Connection) -> None:
+        if self.store.renew_lease(self.lease, self.settings.sync.lease_seconds, conn) is None:
+            raise LeaseHeld(f"job '{JOB}' lost its lease mid-run; stopped safely.")
 
 
 def destroyed_cases(conn: Connection, keyring: KeyRing, case_ids: Iterable[str]) -> set[str]:
