@@ -26,12 +26,13 @@ keeps the tombstone ``(case_ref, destroyed_at)``.
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Row
 
 from adapter.clock import utcnow
 from adapter.privacy._tables import consent_overrides, short_codes
@@ -69,43 +70,11 @@ def archive_case(
 ) -> Archived:
     """Seal the case's live data into one archive, blank the live copies, count the case once
     in the aggregates, and audit it. The case must not be archived already."""
-    link_rows = conn.execute(
-        sa.select(links.c.link_key, links.c.remote_note, links.c.remote_outputs).where(
-            links.c.case_id == case_id
-        )
-    ).all()
+    link_rows, outbox_rows, inbox_rows = _live_rows(conn, case_id)
     keys = [r.link_key for r in link_rows]
-    outbox_rows = conn.execute(
-        sa.select(
-            outbox.c.id,
-            outbox.c.idempotency_key,
-            outbox.c.status,
-            outbox.c.payload,
-            outbox.c.result,
-            outbox.c.last_error,
-        ).where(outbox.c.link_key.in_(lanes_of(keys)))
-    ).all()
-    inbox_rows = conn.execute(
-        sa.select(inbox.c.id, inbox.c.response_body).where(inbox.c.link_key.in_(keys))
-    ).all()
     held = [r for r in outbox_rows if r.status in (PENDING, DEAD)]
     moved = [r for r in outbox_rows if r.status not in (PENDING, DEAD)]
-    payloads = 0
-    outbox_content = []
-    for row in moved:
-        plain = None
-        if row.payload:
-            context = row.idempotency_key.encode()
-            plain = base64.b64encode(keyring.decrypt_payload(bytes(row.payload), context=context))
-            payloads += 1
-        outbox_content.append(
-            {
-                "idempotency_key": row.idempotency_key,
-                "payload": plain.decode("ascii") if plain else None,
-                "result": row.result,
-                "last_error": row.last_error,
-            }
-        )
+    outbox_content, payloads = _outbox_content(keyring, moved)
     content: dict[str, Any] = {
         "case_id": case_id,
         "closed_at": closed_at.isoformat(),
@@ -132,6 +101,72 @@ def archive_case(
             destroy_after=destroy_after,
         )
     )
+    _blank_live_copies(conn, case_id, keys, moved, inbox_rows)
+    add(conn, cell, +1)
+    append_entry(
+        conn, keyring, {"event": "case_archived", "case_ref": ref, "count": len(keys)}, now=now
+    )
+    return Archived(len(keys), payloads, len(inbox_rows), len(held))
+
+
+def _live_rows(
+    conn: Connection, case_id: str
+) -> tuple[Sequence[Row[Any]], Sequence[Row[Any]], Sequence[Row[Any]]]:
+    """The case's links, the outbox messages of their lanes, and their inbox answers."""
+    link_rows = conn.execute(
+        sa.select(links.c.link_key, links.c.remote_note, links.c.remote_outputs).where(
+            links.c.case_id == case_id
+        )
+    ).all()
+    keys = [r.link_key for r in link_rows]
+    outbox_rows = conn.execute(
+        sa.select(
+            outbox.c.id,
+            outbox.c.idempotency_key,
+            outbox.c.status,
+            outbox.c.payload,
+            outbox.c.result,
+            outbox.c.last_error,
+        ).where(outbox.c.link_key.in_(lanes_of(keys)))
+    ).all()
+    inbox_rows = conn.execute(
+        sa.select(inbox.c.id, inbox.c.response_body).where(inbox.c.link_key.in_(keys))
+    ).all()
+    return link_rows, outbox_rows, inbox_rows
+
+
+def _outbox_content(
+    keyring: KeyRing, moved: Sequence[Row[Any]]
+) -> tuple[list[dict[str, Any]], int]:
+    """The delivered messages as the archive keeps them (payloads decrypted, base64), and how
+    many payloads there were."""
+    payloads = 0
+    outbox_content = []
+    for row in moved:
+        plain = None
+        if row.payload:
+            context = row.idempotency_key.encode()
+            plain = base64.b64encode(keyring.decrypt_payload(bytes(row.payload), context=context))
+            payloads += 1
+        outbox_content.append(
+            {
+                "idempotency_key": row.idempotency_key,
+                "payload": plain.decode("ascii") if plain else None,
+                "result": row.result,
+                "last_error": row.last_error,
+            }
+        )
+    return outbox_content, payloads
+
+
+def _blank_live_copies(
+    conn: Connection,
+    case_id: str,
+    keys: Sequence[str],
+    moved: Sequence[Row[Any]],
+    inbox_rows: Sequence[Row[Any]],
+) -> None:
+    """Blank what the archive now holds: link notes, delivered payloads, inbox answers."""
     # A closed case waits for no decision any more (jobs/sync.py holds referrals of open ones).
     conn.execute(held_referrals.delete().where(held_referrals.c.case_id == case_id))
     if keys:
@@ -153,11 +188,6 @@ def archive_case(
             .where(inbox.c.id.in_([r.id for r in inbox_rows]))
             .values(response_body={})
         )
-    add(conn, cell, +1)
-    append_entry(
-        conn, keyring, {"event": "case_archived", "case_ref": ref, "count": len(keys)}, now=now
-    )
-    return Archived(len(keys), payloads, len(inbox_rows), len(held))
 
 
 def unarchive_case(conn: Connection, keyring: KeyRing, *, ref: str, now: datetime) -> str:
