@@ -122,30 +122,10 @@ def pull_cases(
             for page in client.iter_case_pages(
                 updated_since=lower, updated_until=signpost, fields=fields
             ):
-                records = list(page.records)
-                report.pages += 1
-                report.records_read += len(records)
-                fresh = [
-                    r
-                    for r in records
-                    if watermark.is_new(r) and parse_primero_time(r["last_updated_at"]) <= signpost
-                ]
-                report.records_already_seen += len(records) - len(fresh)
-                report.records_new += len(fresh)
-                if keep_ids:
-                    report.new_ids.extend(str(r["id"]) for r in fresh)
+                fresh = _fresh(list(page.records), watermark, signpost, report, keep_ids)
                 watermark = watermark.advance(fresh)
                 writer = on_page(fresh) if on_page is not None and fresh else None
-                if not dry_run:
-                    with store.transaction() as conn:
-                        # The fence first: a run that lost its lease commits nothing more.
-                        if store.renew_lease(lease, lease_seconds, conn) is None:
-                            raise LeaseHeld(f"job '{job}' lost its lease mid-run; stopped safely.")
-                        if writer is not None:
-                            writer(conn)
-                        store.set_cursor(job, STREAM_CASES, watermark.to_text(), conn)
-                elif store.renew_lease(lease, lease_seconds) is None:
-                    raise LeaseHeld(f"job '{job}' lost its lease mid-run; stopped safely.")
+                _commit_page(store, job, lease, lease_seconds, writer, watermark, dry_run)
                 if should_stop is not None and should_stop():
                     report.status = "interrupted"
                     break
@@ -174,3 +154,49 @@ def pull_cases(
         report.pages,
     )
     return report
+
+
+def _fresh(
+    records: list[Mapping[str, Any]],
+    watermark: Watermark,
+    signpost: datetime,
+    report: PullReport,
+    keep_ids: bool,
+) -> list[Mapping[str, Any]]:
+    """The page's records the watermark has not seen and that changed before the signpost,
+    counted into ``report``."""
+    report.pages += 1
+    report.records_read += len(records)
+    fresh = [
+        r
+        for r in records
+        if watermark.is_new(r) and parse_primero_time(r["last_updated_at"]) <= signpost
+    ]
+    report.records_already_seen += len(records) - len(fresh)
+    report.records_new += len(fresh)
+    if keep_ids:
+        report.new_ids.extend(str(r["id"]) for r in fresh)
+    return fresh
+
+
+def _commit_page(
+    store: StateStore,
+    job: str,
+    lease: Lease,
+    lease_seconds: float,
+    writer: PageWriter | None,
+    watermark: Watermark,
+    dry_run: bool,
+) -> None:
+    """Renew the lease, run the page's writer and move the watermark, in one transaction
+    (a dry run only renews the lease)."""
+    if not dry_run:
+        with store.transaction() as conn:
+            # The fence first: a run that lost its lease commits nothing more.
+            if store.renew_lease(lease, lease_seconds, conn) is None:
+                raise LeaseHeld(f"job '{job}' lost its lease mid-run; stopped safely.")
+            if writer is not None:
+                writer(conn)
+            store.set_cursor(job, STREAM_CASES, watermark.to_text(), conn)
+    elif store.renew_lease(lease, lease_seconds) is None:
+        raise LeaseHeld(f"job '{job}' lost its lease mid-run; stopped safely.")
