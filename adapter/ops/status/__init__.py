@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from adapter.clock import utcnow
 from adapter.config import Settings
@@ -72,7 +73,7 @@ from adapter.ops.status._report import (
     format_duration,
 )
 from adapter.state import StateStore, schema
-from adapter.state.held import HeldReferrals
+from adapter.state.held import HeldReferrals, HeldSummary
 from adapter.state.service import Instances
 from adapter.state.store import process_owner
 
@@ -102,20 +103,8 @@ def collect_status(
     with store.transaction() as conn:
         last_runs = _last_runs(conn)
         last_ok = _last_successes(conn)
-        leases = {
-            row.name: row
-            for row in conn.execute(
-                sa.select(schema.leases).where(schema.leases.c.owner.is_not(None))
-            )
-        }
-        cursors = {
-            (row.job, row.stream): row.value
-            for row in conn.execute(
-                sa.select(schema.cursors).where(
-                    schema.cursors.c.stream.in_([STREAM_CASES, NEXT_RUN_STREAM])
-                )
-            )
-        }
+        leases = _held_leases(conn)
+        cursors = _job_cursors(conn)
         ok_windows = _last_ok_windows(conn, list(settings.jobs))
         outbox = _outbox_depths(conn)
         pending_reviews, overdue_reviews = _reviews(conn, now)
@@ -153,21 +142,8 @@ def collect_status(
         keys=keys,
         last_audit_verification=last_runs.get(AUDIT_VERIFY_JOB),
         incidents=_incidents(store, incident_summary, now),
-        held=[
-            HeldDepth(
-                h.department,
-                h.awaiting,
-                h.count,
-                max(0.0, (now - h.oldest).total_seconds()),
-                settings.decisions.attention_after_hours * 3600,
-            )
-            for h in held
-        ],
-        instances=[
-            InstanceSummary(_host_pid(i.owner), i.version, i.started_at, i.last_seen, i.live(now))
-            for i in Instances(store).all()
-            if i.stopped_at is None
-        ],
+        held=_held_depths(held, settings, now),
+        instances=_running_instances(store, now),
         config_file=str(settings.config_file) if settings.config_file else None,
         attention=attention,
     )
@@ -175,6 +151,49 @@ def collect_status(
     judge_readiness(status, settings)
     judge_attention(status, attention)
     return status
+
+
+def _held_leases(conn: Connection) -> dict[str, Any]:
+    """Every lease a process holds, by name."""
+    return {
+        row.name: row
+        for row in conn.execute(sa.select(schema.leases).where(schema.leases.c.owner.is_not(None)))
+    }
+
+
+def _job_cursors(conn: Connection) -> dict[tuple[str, str], str]:
+    """The jobs' case watermarks and recorded next runs, by (job, stream)."""
+    return {
+        (row.job, row.stream): row.value
+        for row in conn.execute(
+            sa.select(schema.cursors).where(
+                schema.cursors.c.stream.in_([STREAM_CASES, NEXT_RUN_STREAM])
+            )
+        )
+    }
+
+
+def _held_depths(held: list[HeldSummary], settings: Settings, now: datetime) -> list[HeldDepth]:
+    """Referrals waiting for a person's decision, with the age of the oldest."""
+    return [
+        HeldDepth(
+            h.department,
+            h.awaiting,
+            h.count,
+            max(0.0, (now - h.oldest).total_seconds()),
+            settings.decisions.attention_after_hours * 3600,
+        )
+        for h in held
+    ]
+
+
+def _running_instances(store: StateStore, now: datetime) -> list[InstanceSummary]:
+    """The adapter processes that have not said they stopped."""
+    return [
+        InstanceSummary(_host_pid(i.owner), i.version, i.started_at, i.last_seen, i.live(now))
+        for i in Instances(store).all()
+        if i.stopped_at is None
+    ]
 
 
 def store_status(
