@@ -497,66 +497,92 @@ def ingest_conviction(
         if row is None:
             if target is EntryStatus.REMOVED:
                 return IngestResult("unchanged", None), []
-            draft = EntryDraft(
-                source=source,
-                source_ref=order.order_ref,
-                identity=Identity(
-                    order.cnic,
-                    order.full_name,
-                    order.father_name,
-                    order.full_name_urdu,
-                    order.father_name_urdu,
-                    order.date_of_birth,
-                ),
-                offence_code=order.offence_code,
-                conviction_date=order.order_date,
-                court=order.court,
-                status=target,
-            )
-            new = _insert(conn, [_prepare(ctx, draft, now, None)])
-            _audit.record(
-                conn,
-                ctx.keyring,
-                "registry_entry_added",
-                now=now,
-                subject=new[0].cnic_mac,
-                ref=new[0].entry_ref,
-                count=1,
-                source=source,
-                status=str(target),
-            )
-            notify = monitoring.on_new_entries(ctx, conn, new, now=now)
-            return IngestResult("created", new[0].entry_ref), notify
+            return _add_entry(ctx, conn, order, source, target, now)
         current = EntryStatus(row.status)
         if current is EntryStatus.REMOVED or current is target:
             # A removed entry stays removed: re-delivering the original order must not bring
             # back what an officer or an appeal court took off the register.
             return IngestResult("unchanged", row.entry_ref), []
-        if target is EntryStatus.REMOVED:
-            remove_entry(
-                ctx,
-                conn,
-                int(row.id),
-                "conviction overturned on appeal",
-                f"court:{order.court}",
-                now,
-            )
-            return IngestResult("removed", row.entry_ref), []
-        conn.execute(
-            registry_entries.update()
-            .where(registry_entries.c.id == row.id)
-            .values(status=str(target), updated_at=now)
-        )
-        _audit.record(
+        return _change_status(ctx, conn, row, order, source, target, now)
+
+
+def _add_entry(
+    ctx: Context,
+    conn: Connection,
+    order: ConvictionOrder,
+    source: str,
+    target: EntryStatus,
+    now: datetime,
+) -> tuple[IngestResult, list[int]]:
+    """The order's entry, new on the register (and compared with monitored workers)."""
+    draft = EntryDraft(
+        source=source,
+        source_ref=order.order_ref,
+        identity=Identity(
+            order.cnic,
+            order.full_name,
+            order.father_name,
+            order.full_name_urdu,
+            order.father_name_urdu,
+            order.date_of_birth,
+        ),
+        offence_code=order.offence_code,
+        conviction_date=order.order_date,
+        court=order.court,
+        status=target,
+    )
+    new = _insert(conn, [_prepare(ctx, draft, now, None)])
+    _audit.record(
+        conn,
+        ctx.keyring,
+        "registry_entry_added",
+        now=now,
+        subject=new[0].cnic_mac,
+        ref=new[0].entry_ref,
+        count=1,
+        source=source,
+        status=str(target),
+    )
+    notify = monitoring.on_new_entries(ctx, conn, new, now=now)
+    return IngestResult("created", new[0].entry_ref), notify
+
+
+def _change_status(
+    ctx: Context,
+    conn: Connection,
+    row: Any,
+    order: ConvictionOrder,
+    source: str,
+    target: EntryStatus,
+    now: datetime,
+) -> tuple[IngestResult, list[int]]:
+    """An existing entry moved to ``target``: removed when the conviction is overturned, else
+    its status changed (an entry active again is compared with monitored workers again)."""
+    if target is EntryStatus.REMOVED:
+        remove_entry(
+            ctx,
             conn,
-            ctx.keyring,
-            "registry_entry_status",
-            now=now,
-            ref=row.entry_ref,
-            source=source,
-            status=str(target),
+            int(row.id),
+            "conviction overturned on appeal",
+            f"court:{order.court}",
+            now,
         )
-        notify = []
-        if target is EntryStatus.ACTIVE:
-            notify = monitoring.recheck_entry(ctx, conn, int(row.id), now=now)
-        return IngestResult("status_changed", row.entry_ref), notify
+        return IngestResult("removed", row.entry_ref), []
+    conn.execute(
+        registry_entries.update()
+        .where(registry_entries.c.id == row.id)
+        .values(status=str(target), updated_at=now)
+    )
+    _audit.record(
+        conn,
+        ctx.keyring,
+        "registry_entry_status",
+        now=now,
+        ref=row.entry_ref,
+        source=source,
+        status=str(target),
+    )
+    notify = []
+    if target is EntryStatus.ACTIVE:
+        notify = monitoring.recheck_entry(ctx, conn, int(row.id), now=now)
+    return IngestResult("status_changed", row.entry_ref), notify
