@@ -16,7 +16,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Annotated, Any, TypeVar
 
 from fastapi import BackgroundTasks, FastAPI, Request, Security
@@ -38,6 +38,7 @@ from adapter.api.errors import (
     from_inbound,
     from_validation,
 )
+from adapter.api.records import RecordIn, add_record_route
 from adapter.api.schemas import (
     REQUEST_MODELS,
     ConvictionAnswer,
@@ -66,6 +67,7 @@ from adapter.jobs.inbound import (
     IntakeOptions,
     request_hash,
 )
+from adapter.mappings.mapped_spec import RecordTypeSpec
 from adapter.primero import PrimeroClient
 from adapter.primero.locations import LocationCatalogue
 from adapter.privacy import KeyRing
@@ -124,13 +126,16 @@ def create_app(
     primero_client_factory: Callable[[], PrimeroClient],
     api_settings: ApiSettings | None = None,
     registry: Registry | None = None,
+    record_types: Mapping[str, Mapping[str, RecordTypeSpec]] | None = None,
 ) -> FastAPI:
     """The inbound API over ``store`` and ``keyring``; Primero is reached through clients made
     by ``primero_client_factory`` (one per drain, closed afterwards).
 
     ``api_settings`` defaults to ``settings.api`` once that section is mounted, else to the
     defaults. Conviction orders go to ``registry`` (default: opened over ``store`` with
-    ``settings.registry`` at the first order). Raises ConfigError for malformed department
+    ``settings.registry`` at the first order). ``record_types``: each department → the record
+    types its mapping file declares, for ``POST /v1/records/{record_type}`` (the wiring reads
+    them: ``adapter.app.record_types``). Raises ConfigError for malformed department
     credentials.
     """
     api = api_settings or getattr(settings, "api", None) or ApiSettings()
@@ -307,6 +312,18 @@ def create_app(
         env = envelope(department, "birth-verifications", body)
         return await answer(background, lambda: service.record(env, body.to_record()))
 
+    add_record_route(
+        app,
+        record_types=record_types or {},
+        prefix=API_PREFIX,
+        department=Department,
+        message=message,
+        envelope=envelope,
+        answer=answer,
+        record=service.record,
+        documented=_documented(RecordIn, RecordAccepted, "Record a record of a declared type"),
+    )
+
     @app.post(
         f"{API_PREFIX}/convictions",
         include_in_schema=bool(court_departments),
@@ -466,7 +483,8 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         title=app.title, version=app.version, description=app.description, routes=app.routes
     )
     components = schema.setdefault("components", {}).setdefault("schemas", {})
-    for model in REQUEST_MODELS:
+    models: tuple[type[BaseModel], ...] = (*REQUEST_MODELS, RecordIn)
+    for model in models:
         definition = model.model_json_schema(ref_template="#/components/schemas/{model}")
         for name, nested in definition.pop("$defs", {}).items():
             components.setdefault(name, nested)
