@@ -193,6 +193,9 @@ def test_importing_the_primero_client_loads_only_the_ground() -> None:
     assert not beyond, f"import adapter.primero loads {beyond}"
     outside_primero = [m for m in loaded if not m.startswith("adapter.primero")]
     assert len(outside_primero) <= 15, outside_primero
+    # Not even the settings: the client is handed its section (PrimeroClient.from_settings
+    # reads it), so importing it loads no feature's settings.
+    assert not [m for m in loaded if m.startswith("adapter.config")], loaded
 
 
 def test_the_mappings_read_no_files() -> None:

@@ -14,7 +14,7 @@ import contextlib
 import json
 import re
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
@@ -34,6 +34,7 @@ from adapter.api.errors import (
     from_inbound,
     from_validation,
 )
+from adapter.api.records import RecordIn, add_record_route
 from adapter.api.schemas import (
     REQUEST_MODELS,
     ConvictionAnswer,
@@ -62,6 +63,7 @@ from adapter.jobs.inbound import (
     IntakeOptions,
     request_hash,
 )
+from adapter.mappings.mapped_spec import RecordTypeSpec
 from adapter.primero import PrimeroClient
 from adapter.primero.locations import LocationCatalogue
 from adapter.privacy import KeyRing
@@ -118,13 +120,16 @@ def create_app(
     primero_client_factory: Callable[[], PrimeroClient],
     api_settings: ApiSettings | None = None,
     registry: Registry | None = None,
+    record_types: Mapping[str, Mapping[str, RecordTypeSpec]] | None = None,
 ) -> FastAPI:
     """The inbound API over ``store`` and ``keyring``; Primero is reached through clients made
     by ``primero_client_factory`` (one per drain, closed afterwards).
 
     ``api_settings`` defaults to ``settings.api`` once that section is mounted, else to the
     defaults. Conviction orders go to ``registry`` (default: opened over ``store`` with
-    ``settings.registry`` at the first order). Raises ConfigError for malformed department
+    ``settings.registry`` at the first order). ``record_types``: each department → the record
+    types its mapping file declares, for ``POST /v1/records/{record_type}`` (the wiring reads
+    them: ``adapter.app.record_types``). Raises ConfigError for malformed department
     credentials.
     """
     api = api_settings or getattr(settings, "api", None) or ApiSettings()
@@ -148,6 +153,7 @@ def create_app(
     # The routes, in the order /openapi.json lists them: one line per group.
     _referral_routes(app, inbound)
     _record_routes(app, inbound)
+    _declared_record_route(app, inbound, record_types or {})
     _conviction_route(app, inbound, store, courts, the_registry)
     _health_route(app, store)
 
@@ -342,6 +348,24 @@ def _record_routes(app: FastAPI, inbound: Inbound) -> None:
         return await inbound.answer(background, lambda: service.record(env, body.to_record()))
 
 
+def _declared_record_route(
+    app: FastAPI, inbound: Inbound, record_types: Mapping[str, Mapping[str, RecordTypeSpec]]
+) -> None:
+    """``POST /v1/records/{record_type}``: records of the types the departments' mapping files
+    declare (api/records.py), through the same steps as every write."""
+    add_record_route(
+        app,
+        record_types=record_types,
+        prefix=API_PREFIX,
+        department=Annotated[str, Security(inbound.calling_department)],
+        message=inbound.message,
+        envelope=inbound.envelope,
+        answer=inbound.answer,
+        record=inbound.service.record,
+        documented=_documented(RecordIn, RecordAccepted, "Record a record of a declared type"),
+    )
+
+
 def _offender_registry(
     store: StateStore, keyring: KeyRing, settings: Settings, registry: Registry | None
 ) -> tuple[frozenset[str], Callable[[], Registry]]:
@@ -531,7 +555,8 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         title=app.title, version=app.version, description=app.description, routes=app.routes
     )
     components = schema.setdefault("components", {}).setdefault("schemas", {})
-    for model in REQUEST_MODELS:
+    models: tuple[type[BaseModel], ...] = (*REQUEST_MODELS, RecordIn)
+    for model in models:
         definition = model.model_json_schema(ref_template="#/components/schemas/{model}")
         for name, nested in definition.pop("$defs", {}).items():
             components.setdefault(name, nested)

@@ -32,7 +32,15 @@ from adapter.jobs.inbound import (
 # written to follow the field's name ("child.date_of_birth must not be in the future.") or,
 # for a rule across fields, as a whole sentence with the field in the error's context.
 OWN_TYPES = frozenset(
-    {"cnic_refused", "one_of", "future_date", "control_characters", "date_range", "needs_field"}
+    {
+        "cnic_refused",
+        "one_of",
+        "future_date",
+        "control_characters",
+        "date_range",
+        "needs_field",
+        "not_declared",  # records.py: a status or detail the mapping file does not declare
+    }
 )
 _TYPE_TEXT = {
     "string_type": "must be a JSON string",

@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from adapter.api.app import create_app
 from adapter.api.server import ApiServer
 from adapter.api.webhook import build_webhook_router
+from adapter.app.record_types import declared_records
 from adapter.config import Settings
 from adapter.errors import ConfigError
 from adapter.primero import PrimeroClient
@@ -26,6 +27,7 @@ def inbound_app(settings: Settings, store: StateStore) -> FastAPI:
         keyring=keyring,
         primero_client_factory=lambda: PrimeroClient.from_settings(settings.primero),
         api_settings=settings.api,
+        record_types=declared_records(settings),
     )
     # The registry authenticates establishments itself (its own API keys and quotas), so its
     # routes sit beside the departments' rather than behind their credentials.

@@ -8,13 +8,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
 import requests
 
 from adapter._version import __version__
-from adapter.config import PrimeroSettings
 from adapter.errors import ConfigError
 from adapter.primero._admin import AdminMixin
 from adapter.primero._auth import Authenticator, BasicAuth, BearerAuth, SessionAuth
@@ -22,6 +21,11 @@ from adapter.primero._cases import MAX_PER, CasesMixin
 from adapter.primero._history import HistoryMixin
 from adapter.primero._referrals import ReferralsMixin
 from adapter.primero._transport import RetryPolicy, Sleep, Transport
+
+if TYPE_CHECKING:
+    # Only a type: the client reads the section's attributes, so importing the client does not
+    # load the whole configuration (every feature's settings) with it (docs/architecture.md).
+    from adapter.config import PrimeroSettings
 
 AuthMode = Literal["basic", "session", "bearer"]
 

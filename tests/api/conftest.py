@@ -7,7 +7,7 @@ import base64
 import hashlib
 import secrets
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from pydantic import SecretStr
 from adapter.api import ApiSettings, create_app
 from adapter.config import DepartmentSettings, JobSettings, PrimeroSettings, Settings, StateSettings
 from adapter.config.privacy import PrivacySettings
+from adapter.mappings.mapped_spec import RecordTypeSpec
 from adapter.primero import PrimeroClient
 from adapter.primero.linked_records import SUBFORM_FIELD
 from adapter.privacy import KeyRing, list_security_events
@@ -140,6 +141,7 @@ def make_app(
     store: StateStore,
     keyring: KeyRing,
     factory: Callable[[], PrimeroClient],
+    record_types: Mapping[str, Mapping[str, RecordTypeSpec]] | None = None,
     **api: Any,
 ) -> FastAPI:
     return create_app(
@@ -148,6 +150,7 @@ def make_app(
         keyring=keyring,
         primero_client_factory=factory,
         api_settings=api_settings(**api),
+        record_types=record_types,
     )
 
 

@@ -98,6 +98,8 @@ details = { school = "{school}" }
 [record_types.school_enrolment]
 label = "School enrolment"
 statuses = { accepted = "accepted", enrolled = "completed", declined = "rejected" }
+# Facts a school_enrolment sent over the inbound API may carry (tests/api/test_declared_records.py).
+details = ["school", "class"]
 """
 
 N = 3

@@ -42,6 +42,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
+from adapter.app.departments import read_mapping
 from adapter.config.registry import RegistrySettings
 from adapter.primero import PrimeroClient
 from adapter.privacy import KeyRing
@@ -50,7 +51,7 @@ from adapter.registry.api import build_router
 from adapter.serving import BackgroundServer, bind
 from adapter.simulator.primero import PrimeroSimulator
 from adapter.simulator.primero.seed import DISTRICTS as SEED_DISTRICTS
-from adapter.simulator.scenario import SIM_PASSWORD, install_linked_records_form
+from adapter.simulator.scenario import MAPPINGS_DIR, SIM_PASSWORD, install_linked_records_form
 from adapter.state import StateStore, schema
 from adapter.state.outbox import Outbox
 from tests.api.conftest import (
@@ -70,6 +71,7 @@ OPERATIONS = (
     ("POST", "/v1/fir-links"),
     ("POST", "/v1/court-orders"),
     ("POST", "/v1/birth-verifications"),
+    ("POST", "/v1/records/{record_type}"),
     ("POST", "/v1/convictions"),
     ("GET", "/v1/health"),
     ("POST", "/v1/registry/checks"),
@@ -84,6 +86,11 @@ CHECKS = [
     response_schema_conformance,
 ]
 OFFICER = "r.officer"
+# The record types the shipped mapping files declare, for POST /v1/records/{record_type}.
+SHIPPED_RECORD_TYPES = {
+    name: read_mapping(MAPPINGS_DIR / f"{name}.toml").record_types
+    for name in ("police", "courts", "birth_registration")
+}
 CASE_CODE = re.compile(r"cp1\.[a-z][a-z0-9_]{1,39}\.[1-9][0-9]{0,5}\.[a-z2-7]{52}")
 DISTRICT = re.compile(r"[A-Z]{2}(-[A-Z0-9]{2,5}){1,3}")  # schemas.District
 KNOWN_DISTRICTS = [code for code, _, _ in SEED_DISTRICTS]
@@ -153,7 +160,13 @@ def serve(directory: Path) -> Iterator[Served]:
                 )
             }
         )
-        app = make_app(config, store, keyring, lambda: PrimeroClient.from_settings(config.primero))
+        app = make_app(
+            config,
+            store,
+            keyring,
+            lambda: PrimeroClient.from_settings(config.primero),
+            record_types=SHIPPED_RECORD_TYPES,
+        )
         registry = Registry.open(store, keyring, config.registry)
         app.include_router(build_router(registry))
         _, establishment_key = registry.add_establishment(
