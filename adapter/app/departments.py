@@ -61,14 +61,24 @@ def load_mapping(
     return MappedMapping.from_data(read_mapping_file(path), department, str(path), policy=policy)
 
 
+# The connectors whose department is described by a mapping file (open_department).
+MAPPED_CONNECTORS = ("rest", "sftp")
+
+
+def configured_mappings(settings: Settings) -> dict[str, MappingFile]:
+    """Each configured department described by a mapping file → that file, read and validated
+    (MappingFileError names the file, the key and the fix)."""
+    return {
+        name: read_mapping(department.mapping_path(name))
+        for name, department in sorted(settings.departments.items())
+        if department.connector in MAPPED_CONNECTORS
+    }
+
+
 def configured_record_types(settings: Settings) -> dict[str, str]:
     """The record types (id → label) the configured departments' mapping files declare: the
     "Linked department records" record-type select offers them besides the adapter's own."""
-    return declared_record_types(
-        read_mapping(department.mapping_path(name))
-        for name, department in sorted(settings.departments.items())
-        if department.connector in ("rest", "sftp")
-    )
+    return declared_record_types(configured_mappings(settings).values())
 
 
 @contextmanager

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from prometheus_client import generate_latest
 
+from adapter.config import Settings
 from adapter.instruments import Instruments, instruments
 from adapter.ops.metrics import build_registry
 from adapter.ops.status import collect_status
@@ -34,6 +35,17 @@ def sample(registry_text: str, name: str, **labels: str) -> float | None:
     return None
 
 
+def offline_settings(store: StateStore) -> Settings:
+    """A police job whose Primero and department are nowhere (the metrics read the store only)."""
+    return police_settings(
+        primero_url="http://127.0.0.1:9",
+        police_url="http://127.0.0.1:9",
+        state_url=store.url,
+        kek=secrets.token_bytes(32),
+        auth="api_key",
+    )
+
+
 def add_run(store: StateStore, status: str, stats: dict[str, object]) -> int:
     with store.transaction() as conn:
         result = conn.execute(
@@ -50,13 +62,7 @@ def add_run(store: StateStore, status: str, stats: dict[str, object]) -> int:
 
 
 def test_record_and_run_counters_count_each_finished_run_once(store: StateStore) -> None:
-    settings = police_settings(
-        primero_url="http://127.0.0.1:9",
-        police_url="http://127.0.0.1:9",
-        state_url=store.url,
-        kek=secrets.token_bytes(32),
-        auth="api_key",
-    )
+    settings = offline_settings(store)
     process = Instruments()
     registry = build_registry(settings, store, process=process)
 
@@ -120,13 +126,7 @@ def test_registry_checks_are_counted_and_reviews_wait_in_status(store: StateStor
     assert after["PENDING_REVIEW"] - before.get("PENDING_REVIEW", 0) == 1
     assert after["CLEAR"] - before.get("CLEAR", 0) == 1
 
-    settings = police_settings(
-        primero_url="http://127.0.0.1:9",
-        police_url="http://127.0.0.1:9",
-        state_url=store.url,
-        kek=secrets.token_bytes(32),
-        auth="api_key",
-    )
+    settings = offline_settings(store)
     status = collect_status(settings, store, now=REGISTRY_NOW + timedelta(days=30))
     assert (status.pending_reviews, status.overdue_reviews) == (1, 1)
     assert any("registry reviews past their due date" in w for w in status.warnings)
@@ -139,13 +139,7 @@ def test_registry_checks_are_counted_and_reviews_wait_in_status(store: StateStor
 def test_referrals_waiting_for_a_decision_show_in_status_and_metrics(store: StateStore) -> None:
     """A held referral is never silent: counted per department with the oldest wait, a warning
     in `status`, a problem once it waits longer than decisions.attention_after_hours."""
-    settings = police_settings(
-        primero_url="http://127.0.0.1:9",
-        police_url="http://127.0.0.1:9",
-        state_url=store.url,
-        kek=secrets.token_bytes(32),
-        auth="api_key",
-    )
+    settings = offline_settings(store)
     held = HeldReferrals(store)
     with store.transaction() as conn:
         held.hold_many(
@@ -183,13 +177,7 @@ def test_referrals_waiting_for_a_decision_show_in_status_and_metrics(store: Stat
 
 
 def test_run_durations_latency_retrying_age_and_key_age_in_seconds(store: StateStore) -> None:
-    settings = police_settings(
-        primero_url="http://127.0.0.1:9",
-        police_url="http://127.0.0.1:9",
-        state_url=store.url,
-        kek=secrets.token_bytes(32),
-        auth="api_key",
-    )
+    settings = offline_settings(store)
     KeyRing.init(store, secrets.token_bytes(32), ["police"])
     process = Instruments()
     registry = build_registry(settings, store, process=process)
