@@ -51,7 +51,7 @@ from adapter.jobs.writeback import (
     write_row,
 )
 from adapter.mappings.base import DepartmentMapping, Document
-from adapter.mappings.routing import RoutedReferral, route_referrals
+from adapter.mappings.routing import RoutedReferral, may_have_referrals, route_referrals
 from adapter.mappings.vocabulary import ACCEPTED, StatusUpdate
 from adapter.primero import PrimeroClient
 from adapter.primero.linked_records import linked_record_row
@@ -106,6 +106,10 @@ class SyncReport:
     status: str = "running"
     pull: PullReport | None = None
     cases_examined: int = 0
+    # Cases whose referrals were fetched, and those the case's own summary proved had none
+    # (adapter/mappings/routing.py#may_have_referrals).
+    referral_lookups: int = 0
+    referral_lookups_skipped: int = 0
     referrals_routed: int = 0
     refused: Counter[str] = field(default_factory=Counter)
     enqueued: Counter[str] = field(default_factory=Counter)
@@ -130,6 +134,8 @@ class SyncReport:
             "department": self.department,
             "dry_run": self.dry_run,
             "cases_examined": self.cases_examined,
+            "referral_lookups": self.referral_lookups,
+            "referral_lookups_skipped": self.referral_lookups_skipped,
             "referrals_routed": self.referrals_routed,
             "refused": dict(self.refused),
             "enqueued": dict(self.enqueued),
@@ -344,19 +350,45 @@ class SyncJob:
         self, records: Sequence[Mapping[str, Any]]
     ) -> Iterator[list[tuple[Mapping[str, Any], list[Mapping[str, Any]]]]]:
         """Every case of the page with its referrals, in slices of ``_PLAN_SLICE`` cases, in
-        page order. The GETs (one per case, 4 in parallel) run ahead while the caller plans
-        the slices already here: planning is CPU, the GETs mostly wait on Primero, so on two
-        cores they overlap (BENCHMARKS.md, "Where the engine's time goes")."""
+        page order. Only the cases that may carry one cost a GET (``_needs_lookup``); the GETs
+        (4 in parallel) run ahead while the caller plans the slices already here: planning is
+        CPU, the GETs mostly wait on Primero, so on two cores they overlap (BENCHMARKS.md,
+        "Where the engine's time goes")."""
+        wanted = self._needs_lookup(records)
+
+        def referrals_of(case_id: str) -> list[Mapping[str, Any]]:
+            return list(self.client.list_referrals(case_id)) if case_id in wanted else []
+
         with ThreadPoolExecutor(max_workers=4) as pool:
-            found = pool.map(self.client.list_referrals, [str(r["id"]) for r in records])
+            found = pool.map(referrals_of, [str(r["id"]) for r in records])
             cases: list[tuple[Mapping[str, Any], list[Mapping[str, Any]]]] = []
             for case, referrals in zip(records, found, strict=True):
-                cases.append((case, list(referrals)))
+                cases.append((case, referrals))
                 if len(cases) == _PLAN_SLICE:
                     yield cases
                     cases = []
             if cases:
                 yield cases
+
+    def _needs_lookup(self, records: Sequence[Mapping[str, Any]]) -> set[str]:
+        """The cases of the page whose referrals must be fetched: those whose own summary
+        says they may carry one, or cannot say (the listing lacks the fields); those the
+        adapter already holds a link or a hold for with this department (a revoked referral
+        shows nowhere on the case, and its cancellation must still go out: privacy.md); and
+        those with a service row addressed to the department (a referral may claim it)."""
+        ids = [str(r["id"]) for r in records]
+        department = self.job.department
+        known = self.links.cases_linked(department, ids) | self.held.cases_held(department, ids)
+        wanted = {
+            case_id
+            for case_id, case in zip(ids, records, strict=True)
+            if case_id in known
+            or may_have_referrals(case) is not False
+            or route_referrals(case, (), self.job)
+        }
+        self.report.referral_lookups += len(wanted)
+        self.report.referral_lookups_skipped += len(ids) - len(wanted)
+        return wanted
 
     def _plan(
         self, case: Mapping[str, Any], ref: RoutedReferral, link: Link | None
