@@ -46,6 +46,7 @@ from adapter.jobs.writeback import (
     WriteBack,
     apply_part,
     apply_write_back,
+    known_status,
     part_of,
     write_back_messages,
     write_row,
@@ -859,10 +860,13 @@ class SyncJob:
             return {"status": document["row"].get("link_status")}, {}
         write_back = WriteBack.from_json(document)
         part = part_of(message.kind)
+        # The referral's status as last seen (pull or previous write-back): the guess the
+        # PATCH's answer checks, instead of listing the case's referrals first (writeback.py).
+        known = known_status(self.links, write_back, part)
         if part is None:  # queued whole by an older version
-            applied = apply_write_back(self.client, write_back)
+            applied = apply_write_back(self.client, write_back, known)
         else:
-            applied = apply_part(self.client, write_back, part)
+            applied = apply_part(self.client, write_back, part, known)
             self.report.written_back[part] += 1
         if part in (None, PART_ROW):
             self.report.write_backs += 1

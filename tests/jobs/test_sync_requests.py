@@ -20,7 +20,10 @@ import requests
 
 from adapter.app.jobs import open_job
 from adapter.config import Settings
+from adapter.jobs.writeback import PART_STATUS, WriteBack, apply_part
 from adapter.mappings.routing import may_have_referrals
+from adapter.mappings.vocabulary import ACCEPTED, COMPLETED, REJECTED
+from adapter.primero import PrimeroClient
 from adapter.privacy import KeyRing
 from adapter.simulator.departments import DepartmentSimulator, Desk
 from adapter.simulator.departments.scenario import (
@@ -30,7 +33,7 @@ from adapter.simulator.departments.scenario import (
     refer_children,
 )
 from adapter.simulator.primero import PrimeroSimulator
-from adapter.simulator.scenario import CPO, install_linked_records_form
+from adapter.simulator.scenario import CPO, install_linked_records_form, referral_status
 from adapter.state import StateStore
 
 DEPARTMENTS = ["health", "police", "birth_registration", "courts"]
@@ -181,3 +184,103 @@ def test_the_summary_counts_a_remote_referral_as_primero_does(world: dict[str, A
     assert shown["referred_users_present"] is True
     assert shown["referred_users_pending_present"] is True
     assert shown["referred_users_accepted_present"] is False
+
+
+# -- write-back: the link's status is the guess, the PATCH's answer the check ----------------
+
+
+def _status_write_back(case_id: str, referral_id: str, status: str) -> WriteBack:
+    return WriteBack(
+        link_key=f"police:ref-{referral_id}",
+        department="police",
+        case_id=case_id,
+        referral_id=referral_id,
+        case_code="cp1.police.1.ABC",
+        status=status,
+        reason="no-capacity" if status == REJECTED else None,
+        note="Seen by the desk officer." if status == COMPLETED else None,
+        outputs=(),
+        external_ref=None,
+        updated_at="2026-03-01T10:00:00+00:00",
+    )
+
+
+@pytest.fixture
+def primero(world: dict[str, Any]) -> Iterator[PrimeroClient]:
+    with PrimeroClient(
+        world["sim"].url, auth="basic", username=ADAPTER[0], password=ADAPTER[1]
+    ) as client:
+        yield client
+
+
+def test_a_completed_referral_moves_on_without_reading_it_first(
+    world: dict[str, Any], primero: PrimeroClient
+) -> None:
+    sim = world["sim"]
+    case_id, referral_id = world["referred"][0]
+    done = _status_write_back(case_id, referral_id, COMPLETED)
+    before = requests_made(sim)
+    applied = apply_part(primero, done, PART_STATUS, known_status="in_progress")
+    made = requests_made(sim) - before
+    assert applied == {"primero_status": "done"}
+    assert referral_status(sim.url, case_id, referral_id) == "done"
+    assert made[LIST_REFERRALS] == 0
+    assert made["PATCH /api/v2/cases/{case_id}/referrals/{referral_id}"] == 2  # accept, done
+    # Redelivered (the outcome was not recorded before a crash): same answer, nothing moves.
+    again = apply_part(primero, done, PART_STATUS, known_status="in_progress")
+    assert again == {"primero_status": "done"}
+    assert referral_status(sim.url, case_id, referral_id) == "done"
+
+
+def test_a_referral_revoked_meanwhile_stops_the_write_back_and_is_recorded(
+    world: dict[str, Any], primero: PrimeroClient
+) -> None:
+    sim = world["sim"]
+    case_id, referral_id = world["referred"][1]
+    requests.delete(
+        f"{sim.url}/api/v2/cases/{case_id}/referrals/{referral_id}", auth=CPO, timeout=30
+    ).raise_for_status()
+    before = requests_made(sim)
+    # The pull saw it in progress; the CPO revoked it since. One PATCH, answered "revoked".
+    applied = apply_part(
+        primero,
+        _status_write_back(case_id, referral_id, COMPLETED),
+        PART_STATUS,
+        known_status="in_progress",
+    )
+    made = requests_made(sim) - before
+    assert applied == {"primero_status": "revoked"}
+    assert made[LIST_REFERRALS] == 0
+    assert made["PATCH /api/v2/cases/{case_id}/referrals/{referral_id}"] == 1
+    assert referral_status(sim.url, case_id, referral_id) == "revoked"
+
+
+def test_nothing_is_sent_when_the_known_status_says_there_is_nothing_to_do(
+    world: dict[str, Any], primero: PrimeroClient
+) -> None:
+    sim = world["sim"]
+    case_id, referral_id = world["referred"][2]
+    before = requests_made(sim)
+    # Never backwards: an accepted referral is not rejected; a final one is left alone.
+    for status, known in ((REJECTED, "accepted"), (ACCEPTED, "accepted"), (COMPLETED, "done")):
+        applied = apply_part(
+            primero, _status_write_back(case_id, referral_id, status), PART_STATUS, known
+        )
+        assert applied == {"primero_status": known}
+    made = requests_made(sim) - before
+    assert sum(n for route, n in made.items() if "/referrals" in route) == 0
+    assert referral_status(sim.url, case_id, referral_id) == "in_progress"
+
+
+def test_without_a_known_status_the_referral_is_read_first(
+    world: dict[str, Any], primero: PrimeroClient
+) -> None:
+    sim = world["sim"]
+    case_id, referral_id = world["referred"][2]
+    before = requests_made(sim)
+    applied = apply_part(
+        primero, _status_write_back(case_id, referral_id, ACCEPTED), PART_STATUS, None
+    )
+    made = requests_made(sim) - before
+    assert applied == {"primero_status": "accepted"}
+    assert made[LIST_REFERRALS] == 1
