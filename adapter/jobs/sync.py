@@ -111,6 +111,10 @@ class SyncReport:
     # (adapter/mappings/routing.py#may_have_referrals).
     referral_lookups: int = 0
     referral_lookups_skipped: int = 0
+    # Cases read again whose last save was the adapter's own (a write-back's echo): processed
+    # like any other, since nothing Primero answers proves no one saved them in between
+    # (docs/primero-requests.md §3); counted so that the cost shows.
+    own_write_back_echoes: int = 0
     referrals_routed: int = 0
     refused: Counter[str] = field(default_factory=Counter)
     enqueued: Counter[str] = field(default_factory=Counter)
@@ -137,6 +141,7 @@ class SyncReport:
             "cases_examined": self.cases_examined,
             "referral_lookups": self.referral_lookups,
             "referral_lookups_skipped": self.referral_lookups_skipped,
+            "own_write_back_echoes": self.own_write_back_echoes,
             "referrals_routed": self.referrals_routed,
             "refused": dict(self.refused),
             "enqueued": dict(self.enqueued),
@@ -389,6 +394,10 @@ class SyncJob:
         }
         self.report.referral_lookups += len(wanted)
         self.report.referral_lookups_skipped += len(ids) - len(wanted)
+        own = self.settings.primero.username
+        self.report.own_write_back_echoes += sum(
+            1 for case in records if own is not None and case.get("last_updated_by") == own
+        )
         return wanted
 
     def _plan(

@@ -136,6 +136,26 @@ def test_only_cases_that_may_carry_a_referral_cost_a_referral_get(world: dict[st
     assert 0 < gets <= 1.1 * REFERRED
     assert report.referral_lookups == gets
     assert report.referral_lookups_skipped == UNREFERRED
+    assert report.own_write_back_echoes == 0
+
+
+def test_the_adapters_own_write_back_echo_is_read_again_and_counted(
+    world: dict[str, Any],
+) -> None:
+    sim, settings, desk = world["sim"], world["settings"], world["desk"]
+    sync(settings)
+    for _, referral_id in world["referred"]:
+        desk.register_fir(f"ref-{referral_id}", station="PS-Kalri", year=2026, sections=["PPC 379"])
+    written = sync(settings)
+    assert written.write_backs == REFERRED
+    # Only the adapter's own PATCHes changed these cases since: they are read again (nothing
+    # proves no one else saved them in between, docs/primero-requests.md §3), found unchanged,
+    # and counted.
+    before = requests_made(sim)
+    echo = sync(settings)
+    assert echo.own_write_back_echoes == REFERRED == echo.cases_examined
+    assert echo.unchanged == REFERRED and not echo.enqueued
+    assert (requests_made(sim) - before)[LIST_REFERRALS] == REFERRED
 
 
 def test_a_listing_without_the_summary_fields_falls_back_to_a_get_per_case(
