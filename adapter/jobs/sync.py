@@ -46,7 +46,7 @@ from adapter.jobs.writeback import (
     WriteBack,
     apply_part,
     apply_write_back,
-    known_status,
+    last_seen_status,
     part_of,
     write_back_messages,
     write_row,
@@ -871,7 +871,7 @@ class SyncJob:
         part = part_of(message.kind)
         # The referral's status as last seen (pull or previous write-back): the guess the
         # PATCH's answer checks, instead of listing the case's referrals first (writeback.py).
-        known = known_status(self.links, write_back, part)
+        known = last_seen_status(self.links, write_back, part)
         if part is None:  # queued whole by an older version
             applied = apply_write_back(self.client, write_back, known)
         else:

@@ -4,7 +4,9 @@ Up to four parts, each its own outbox message (kind ``writeback.<part>``) with i
 idempotency key and its own lane, so Primero refusing one part never holds another back:
 
 - ``status``: the referral's own status (accept, reject, done with the provider's note;
-  primero-api.md §5.3), moved forward only: a referral at or past the target is left alone;
+  primero-api.md §5.3), moved forward only: a referral at or past the target is left alone.
+  The status the adapter last saw is the guess and Primero's answer to each PATCH the check,
+  so the referral is not read first (:func:`_referral_status`, docs/primero-requests.md §2);
 - ``row``: a row of the "Linked department records" subform (department, case code, external
   reference, status, last update), with a stable ``unique_id``, so a re-sent write updates it
   in place;
@@ -212,7 +214,7 @@ def write_back_messages(
     return messages
 
 
-def known_status(links: Links, write_back: WriteBack, part: str | None) -> str | None:
+def last_seen_status(links: Links, write_back: WriteBack, part: str | None) -> str | None:
     """The referral's status as the adapter last saw it (the link's ``primero_status``: the
     pull's copy, or the last write-back's answer), for a message that moves it (``part``
     ``status``, or None: every part, queued by an older version); None otherwise."""

@@ -28,7 +28,7 @@ from adapter.jobs.writeback import (
     WriteBack,
     apply_part,
     apply_write_back,
-    known_status,
+    last_seen_status,
     part_of,
 )
 from adapter.primero import PrimeroClient
@@ -152,7 +152,7 @@ class _Delivery:
     ) -> Handled:
         write_back = WriteBack.from_json(document)
         part = part_of(message.kind)
-        known = known_status(self.links, write_back, part)  # the PATCH's answer checks it
+        known = last_seen_status(self.links, write_back, part)  # the PATCH's answer checks it
         if part is None:  # queued whole by an older version
             applied = apply_write_back(client, write_back, known)
         else:
