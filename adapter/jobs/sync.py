@@ -46,12 +46,13 @@ from adapter.jobs.writeback import (
     WriteBack,
     apply_part,
     apply_write_back,
+    last_seen_status,
     part_of,
     write_back_messages,
     write_row,
 )
 from adapter.mappings.base import DepartmentMapping, Document
-from adapter.mappings.routing import RoutedReferral, route_referrals
+from adapter.mappings.routing import RoutedReferral, may_have_referrals, route_referrals
 from adapter.mappings.vocabulary import ACCEPTED, StatusUpdate
 from adapter.primero import PrimeroClient
 from adapter.primero.linked_records import linked_record_row
@@ -106,6 +107,14 @@ class SyncReport:
     status: str = "running"
     pull: PullReport | None = None
     cases_examined: int = 0
+    # Cases whose referrals were fetched, and those the case's own summary proved had none
+    # (adapter/mappings/routing.py#may_have_referrals).
+    referral_lookups: int = 0
+    referral_lookups_skipped: int = 0
+    # Cases read again whose last save was the adapter's own (a write-back's echo): processed
+    # like any other, since nothing Primero answers proves no one saved them in between
+    # (docs/primero-requests.md §3); counted so that the cost shows.
+    own_write_back_echoes: int = 0
     referrals_routed: int = 0
     refused: Counter[str] = field(default_factory=Counter)
     enqueued: Counter[str] = field(default_factory=Counter)
@@ -130,6 +139,9 @@ class SyncReport:
             "department": self.department,
             "dry_run": self.dry_run,
             "cases_examined": self.cases_examined,
+            "referral_lookups": self.referral_lookups,
+            "referral_lookups_skipped": self.referral_lookups_skipped,
+            "own_write_back_echoes": self.own_write_back_echoes,
             "referrals_routed": self.referrals_routed,
             "refused": dict(self.refused),
             "enqueued": dict(self.enqueued),
@@ -344,19 +356,49 @@ class SyncJob:
         self, records: Sequence[Mapping[str, Any]]
     ) -> Iterator[list[tuple[Mapping[str, Any], list[Mapping[str, Any]]]]]:
         """Every case of the page with its referrals, in slices of ``_PLAN_SLICE`` cases, in
-        page order. The GETs (one per case, 4 in parallel) run ahead while the caller plans
-        the slices already here: planning is CPU, the GETs mostly wait on Primero, so on two
-        cores they overlap (BENCHMARKS.md, "Where the engine's time goes")."""
+        page order. Only the cases that may carry one cost a GET (``_needs_lookup``); the GETs
+        (4 in parallel) run ahead while the caller plans the slices already here: planning is
+        CPU, the GETs mostly wait on Primero, so on two cores they overlap (BENCHMARKS.md,
+        "Where the engine's time goes")."""
+        wanted = self._needs_lookup(records)
+
+        def referrals_of(case_id: str) -> list[Mapping[str, Any]]:
+            return list(self.client.list_referrals(case_id)) if case_id in wanted else []
+
         with ThreadPoolExecutor(max_workers=4) as pool:
-            found = pool.map(self.client.list_referrals, [str(r["id"]) for r in records])
+            found = pool.map(referrals_of, [str(r["id"]) for r in records])
             cases: list[tuple[Mapping[str, Any], list[Mapping[str, Any]]]] = []
             for case, referrals in zip(records, found, strict=True):
-                cases.append((case, list(referrals)))
+                cases.append((case, referrals))
                 if len(cases) == _PLAN_SLICE:
                     yield cases
                     cases = []
             if cases:
                 yield cases
+
+    def _needs_lookup(self, records: Sequence[Mapping[str, Any]]) -> set[str]:
+        """The cases of the page whose referrals must be fetched: those whose own summary
+        says they may carry one, or cannot say (the listing lacks the fields); those the
+        adapter already holds a link or a hold for with this department (a revoked referral
+        shows nowhere on the case, and its cancellation must still go out: privacy.md); and
+        those with a service row addressed to the department (a referral may claim it)."""
+        ids = [str(r["id"]) for r in records]
+        department = self.job.department
+        known = self.links.cases_linked(department, ids) | self.held.cases_held(department, ids)
+        wanted = {
+            case_id
+            for case_id, case in zip(ids, records, strict=True)
+            if case_id in known
+            or may_have_referrals(case) is not False
+            or route_referrals(case, (), self.job)
+        }
+        self.report.referral_lookups += len(wanted)
+        self.report.referral_lookups_skipped += len(ids) - len(wanted)
+        own = self.settings.primero.username
+        self.report.own_write_back_echoes += sum(
+            1 for case in records if own is not None and case.get("last_updated_by") == own
+        )
+        return wanted
 
     def _plan(
         self, case: Mapping[str, Any], ref: RoutedReferral, link: Link | None
@@ -827,10 +869,13 @@ class SyncJob:
             return {"status": document["row"].get("link_status")}, {}
         write_back = WriteBack.from_json(document)
         part = part_of(message.kind)
+        # The referral's status as last seen (pull or previous write-back): the guess the
+        # PATCH's answer checks, instead of listing the case's referrals first (writeback.py).
+        known = last_seen_status(self.links, write_back, part)
         if part is None:  # queued whole by an older version
-            applied = apply_write_back(self.client, write_back)
+            applied = apply_write_back(self.client, write_back, known)
         else:
-            applied = apply_part(self.client, write_back, part)
+            applied = apply_part(self.client, write_back, part, known)
             self.report.written_back[part] += 1
         if part in (None, PART_ROW):
             self.report.write_backs += 1

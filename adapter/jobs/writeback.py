@@ -4,7 +4,9 @@ Up to four parts, each its own outbox message (kind ``writeback.<part>``) with i
 idempotency key and its own lane, so Primero refusing one part never holds another back:
 
 - ``status``: the referral's own status (accept, reject, done with the provider's note;
-  primero-api.md §5.3), moved forward only: a referral at or past the target is left alone;
+  primero-api.md §5.3), moved forward only: a referral at or past the target is left alone.
+  The status the adapter last saw is the guess and Primero's answer to each PATCH the check,
+  so the referral is not read first (:func:`_referral_status`, docs/primero-requests.md §2);
 - ``row``: a row of the "Linked department records" subform (department, case code, external
   reference, status, last update), with a stable ``unique_id``, so a re-sent write updates it
   in place;
@@ -43,6 +45,7 @@ from adapter.errors import PrimeroForbidden, PrimeroNoOp, PrimeroNotPermitted
 from adapter.mappings.vocabulary import ACCEPTED, COMPLETED, IN_PROGRESS, REJECTED
 from adapter.primero import PrimeroClient
 from adapter.primero.linked_records import FORM_ID, linked_record_row, write_linked_record
+from adapter.state.links import Links
 from adapter.state.outbox import NewMessage, lane_key
 
 PRIMERO = "primero"  # the outbox destination of write-backs
@@ -211,14 +214,28 @@ def write_back_messages(
     return messages
 
 
-def apply_part(client: PrimeroClient, write_back: WriteBack, part: str) -> dict[str, Any]:
+def last_seen_status(links: Links, write_back: WriteBack, part: str | None) -> str | None:
+    """The referral's status as the adapter last saw it (the link's ``primero_status``: the
+    pull's copy, or the last write-back's answer), for a message that moves it (``part``
+    ``status``, or None: every part, queued by an older version); None otherwise."""
+    if part not in (None, PART_STATUS) or not write_back.referral_id:
+        return None
+    link = links.get(write_back.link_key)
+    return link.primero_status if link is not None else None
+
+
+def apply_part(
+    client: PrimeroClient, write_back: WriteBack, part: str, known_status: str | None = None
+) -> dict[str, Any]:
     """Apply one part of a write-back; returns the link columns it changed. Raises
-    ``PrimeroNotPermitted`` when the integration role may not do it."""
+    ``PrimeroNotPermitted`` when the integration role may not do it. ``known_status``: the
+    referral's status as the adapter last saw it (the link's ``primero_status``), which spares
+    reading it from Primero first (:func:`_referral_status`)."""
     if part == PART_STATUS:
         if not write_back.referral_id:
             return {}
         try:
-            return {"primero_status": _referral_status(client, write_back)}
+            return {"primero_status": _referral_status(client, write_back, known_status)}
         except PrimeroForbidden as exc:
             raise _not_permitted(exc, _STATUS_GRANT) from exc
     if part == PART_ROW:
@@ -241,7 +258,9 @@ def apply_part(client: PrimeroClient, write_back: WriteBack, part: str) -> dict[
     raise ValueError(f"unknown write-back part {part!r}; one of {', '.join(PARTS)}")
 
 
-def apply_write_back(client: PrimeroClient, write_back: WriteBack) -> dict[str, Any]:
+def apply_write_back(
+    client: PrimeroClient, write_back: WriteBack, known_status: str | None = None
+) -> dict[str, Any]:
     """Apply every part of a write-back (a message queued as one, kind ``writeback``); each
     part is tried even if an earlier one failed, then the first failure is raised. Returns
     the link columns changed."""
@@ -249,7 +268,7 @@ def apply_write_back(client: PrimeroClient, write_back: WriteBack) -> dict[str, 
     failure: Exception | None = None
     for part in PARTS:
         try:
-            changed.update(apply_part(client, write_back, part))
+            changed.update(apply_part(client, write_back, part, known_status))
         except Exception as exc:  # noqa: BLE001 - raised below, once every part was tried
             failure = failure or exc
     if failure is not None:
@@ -314,26 +333,53 @@ def _not_permitted(exc: PrimeroNoOp | PrimeroForbidden, grant: NeededGrant) -> P
     )
 
 
-def _referral_status(client: PrimeroClient, write_back: WriteBack) -> str | None:
-    """Move the Primero referral towards the department's status, never backwards."""
+def _referral_status(client: PrimeroClient, write_back: WriteBack, known: str | None) -> str | None:
+    """Move the Primero referral towards the department's status, never backwards.
+
+    ``known`` is the status the adapter last saw (the link's ``primero_status``: what the pull
+    read, or what the last write-back's answer said). Primero's referral statuses only move
+    forward (in_progress → accepted → done, in_progress → rejected, any → revoked;
+    referral.rb), so the referral is at ``known`` or past it, and a PATCH Primero does not
+    allow is a 200 that changes nothing and answers the status the referral has
+    (``move_referral``). So ``known`` is the guess and each PATCH's answer the check — no
+    listing of the case's referrals first:
+
+    - nothing to do by ``known`` (no target, already there, final, or a rejection of an
+      accepted referral, which Primero refuses): no request at all; the pull sees anything
+      newer and records it on the link;
+    - otherwise the moves from ``known`` to the target (accept, then done), each stopping at
+      an answer that is not the step's status (revoked, rejected or done meanwhile):
+      that status is returned and recorded, and nothing more is sent;
+    - redelivered after a crash, the same PATCHes answer the status already reached (a
+      repeated move is a no-op in Primero), so the outcome is the same.
+
+    Without ``known`` (a link written by an older version) the referral is read first, as
+    before."""
     assert write_back.referral_id is not None
+    case_id, referral_id = write_back.case_id, write_back.referral_id
     target = _REFERRAL_TARGET.get(write_back.status)
-    current = _current_status(client, write_back.case_id, write_back.referral_id)
+    current = known if known else _current_status(client, case_id, referral_id)
     if target is None or current is None or current == target or current in _FINAL:
         return current
-    case_id, referral_id = write_back.case_id, write_back.referral_id
     if target == "rejected":
         if current != "in_progress":
             return current  # Primero rejects only from in_progress (primero-api.md §5.3)
-        client.reject_referral(case_id, referral_id, write_back.reason or write_back.note or "")
-        return "rejected"
+        reason = write_back.reason or write_back.note or ""
+        return _moved(client, write_back, "rejected", rejected_reason=reason)
     if current == "in_progress":
-        client.accept_referral(case_id, referral_id)
-        current = "accepted"
+        current = _moved(client, write_back, "accepted")
+        if current != "accepted":
+            return current  # revoked (or already done) meanwhile: stop, recorded on the link
     if target == "done":
-        client.complete_referral(case_id, referral_id, write_back.note or "")
-        current = "done"
+        current = _moved(client, write_back, "done", rejection_note=write_back.note or "")
     return current
+
+
+def _moved(client: PrimeroClient, write_back: WriteBack, status: str, **fields: str) -> str:
+    """One PATCH towards ``status``; the status Primero answers (the check)."""
+    assert write_back.referral_id is not None
+    answer = client.move_referral(write_back.case_id, write_back.referral_id, status, **fields)
+    return str(answer["status"])
 
 
 def _current_status(client: PrimeroClient, case_id: str, referral_id: str) -> str | None:

@@ -165,15 +165,33 @@ class ReferralsMixin(Requester):
         """Revoke from any status (`DELETE`; the status becomes `revoked`)."""
         return self._move(case_id, referral_id, None)
 
+    def move_referral(self, case_id: str, referral_id: str, status: str, **fields: str) -> Record:
+        """`PATCH .../referrals/:id` towards ``status`` (accepted, rejected or done, with
+        `rejected_reason` / `rejection_note` in ``fields``) and return Primero's answer as it
+        is: the referral with its status *after* the call. Primero answers 200 and changes
+        nothing for a transition it does not allow (referral.rb#process!: accept and reject
+        only from in_progress, done only from accepted; a revoked, rejected or done referral
+        stays as it is), so the answer's status is the check: it is ``status`` when the move
+        happened or had happened before (a retried call), else the status the referral has.
+        The answer also carries `record.last_updated_at` (transitions/_transition.json.jbuilder
+        with `updates_for_record`: the changed fields plus last_updated_at)."""
+        return self._patch_status(case_id, referral_id, {"status": status, **fields})
+
+    def _patch_status(self, case_id: str, referral_id: str, data: dict[str, Any] | None) -> Record:
+        path = f"{CASES}/{record_id(case_id)}/referrals/{record_id(referral_id, 'referral_id')}"
+        method = "PATCH" if data is not None else "DELETE"
+        body = {"data": data} if data is not None else None
+        answer = self._dict(method, path, self._data(method, path, json=body))
+        if not isinstance(answer.get("status"), str):
+            raise malformed(method, path, 200, "has no referral status")
+        return answer
+
     def _move(self, case_id: str, referral_id: str, data: dict[str, Any] | None) -> Record:
         path = f"{CASES}/{record_id(case_id)}/referrals/{record_id(referral_id, 'referral_id')}"
         method = "PATCH" if data is not None else "DELETE"
         target = data["status"] if data is not None else "revoked"
-        body = {"data": data} if data is not None else None
-        answer = self._dict(method, path, self._data(method, path, json=body))
-        status = answer.get("status")
-        if not isinstance(status, str):
-            raise malformed(method, path, 200, "has no referral status")
+        answer = self._patch_status(case_id, referral_id, data)
+        status = answer["status"]
         if status != target:
             # Primero answers 200 with the unchanged status for a transition it does not allow
             # (referral.rb#process!). Already being at the target is fine: a retried call.

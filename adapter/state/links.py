@@ -78,6 +78,19 @@ class Links:
             rows = conn.execute(sa.select(schema.links).where(schema.links.c.link_key.in_(keys)))
             return {row.link_key: Link(**row._mapping) for row in rows}
 
+    def cases_linked(self, department: str, case_ids: Sequence[str]) -> set[str]:
+        """The ids among ``case_ids`` with at least one link to ``department``."""
+        table = schema.links
+        found: set[str] = set()
+        with self.store.transaction() as conn:
+            for start in range(0, len(case_ids), _KEYS_PER_LOOKUP):
+                chunk = list(case_ids[start : start + _KEYS_PER_LOOKUP])
+                query = sa.select(table.c.case_id).where(
+                    table.c.department == department, table.c.case_id.in_(chunk)
+                )
+                found.update(row.case_id for row in conn.execute(query))
+        return found
+
     def for_job(
         self, job: str, *, stage: str | None = None, remote_status: str | None = None
     ) -> list[Link]:

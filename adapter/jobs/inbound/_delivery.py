@@ -24,7 +24,13 @@ from adapter.jobs.inbound._messages import (
     Intake,
     IntakeOptions,
 )
-from adapter.jobs.writeback import WriteBack, apply_part, apply_write_back, part_of
+from adapter.jobs.writeback import (
+    WriteBack,
+    apply_part,
+    apply_write_back,
+    last_seen_status,
+    part_of,
+)
 from adapter.primero import PrimeroClient
 from adapter.primero.linked_records import linked_record_row, write_linked_record
 from adapter.privacy import KeyRing
@@ -146,10 +152,11 @@ class _Delivery:
     ) -> Handled:
         write_back = WriteBack.from_json(document)
         part = part_of(message.kind)
+        known = last_seen_status(self.links, write_back, part)  # the PATCH's answer checks it
         if part is None:  # queued whole by an older version
-            applied = apply_write_back(client, write_back)
+            applied = apply_write_back(client, write_back, known)
         else:
-            applied = apply_part(client, write_back, part)
+            applied = apply_part(client, write_back, part, known)
         return {"status": write_back.status, "part": part or "all"}, applied
 
     def _apply_intake(self, client: PrimeroClient, document: Mapping[str, Any]) -> dict[str, Any]:

@@ -13,7 +13,8 @@ Seeded users (password for all: ``sim-password``)
 user_name          role                   notes
 =================  =====================  ===============================================
 cpims-adapter      role-integration       group `all`; read/create/write/referral/flag/
-                                          sync_external/change_log, users read; no
+                                          sync_external/change_log, users read,
+                                          dashboard dash_shared_with_others; no
                                           `notes` form, protection
                                           concern details read-only (silent drops)
 cp_worker1..3      role-cp-case-worker    group `self` (own + assigned cases), all forms
@@ -38,7 +39,8 @@ path_prefix, delay_seconds, mutate_on_list}, or a fault plan {seed, rules, mutat
 /_sim/users/{user_name} · POST /_sim/cases/{id}/decisions {user_name, department, basis,
 legal_reference?, reason?, unique_id?, _destroy?} (a user records a disclosure decision, as
 their own PATCH would) · POST /_sim/idp_tokens {user_name, token?} · PUT
-/_sim/roles/{role}/forms {forms} · PATCH /_sim/modules/{unique_id} {module_options} · POST
+/_sim/roles/{role}/forms {forms} · PUT /_sim/roles/{role}/permissions {resource: [actions]}
+· PATCH /_sim/modules/{unique_id} {module_options} · POST
 /_sim/session_timeout {seconds} · PATCH /_sim/options · GET /_sim/stats · GET
 /_sim/webhook_deliveries
 

@@ -80,6 +80,39 @@ RECORD_INFORMATION_FIELDS = [
     "assign",
     "identified_by",
 ]
+# PERMITTED_DASHBOARD_FILTERS: a role holding a dashboard reads these computed fields
+# (permitted_field_service.rb#permitted_dashboard_filter_field_names).
+DASHBOARD_FILTER_FIELDS = {
+    "dash_shared_with_me": [
+        "referred_users",
+        "referred_users_pending",
+        "referred_users_accepted",
+        "transferred_to_users",
+    ],
+    "dash_shared_with_others": [
+        "referred_users_present",
+        "referred_users_pending_present",
+        "referred_users_accepted_present",
+        "last_referral_rejected_at",
+        "last_referral_done_at",
+        "transfer_status",
+    ],
+    "dash_shared_from_my_team": [
+        "referred_users_pending_present",
+        "referred_users_accepted_present",
+        "last_referral_rejected_at",
+        "last_referral_done_at",
+        "transfer_status",
+    ],
+    "dash_shared_with_my_team": [
+        "referred_users_pending",
+        "referred_users_accepted",
+        "referred_users_pending_present",
+        "referred_users_accepted_present",
+        "transferred_to_users",
+    ],
+    "dash_shared_with_my_team_overview": ["transferred_to_user_groups", "transfer_status"],
+}
 SYNC_FIELDS = ["synced_at", "sync_status", "mark_synced", "mark_synced_url", "mark_synced_status"]
 ID_SEARCH_FIELDS = ["age", "date_of_birth", "estimated", "name", "sex"]
 UPDATE_FORBIDDEN = {
@@ -171,6 +204,9 @@ def readable_fields(
         names |= set(RECORD_INFORMATION_FIELDS)
     if id_search:
         names |= set(ID_SEARCH_FIELDS)
+    for dashboard, dashboard_fields in DASHBOARD_FILTER_FIELDS.items():
+        if role.can("dashboard", dashboard):
+            names |= set(dashboard_fields)
     return names
 
 

@@ -64,18 +64,26 @@ def _populate_subform_ids(state: SimulatorState, data: Json) -> None:
 
 
 def update_referral_summary(state: SimulatorState, case: Case) -> None:
-    """Transitionable before_save: referred_users and friends (transitionable.rb)."""
+    """Transitionable before_save: referred_users and friends (transitionable.rb).
+
+    `referrals.where(status: ...).pluck(:transitioned_to).uniq`: a remote referral has no
+    `transitioned_to`, so it counts as `nil` — `referred_users` is `[nil]` and
+    `referred_users_present` is true (`[nil].present?`) while it is in progress or accepted.
+    `last_referral_*_at` is the latest `responded_at` (set by accept!/reject!, not by done!)."""
     referrals = [t for t in state.case_transitions(case) if t["type"] == "Referral"]
-    local = [t for t in referrals if not t.get("remote")]
     data = case.data
-    data["referred_users"] = sorted({t["transitioned_to"] for t in local})
+
+    def users(*statuses: str) -> list[str | None]:
+        return list(
+            dict.fromkeys(t.get("transitioned_to") for t in referrals if t["status"] in statuses)
+        )
+
+    data["referred_users"] = users("in_progress", "accepted")
     data["referred_users_present"] = bool(data["referred_users"])
-    pending = sorted({t["transitioned_to"] for t in local if t["status"] == "in_progress"})
-    accepted = sorted({t["transitioned_to"] for t in local if t["status"] == "accepted"})
-    data["referred_users_pending"] = pending
-    data["referred_users_pending_present"] = bool(pending)
-    data["referred_users_accepted"] = accepted
-    data["referred_users_accepted_present"] = bool(accepted)
+    data["referred_users_pending"] = users("in_progress")
+    data["referred_users_pending_present"] = bool(data["referred_users_pending"])
+    data["referred_users_accepted"] = users("accepted")
+    data["referred_users_accepted_present"] = bool(data["referred_users_accepted"])
     for status, key in (
         ("rejected", "last_referral_rejected_at"),
         ("done", "last_referral_done_at"),
@@ -102,8 +110,7 @@ def save_case(state: SimulatorState, case: Case, event: str, stamp: str | None =
     concerns = list(dict.fromkeys(list(data.get("protection_concerns") or []) + from_rows))
     data["protection_concerns"] = concerns
     data["flagged"] = any(not f["removed"] for f in case.flags)
-    if case.transition_ids or "referred_users" in data:
-        update_referral_summary(state, case)
+    update_referral_summary(state, case)  # before_save on every save (transitionable.rb)
     now = stamp or state.stamp()
     data.setdefault("created_at", now)
     data["last_updated_at"] = now

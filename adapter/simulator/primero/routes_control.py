@@ -245,6 +245,27 @@ async def grant_forms(role_id: str, request: Request) -> Response:
         return json_response({"role": role.unique_id, "forms": role.form_permissions})
 
 
+@router.put("/roles/{role_id}/permissions")
+async def grant_permissions(role_id: str, request: Request) -> Response:
+    """`{"dashboard": ["dash_shared_with_others"]}`: set a resource's actions on the role, as
+    an administrator does under Settings › Roles; a null or empty list removes the resource."""
+    state = sim_state(request)
+    body = await _body(request)
+    with state.lock:
+        role = state.roles.get(role_id)
+        if role is None:
+            return json_response({"error": "no such role"}, 404)
+        for resource, actions in body.items():
+            if not actions:
+                role.permissions.pop(resource, None)
+            elif isinstance(actions, list) and all(isinstance(a, str) for a in actions):
+                role.permissions[resource] = set(actions)
+            else:
+                raise _bad("each resource takes a list of action names, or null")
+        granted = {resource: sorted(actions) for resource, actions in role.permissions.items()}
+        return json_response({"role": role.unique_id, "permissions": granted})
+
+
 @router.patch("/modules/{unique_id}")
 async def module_options(unique_id: str, request: Request) -> Response:
     """`{"module_options": {"use_webhooks_for": ["case"]}}`: what an admin sets in Primero's

@@ -331,8 +331,9 @@ def _add_referrals(state: SimulatorState, rng: random.Random, case: Case) -> Non
                 transition["rejected_reason"] = "Service not available this week."
         state.transitions[transition["id"]] = transition
         case.transition_ids.append(transition["id"])
-    if case.transition_ids:
-        records.update_referral_summary(state, case)
+    # Every case was saved once, and every save computes the summary (transitionable.rb).
+    records.update_referral_summary(state, case)
+    case.saved = dict(case.data)
 
 
 def seed(

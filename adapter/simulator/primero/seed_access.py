@@ -102,6 +102,10 @@ ROLES: list[Role] = [
             },
             # Users: read, to see approvers' roles and groups (GET /api/v2/users).
             "user": {"read"},
+            # The "Shared with others" dashboard: the case listing then carries
+            # referred_users_present and last_referral_*_at, so the adapter fetches referrals
+            # only for cases that have some (adapter/mappings/routing.py#may_have_referrals).
+            "dashboard": {"dash_shared_with_others"},
         },
         # No `notes` (narrative), and protection concern details read-only: writes to them are
         # dropped silently, which is what the adapter must cope with (primero-api.md §4).
