@@ -38,6 +38,7 @@ from urllib.parse import urlsplit
 import requests
 from fhir.resources.R4B.bundle import Bundle
 
+from adapter.connection import POOL_SIZE, environment_verify, long_lived_session
 from adapter.departments._http import Rejected, json_or_none, raise_for_status, send
 from adapter.errors import ConfigError, Fatal, Retryable
 from adapter.mappings.fhir import (
@@ -148,7 +149,9 @@ class FhirClient:
     ``base_url`` is the service base (``https://host/fhir``). Authentication is none, a static
     bearer token, or basic; values come resolved from the configuration (never logged).
     ``timeout`` is ``(connect, read)`` seconds. ``session`` is the seam for tests and for
-    connection pooling; the client closes only a session it created.
+    connection pooling; the client closes only a session it created, which reads the proxy and
+    CA environment once (adapter/connection.py) and keeps ``pool_size`` connections open (one
+    per thread that shares the client).
     """
 
     def __init__(
@@ -161,6 +164,7 @@ class FhirClient:
         verify: bool | str = True,
         session: requests.Session | None = None,
         user_agent: str = "cpims-adapter",
+        pool_size: int = POOL_SIZE,
     ) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
@@ -173,9 +177,10 @@ class FhirClient:
         self.base_url = base_url.rstrip("/")
         self._origin = f"{parts.scheme}://{parts.netloc}"
         self._timeout = timeout
-        self._verify = verify
+        self._verify = environment_verify(verify)
         self._owns_session = session is None
-        self._session = session or requests.Session()
+        # Links are followed only on this origin (_same_origin): one origin's proxy to resolve.
+        self._session = session or long_lived_session(self.base_url, pool_size=pool_size)
         self._headers = {"Accept": FHIR_JSON, "User-Agent": user_agent}
         if bearer_token:
             self._headers["Authorization"] = f"Bearer {bearer_token}"
