@@ -21,7 +21,7 @@ import pytest
 import requests
 
 from adapter.config import DepartmentSettings
-from adapter.connection import environment_proxies, environment_verify, long_lived_session
+from adapter.connection import environment_proxies, environment_verify
 from adapter.departments import FhirClient
 from adapter.departments.health import HealthConnector
 from adapter.departments.rest import RestConnector
@@ -192,8 +192,42 @@ def test_every_long_lived_client_resolves_the_environment_at_start(
         client.close()
 
 
-def test_a_session_keeps_a_connection_per_sharing_thread() -> None:
-    session = long_lived_session("https://fhir.site/fhir", pool_size=12)
-    adapter: Any = session.get_adapter("https://fhir.site/fhir")
-    assert adapter._pool_maxsize == 12 and session.trust_env is False
-    session.close()
+THREADS = 16  # more than urllib3's default pool of 10
+
+
+class _KeepAlive(_Answering):
+    """HTTP/1.1 with keep-alive; each request waits until THREADS are in flight, so every
+    round really is THREADS concurrent requests. Records the client's port per request."""
+
+    protocol_version = "HTTP/1.1"
+    barrier = threading.Barrier(THREADS, timeout=10)
+    ports: list[int]
+
+    def do_GET(self) -> None:
+        self.ports.append(self.client_address[1])
+        self.barrier.wait()
+        super().do_GET()
+
+
+def test_connections_are_kept_for_every_thread_that_shares_a_client() -> None:
+    """No "Connection pool is full, discarding connection": the second round of THREADS
+    concurrent calls reuses the first round's connections instead of opening new ones."""
+    ports: list[int] = []
+    handler = type("Handler", (_KeepAlive,), {"seen": [], "ports": ports})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with FhirClient(f"http://127.0.0.1:{server.server_address[1]}/fhir") as client:
+            for _round in range(2):
+                calls = [
+                    threading.Thread(target=client.capability_statement) for _ in range(THREADS)
+                ]
+                for call in calls:
+                    call.start()
+                for call in calls:
+                    call.join()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert len(ports) == 2 * THREADS
+    assert len(set(ports)) == THREADS
