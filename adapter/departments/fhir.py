@@ -30,7 +30,7 @@ import base64
 import json
 import re
 from collections.abc import Callable, Collection, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -38,6 +38,7 @@ from urllib.parse import urlsplit
 import requests
 from fhir.resources.R4B.bundle import Bundle
 
+from adapter.connection import POOL_SIZE, environment_verify, long_lived_session
 from adapter.departments._http import Rejected, json_or_none, raise_for_status, send
 from adapter.errors import ConfigError, Fatal, Retryable
 from adapter.mappings.fhir import (
@@ -116,6 +117,11 @@ class EntryResult:
     #: there, or the conditional update replaced it.
     created: bool
     location: str | None
+    #: The resource as the server answered it (``Prefer: return=representation``; R4 http.html
+    #: "transaction response": an entry may carry it), or None when the answer left it out. For
+    #: a conditional create that found the resource, it is the one the server already held.
+    #: Left out of repr and comparisons: a Patient's demographics are personal data.
+    resource: Mapping[str, Any] | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -143,7 +149,9 @@ class FhirClient:
     ``base_url`` is the service base (``https://host/fhir``). Authentication is none, a static
     bearer token, or basic; values come resolved from the configuration (never logged).
     ``timeout`` is ``(connect, read)`` seconds. ``session`` is the seam for tests and for
-    connection pooling; the client closes only a session it created.
+    connection pooling; the client closes only a session it created, which reads the proxy and
+    CA environment once (adapter/connection.py) and keeps ``pool_size`` connections open (one
+    per thread that shares the client).
     """
 
     def __init__(
@@ -156,6 +164,7 @@ class FhirClient:
         verify: bool | str = True,
         session: requests.Session | None = None,
         user_agent: str = "cpims-adapter",
+        pool_size: int = POOL_SIZE,
     ) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
@@ -168,9 +177,10 @@ class FhirClient:
         self.base_url = base_url.rstrip("/")
         self._origin = f"{parts.scheme}://{parts.netloc}"
         self._timeout = timeout
-        self._verify = verify
+        self._verify = environment_verify(verify)
         self._owns_session = session is None
-        self._session = session or requests.Session()
+        # Links are followed only on this origin (_same_origin): one origin's proxy to resolve.
+        self._session = session or long_lived_session(self.base_url, pool_size=pool_size)
         self._headers = {"Accept": FHIR_JSON, "User-Agent": user_agent}
         if bearer_token:
             self._headers["Authorization"] = f"Bearer {bearer_token}"
@@ -207,6 +217,11 @@ class FhirClient:
         """POST a transaction Bundle to the base URL; the server applies all entries or none.
 
         ``bundle`` is a model, its JSON as a dict, or its JSON text (as stored by the outbox).
+        A dict or text is sent as it is, not validated again: the mapping that built it is the
+        one place bundles are validated (adapter/mappings/fhir.py; tests/mappings prove its
+        dicts valid R4B and byte for byte the validated model's JSON), and re-validating every
+        stored bundle on send was 12-17% of a sync's CPU (issue 15). Only its shape is checked
+        (:func:`_transaction_body`), so a corrupt outbox row is still Fatal in one line.
         ``Prefer: return=representation`` asks for each entry's resource in the answer, whose
         id and version we keep (departments.md §1 "Bundle transaction").
         """
@@ -214,9 +229,7 @@ class FhirClient:
             body = to_json(bundle)
             count = len(bundle.entry or [])
         else:
-            parsed = _parse_bundle(bundle)
-            body = to_json(parsed)
-            count = len(parsed.entry or [])
+            body, count = _transaction_body(bundle)
         response = self._call(
             "POST",
             self.base_url,
@@ -300,6 +313,7 @@ class FhirClient:
             key,
             service_request_ref=_literal_ref(result.of("ServiceRequest")),
             patient_ref=_literal_ref(result.of("Patient")),
+            answered=result.of("Task").resource,
         )
         return result, update
 
@@ -310,6 +324,7 @@ class FhirClient:
         service_request_ref: str,
         patient_ref: str,
         expected_status: str | Collection[str] | None = None,
+        answered: Mapping[str, Any] | None = None,
     ) -> TaskUpdate:
         """Point the referral's Task at its ServiceRequest (``focus``) and Patient (``for``).
 
@@ -318,6 +333,12 @@ class FhirClient:
         fhir_task.py linked_task). Idempotent: a linked Task is returned without a write.
         ``expected_status`` (a status or several), checked on every read, refuses to link a
         Task in any other status with :class:`UnexpectedTaskState`.
+
+        ``answered`` is the Task as the transaction that sent the referral returned it (its
+        response entry). It stands in for the first read: a Task the bundle created is born
+        linked and is returned with no request at all; the probe's Task (the conditional
+        create found it, so the entry holds the department's copy) is PUT on the version it
+        carries. Without it (a server that left the resource out), the Task is read first.
         """
 
         def change(task: dict[str, Any]) -> dict[str, Any] | None:
@@ -327,7 +348,10 @@ class FhirClient:
                 task, service_request_ref=service_request_ref, patient_ref=patient_ref
             )
 
-        task = self._versioned_update("Task", lambda: self._find_task(referral_key), change)
+        first = _usable_task(answered, referral_key)
+        task = self._versioned_update(
+            "Task", lambda: self._find_task(referral_key), change, first=first
+        )
         if task is None:
             raise UnexpectedTaskState(
                 "link Task: the department holds no Task for this referral; send the probe or "
@@ -462,15 +486,19 @@ class FhirClient:
         resource_type: str,
         read: Callable[[], dict[str, Any] | None],
         change: Callable[[dict[str, Any]], dict[str, Any] | None],
+        *,
+        first: dict[str, Any] | None = None,
     ) -> dict[str, Any] | None:
         """Read, change, PUT with If-Match on the version read; on 412 start again.
 
         Returns the resource as the server now holds it, the unchanged read when ``change``
         had nothing to do, or None when ``read`` found nothing. ``change`` runs on every fresh
         read, so a check inside it (an expected status) sees the department's latest write.
+        ``first``, when given, is a copy the server has just answered with: it replaces the
+        first read (a 412 on it reads again, as after any stale read).
         """
-        for _attempt in range(MAX_VERSION_CONFLICTS):
-            current = read()
+        for attempt in range(MAX_VERSION_CONFLICTS):
+            current = first if attempt == 0 and first is not None else read()
             if current is None:
                 return None
             body = change(current)
@@ -578,20 +606,67 @@ def _expect(task: Mapping[str, Any] | None, expected: str | Collection[str]) -> 
         )
 
 
+def _usable_task(answered: Mapping[str, Any] | None, referral_key: str) -> dict[str, Any] | None:
+    """The transaction's answered Task when it can stand in for a read: this referral's Task
+    (our identifier on it) with an id and a version to send If-Match on; else None."""
+    if not isinstance(answered, Mapping) or answered.get("resourceType") != "Task":
+        return None
+    meta = answered.get("meta")
+    if not isinstance(meta, Mapping) or not meta.get("versionId") or not answered.get("id"):
+        return None
+    ours = any(
+        isinstance(ident, Mapping)
+        and ident.get("system") == REFERRAL_SYSTEM
+        and ident.get("value") == referral_key
+        for ident in answered.get("identifier") or []
+    )
+    return dict(answered) if ours else None
+
+
 def _literal_ref(entry: EntryResult) -> str:
     if not entry.id:
         raise Fatal(f"POST Bundle: the server did not say the {entry.resource_type}'s id")
     return f"{entry.resource_type}/{entry.id}"
 
 
-def _parse_bundle(bundle: Mapping[str, Any] | str) -> Bundle:
-    try:
-        if isinstance(bundle, str):
-            return Bundle.model_validate_json(bundle)
-        return Bundle.model_validate(dict(bundle))
-    except ValueError:  # pydantic's ValidationError is a ValueError; its text quotes values
+def _transaction_body(bundle: Mapping[str, Any] | str) -> tuple[str, int]:
+    """The JSON to POST for a stored transaction, and its number of entries.
+
+    A dict is serialised compactly (the bytes the validated model gave, tests/mappings/
+    test_fhir_plain.py); text is sent unchanged. One structural guard instead of a full
+    validation: a Bundle of type transaction with a list of entries, each with a resource or
+    a request. Anything else can never be delivered as stored: Fatal, not retried.
+    """
+    if isinstance(bundle, str):
+        text = bundle
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            parsed = None
+    else:
+        parsed = bundle
+        text = ""
+    entries = parsed.get("entry") if isinstance(parsed, Mapping) else None
+    if (
+        not isinstance(parsed, Mapping)
+        or parsed.get("resourceType") != "Bundle"
+        or parsed.get("type") != "transaction"
+        or not isinstance(entries, list)
+        or not all(_is_request_entry(e) for e in entries)
+    ):
         # Fatal, not MappingError: to the outbox this delivery can never succeed as stored.
-        raise Fatal("the stored transaction is not a valid FHIR R4B Bundle") from None
+        raise Fatal(
+            "the stored transaction is not a FHIR Bundle of type 'transaction' with a list of "
+            "entries (resourceType, type, entry[].request): the outbox row is corrupt; "
+            "re-map the referral"
+        )
+    if not text:
+        text = json.dumps(parsed, ensure_ascii=False, separators=(",", ":"))
+    return text, len(entries)
+
+
+def _is_request_entry(entry: object) -> bool:
+    return isinstance(entry, Mapping) and isinstance(entry.get("request"), Mapping)
 
 
 def _issue_codes(response: requests.Response) -> list[str]:
@@ -624,6 +699,7 @@ def _entry_result(entry: Mapping[str, Any]) -> EntryResult:
         status=status,
         created=status == 201,
         location=location if isinstance(location, str) else None,
+        resource=resource if resource else None,
     )
 
 

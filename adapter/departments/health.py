@@ -78,6 +78,8 @@ class HealthConnector:
             else None,
             timeout=(min(10.0, settings.timeout_seconds), settings.timeout_seconds),
             verify=settings.verify_tls,
+            # One kept connection per delivery thread (the outbox's concurrency).
+            pool_size=settings.concurrency,
         )
         return cls(department, client)
 

@@ -33,6 +33,7 @@ import requests
 
 from adapter.clock import utcnow
 from adapter.config import DepartmentSettings
+from adapter.connection import environment_verify, long_lived_session
 from adapter.departments._http import json_or_none, raise_for_status, send
 from adapter.departments.base import Delivery
 from adapter.errors import ConfigError, Fatal, Retryable
@@ -185,10 +186,10 @@ class RestConnector:
         self._department = department
         self.base_url = base_url.rstrip("/")
         self.mapping = mapping
-        self.session = session or requests.Session()
+        self.session = session or long_lived_session(self.base_url)
         self.auth: RestAuth = auth or NoAuth()
         self.timeout = timeout
-        self.verify = verify
+        self.verify = environment_verify(verify)
 
     @classmethod
     def from_settings(
@@ -197,7 +198,11 @@ class RestConnector:
         """A connector from ``[departments.<department>]``; ConfigError names a missing key."""
         if settings.base_url is None:
             raise ConfigError(f"departments.{department}: the rest connector needs base_url.")
-        session = requests.Session()
+        # The API and, with OAuth 2.0, its token endpoint: the two origins this session calls.
+        session = long_lived_session(
+            *(url for url in (settings.base_url, settings.token_url) if url),
+            pool_size=settings.concurrency + 1,
+        )
         timeout = (min(10.0, settings.timeout_seconds), settings.timeout_seconds)
         secret = settings.secret(department)
         where = f"departments.{department}"
@@ -227,7 +232,7 @@ class RestConnector:
                 scope=settings.scope,
                 session=session,
                 timeout=timeout,
-                verify=settings.verify_tls,
+                verify=environment_verify(settings.verify_tls),
             )
         return cls(
             department,

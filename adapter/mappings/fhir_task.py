@@ -161,13 +161,22 @@ def linked_task(
     businessStatus ``referral-details-sent`` unless the receiver has set its own. The receiver's
     ``status`` is never touched. A Task already pointing at *another* ServiceRequest or Patient is
     a MappingError: a mixed-up referral must stop, not be silently repointed.
+
+    The Task is validated as R4B only when something is to be written (the whole resource to
+    PUT, :func:`_if_changed`): a Task already linked is returned as None without a model built,
+    since the caller reads it through :func:`task_update_from_json`, which validates it (one
+    validation per referral instead of two; issue 15).
     """
     _literal(service_request_ref, "ServiceRequest", "service_request_ref")
     _literal(patient_ref, "Patient", "patient_ref")
-    _parse(Task, task)
     changed = _editable(task, "Task")
     for element, wanted in (("focus", service_request_ref), ("for", patient_ref)):
-        current = (task.get(element) or {}).get("reference")
+        present = task.get(element)
+        current = present.get("reference") if isinstance(present, Mapping) else None
+        if (present is not None and not isinstance(present, Mapping)) or not isinstance(
+            current, str | None
+        ):
+            raise MappingError(f"Task failed FHIR R4B validation at ['{element}'] (a Reference)")
         if current is None:
             changed[element] = {"reference": wanted}
         elif _relative(current) != wanted:

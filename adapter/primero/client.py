@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import requests
 
 from adapter._version import __version__
+from adapter.connection import environment_verify, long_lived_session
 from adapter.errors import ConfigError
 from adapter.primero._admin import AdminMixin
 from adapter.primero._auth import Authenticator, BasicAuth, BearerAuth, SessionAuth
@@ -66,9 +67,9 @@ class PrimeroClient(CasesMixin, ReferralsMixin, HistoryMixin, AdminMixin):
         self._owns_session = session is None
         self._transport = Transport(
             base_url,
-            session=session or requests.Session(),
+            session=session or long_lived_session(base_url),
             timeout=(connect_timeout_seconds, timeout_seconds),
-            verify=str(ca_bundle) if ca_bundle else verify_tls,
+            verify=str(ca_bundle) if ca_bundle else environment_verify(verify_tls),
             user_agent=f"cpims-adapter/{__version__}",
             retry=RetryPolicy(max_retries, backoff_seconds, max_retry_after_seconds),
             sleep=sleep,

@@ -50,6 +50,12 @@ class Link:
 _COLUMNS = {f.name for f in fields(Link)}
 # Bound parameters per IN lookup: far below SQLite's 32,766 and PostgreSQL's 65,535 limits.
 _KEYS_PER_LOOKUP = 500
+# Statements built once, with bind parameters: SQLAlchemy memoises a statement's cache key on
+# the object, so a hot call (a link per delivery and per polled Task) neither rebuilds the
+# expression nor recomputes its key (issue 15: statement building was the top of the profile).
+_BY_KEY = sa.select(schema.links).where(schema.links.c.link_key == sa.bindparam("_link_key"))
+_UPDATE_BY_KEY = schema.links.update().where(schema.links.c.link_key == sa.bindparam("_link_key"))
+_INSERT = schema.links.insert()
 
 
 def link_key(department: str, referral_key: str) -> str:
@@ -63,12 +69,11 @@ class Links:
         self.store = store
 
     def get(self, key: str, conn: Connection | None = None) -> Link | None:
-        query = sa.select(schema.links).where(schema.links.c.link_key == key)
         if conn is not None:
-            row = conn.execute(query).first()
+            row = conn.execute(_BY_KEY, {"_link_key": key}).first()
         else:
             with self.store.transaction() as own:
-                row = own.execute(query).first()
+                row = own.execute(_BY_KEY, {"_link_key": key}).first()
         return Link(**row._mapping) if row else None
 
     def many(self, keys: list[str]) -> dict[str, Link]:
@@ -126,12 +131,11 @@ class Links:
         table = schema.links
         if len(rows) == 1:
             key, values = rows[0]
-            updated = conn.execute(
-                table.update().where(table.c.link_key == key).values(updated_at=now, **values)
-            )
+            # The SET columns are the parameters' keys (as in the executemany below).
+            updated = conn.execute(_UPDATE_BY_KEY, {"_link_key": key, "updated_at": now, **values})
             if updated.rowcount == 0:
                 conn.execute(
-                    table.insert().values(link_key=key, created_at=now, updated_at=now, **values)
+                    _INSERT, {"link_key": key, "created_at": now, "updated_at": now, **values}
                 )
             return
         # Later rows for the same key update what earlier rows wrote: merged, in order.

@@ -32,6 +32,12 @@ PENDING, SENT, DEAD, DROPPED = "pending", "sent", "dead", "dropped"
 # Keys per ``IN (...)`` lookup: well under SQLite's default limit of bound parameters (32,766
 # since 3.32; 999 before it), and a page (1,000 cases) takes a few round trips at most.
 _KEYS_PER_LOOKUP = 500
+# Built once (SQLAlchemy memoises a statement's cache key on the object): the status poll
+# enqueues a write-back per Task it reads. An expanding parameter takes any number of keys.
+_KNOWN_KEYS = sa.select(schema.outbox.c.idempotency_key).where(
+    schema.outbox.c.idempotency_key.in_(sa.bindparam("keys", expanding=True))
+)
+_INSERT = schema.outbox.insert()
 # The lanes a link's messages may take besides its own (adapter/jobs/writeback.py parts).
 LANES = ("status", "fields", "synced")
 _LANE_MARK = "#"
@@ -118,16 +124,11 @@ class Outbox:
         """:meth:`enqueue` for a page of messages: one lookup per 500 keys and one
         ``executemany`` insert, instead of two statements per message. Returns the idempotency
         keys added (a key already queued, or repeated in ``messages``, is added once)."""
-        table = schema.outbox
         keys = list(dict.fromkeys(m.idempotency_key for m in messages))
         existing: set[str] = set()
         for start in range(0, len(keys), _KEYS_PER_LOOKUP):
             chunk = keys[start : start + _KEYS_PER_LOOKUP]
-            existing.update(
-                conn.execute(
-                    sa.select(table.c.idempotency_key).where(table.c.idempotency_key.in_(chunk))
-                ).scalars()
-            )
+            existing.update(conn.execute(_KNOWN_KEYS, {"keys": chunk}).scalars())
         now = utcnow()
         rows: dict[str, dict[str, Any]] = {}
         for m in messages:
@@ -148,7 +149,7 @@ class Outbox:
             }
         if rows:
             # Insertion order is id order, and ``due`` sends oldest first per link_key.
-            conn.execute(table.insert(), list(rows.values()))
+            conn.execute(_INSERT, list(rows.values()))
         return set(rows)
 
     def due(

@@ -168,6 +168,12 @@ def describe_store(url: str) -> str:
 _OUTAGE_SQLSTATES = ("08", "57P01", "57P02", "57P03")
 # SQLite's equivalents: the file cannot be opened (a lost mount) or read/written (disk).
 _OUTAGE_SQLITE = ("SQLITE_CANTOPEN", "SQLITE_IOERR")
+# Built once (SQLAlchemy memoises a statement's cache key on the object): the status poll sets a
+# cursor per Task it reads. The SET columns are the parameters' keys.
+_CURSOR_UPDATE = schema.cursors.update().where(
+    schema.cursors.c.job == sa.bindparam("_job"), schema.cursors.c.stream == sa.bindparam("_stream")
+)
+_CURSOR_INSERT = schema.cursors.insert()
 
 
 def is_outage(exc: BaseException) -> bool:
@@ -397,15 +403,13 @@ class StateStore:
             with self.transaction() as own:
                 self.set_cursor(job, stream, value, own)
             return
-        table = schema.cursors
+        now = utcnow()
         updated = conn.execute(
-            table.update()
-            .where(table.c.job == job, table.c.stream == stream)
-            .values(value=value, updated_at=utcnow())
+            _CURSOR_UPDATE, {"_job": job, "_stream": stream, "value": value, "updated_at": now}
         )
         if updated.rowcount == 0:
             conn.execute(
-                table.insert().values(job=job, stream=stream, value=value, updated_at=utcnow())
+                _CURSOR_INSERT, {"job": job, "stream": stream, "value": value, "updated_at": now}
             )
 
     def delete_cursor(self, job: str, stream: str) -> None:

@@ -143,3 +143,25 @@ def test_a_change_to_an_invalid_resource_is_a_mapping_error() -> None:
         linked_task({**_probe_task(), "colour": "Ayesha Bibi"}, **REFS)
     with pytest.raises(MappingError, match="expected a Task"):
         cancelled_task({"resourceType": "Consent"}, "referral-revoked")
+
+
+@pytest.mark.parametrize(
+    "element", [{"focus": "ServiceRequest/sr-1"}, {"for": {"reference": 7}}, {"focus": []}]
+)
+def test_a_task_whose_references_are_not_references_is_a_mapping_error(
+    element: dict[str, Any],
+) -> None:
+    with pytest.raises(MappingError, match="FHIR R4B validation") as caught:
+        linked_task(_probe_task(**element), **REFS)
+    assert "sr-1" not in str(caught.value)
+
+
+def test_an_invalid_task_already_linked_is_still_refused_when_read() -> None:
+    """Nothing to write, so linked_task builds no model; the read that follows does."""
+    linked = linked_task(_probe_task(), **REFS)
+    assert linked is not None
+    broken = {**linked, "meta": _probe_task()["meta"], "colour": "Ayesha Bibi"}
+    assert linked_task(broken, **REFS) is None
+    with pytest.raises(MappingError) as caught:
+        task_update_from_json(broken)
+    assert "Ayesha" not in str(caught.value)
