@@ -110,9 +110,13 @@ def test_the_health_job_runs_end_to_end_against_simulate_fhir(
 
         sync(config)  # anonymous probes
         assert len(hospital.referral_tasks()) == CHILDREN
-        assert hospital.search("Patient") == []
-        # The desk answers on its schedule: accepts two, rejects every third.
+        # The desk answers on its schedule, so it may already have accepted a probe while this
+        # run was still going (the run then sends that referral's identified data at once):
+        # identified data never left for a probe it had not accepted.
         control = simulate_fhir["control"]
+        answered = requests.get(f"{control}/tasks", timeout=30).json()["tasks"]
+        assert len(hospital.search("Patient")) <= sum(t["status"] == "accepted" for t in answered)
+        # The desk answers on its schedule: accepts two, rejects every third.
         statuses = _wait_for_answers(control, CHILDREN)
         assert sorted(statuses.values()) == ["accepted", "accepted", "rejected"]
 
