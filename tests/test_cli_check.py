@@ -100,6 +100,7 @@ def test_check_passes_on_the_demos_world(world: dict[str, Any]) -> None:
     ):
         assert rows[needed][0] == "yes", (needed, rows[needed])
     assert rows["may forms.manage"][0] == "-"  # only install-forms needs it, as an admin
+    assert rows["may cases.referral_summary"][0] == "yes"  # the "Shared with others" dashboard
     assert rows["may referrals.create"][0] == "yes"
     assert API_KEY not in str(rows) and "sim-password" not in str(rows)
 
@@ -114,6 +115,18 @@ def test_a_form_the_role_may_not_write_is_a_no(world: dict[str, Any]) -> None:
     assert code == 1
     verdict, detail = rows["may forms.linked_department_records.write"]
     assert verdict == "NO" and "read only" in detail and "linked department records" in detail
+
+
+def test_a_role_without_the_referral_summary_passes_with_advice(world: dict[str, Any]) -> None:
+    role = f"{world['sim'].url}/_sim/roles/role-integration/permissions"
+    requests.put(role, json={"dashboard": []}, timeout=10)
+    try:
+        code, rows = check(world["env"])
+    finally:
+        requests.put(role, json={"dashboard": ["dash_shared_with_others"]}, timeout=10)
+    assert code == 0, rows  # the sync works without it, one referral GET per case read
+    verdict, detail = rows["may cases.referral_summary"]
+    assert verdict == "-" and "Shared with others" in detail
 
 
 def test_a_department_that_is_down_is_a_no_naming_it(world: dict[str, Any]) -> None:

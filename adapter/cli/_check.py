@@ -190,6 +190,15 @@ def _needed(config: Settings) -> dict[str, str]:
     return needed
 
 
+# Capabilities that are not required but save work, with what their absence costs.
+_WORTH_GRANTING = {
+    "cases.referral_summary": (
+        "optional: without it the sync fetches the referrals of every case it reads; grant the "
+        "integration role the dashboard 'Shared with others' (docs/primero-requests.md)"
+    ),
+}
+
+
 def _primero(config: Settings) -> list[Row]:
     needed = _needed(config)
     try:
@@ -217,6 +226,8 @@ def _primero(config: Settings) -> list[Row]:
         detail = capability.how
         if why:
             detail += f" (needed: {why})"
+        elif verdict == "-" and name in _WORTH_GRANTING:
+            detail += f" ({_WORTH_GRANTING[name]})"
         elif verdict == "-":
             detail += " (not needed by this configuration)"
         rows.append(Row(f"may {name}", verdict, detail))

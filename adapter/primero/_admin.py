@@ -113,6 +113,13 @@ class AdminMixin(Requester):
             # The record history proves who recorded a disclosure decision (decisions.py).
             "cases.change_log": ("cases", {"change_log", "manage"}),
             "forms.manage": ("metadata", {"manage"}),
+            # A dashboard that filters on the referral summary puts it in the case listing
+            # (permitted_field_service.rb PERMITTED_DASHBOARD_FILTERS): the sync then fetches
+            # referrals only for cases that carry one (adapter/mappings/routing.py).
+            "cases.referral_summary": (
+                "dashboards",  # `p.resource.pluralize` (users/_user.json.jbuilder)
+                {"dash_shared_with_others", "dash_shared_from_my_team"},
+            ),
         }
         for name, (resource, actions) in derived.items():
             if permissions is None:

@@ -103,6 +103,7 @@ def test_capabilities_read_the_role_when_the_account_may(
     assert checks["cases.sync_external"].permitted == "yes"
     assert checks["cases.create"].permitted == "no"
     assert checks["forms.manage"].permitted == "no"
+    assert checks["cases.referral_summary"].permitted == "no"  # no dashboard in the role
 
 
 def test_a_webhook_has_exactly_one_event(mocked: responses.RequestsMock, make_client: Make) -> None:
