@@ -3,13 +3,12 @@ recording run uses this; timed runs start the console script itself, unwrapped):
 
     .venv/bin/python benchmarks/_record.py RECORDING.jsonl -- sync health
 
-Every request that goes through ``requests`` (the adapter's only HTTP client: Primero, FHIR
-and REST departments) is written in the order it was sent: method, URL, the prepared headers,
-the body's exact bytes (base64) and the status answered. ``HTTPAdapter.send`` is where
-``requests`` hands a finished ``PreparedRequest`` to urllib3, so what is recorded is what went
-on the wire (less the ``Host`` and framing headers http.client adds). The harness checks the
-recording against the Primero simulator's own request counts, so a request made some other way
-would not go unnoticed.
+Every request that goes through urllib3 (``requests`` hands each prepared request to
+``HTTPConnectionPool.urlopen``; code using urllib3's pools directly goes through it too) is
+written in the order it was sent: method, full URL, headers, the body's exact bytes (base64)
+and the status answered. What is recorded is what went on the wire, less the ``Host`` and
+framing headers http.client adds. The harness checks the recording against the Primero
+simulator's own request counts, so a request made some other way would not go unnoticed.
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import requests.adapters
+import urllib3.connectionpool
 
 _lock = threading.Lock()
 _recorded: list[dict[str, Any]] = []
@@ -39,23 +38,33 @@ def _body(body: Any) -> bytes:
 
 
 def install(path: Path) -> None:
-    original = requests.adapters.HTTPAdapter.send
+    pool = urllib3.connectionpool.HTTPConnectionPool
+    original = pool.urlopen
 
-    def send(self: requests.adapters.HTTPAdapter, request: Any, *args: Any, **kwargs: Any) -> Any:
+    def urlopen(
+        self: urllib3.connectionpool.HTTPConnectionPool,
+        method: str,
+        url: str,
+        body: Any = None,
+        headers: Any = None,
+        *args: Any,
+        **kwargs: Any,
+    ) -> Any:
+        full = f"{self.scheme}://{self.host}:{self.port}{url}" if url.startswith("/") else url
         entry = {
-            "method": request.method,
-            "url": request.url,
-            "headers": dict(request.headers),
-            "body": base64.b64encode(_body(request.body)).decode("ascii"),
+            "method": method,
+            "url": full,
+            "headers": dict(headers or {}),
+            "body": base64.b64encode(_body(body)).decode("ascii"),
             "status": None,
         }
         with _lock:
             _recorded.append(entry)
-        response = original(self, request, *args, **kwargs)
-        entry["status"] = response.status_code
+        response = original(self, method, url, body, headers, *args, **kwargs)
+        entry["status"] = response.status
         return response
 
-    requests.adapters.HTTPAdapter.send = send  # type: ignore[method-assign]
+    pool.urlopen = urlopen  # type: ignore[method-assign]
 
     def write() -> None:
         with path.open("w") as out:

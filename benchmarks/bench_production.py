@@ -99,7 +99,7 @@ class Plan:
 
 
 PLANS = {
-    "quick": Plan(100, 2, (1_000, 3_000), 1, True),
+    "quick": Plan(100, 1, (1_000, 2_000), 1, True),
     "default": Plan(300, 3, (1_000, 10_000, 50_000), 3, True),
     "long": Plan(500, 5, (1_000, 10_000, 50_000, 100_000), 3, True),
 }
@@ -837,10 +837,12 @@ def profile(plan: Plan, tmp: Path) -> str:
     lines = [
         f"One `cpims-adapter sync health` of {plan.referrals} referrals (SQLite, real FHIR "
         f"server), spawned by `py-spy record --format raw --rate 200 --nonblocking -- "
-        f"cpims-adapter sync health` (attaching to a running process was not needed: the "
-        f"spawned child is sampled from its first instruction, imports included). "
-        f"{total:,} samples of active threads (idle threads are not sampled); wall "
-        f"{run.seconds:.1f} s under the profiler. Shares are of all samples.",
+        f"cpims-adapter sync health`: py-spy starts the command itself (no attaching to a "
+        f"running process, which this sandbox's ptrace rules may refuse) and samples it from "
+        f"its first instruction, start-up included. {total:,} samples of threads py-spy saw "
+        f"running (threads it sees sleeping are left out; a thread inside a socket read may "
+        f"still count, so socket and http.client self time is partly waiting for the "
+        f"servers); wall {run.seconds:.1f} s under the profiler. Shares are of all samples.",
         "",
         "Self time by library (the innermost frame of each sample; a sample with an import "
         "anywhere on its stack counts as start-up):",

@@ -12,14 +12,14 @@ beside them. The sizes per mode:
 ==========================  ==============  ==============  ==============
                             --quick         default         --long
 ==========================  ==============  ==============  ==============
-whole command vs replay     100 refs ×2     300 refs ×3     500 refs ×5
-  (SQLite, PostgreSQL, REST) pairs          pairs           pairs
-full syncs (1 in 10 ref.)   1k, 3k          1k, 10k, 50k    1k … 100k
+whole command vs replay     100 refs ×1     300 refs ×3     500 refs ×5
+  (SQLite, PostgreSQL, REST) pair           pairs           pairs
+full syncs (1 in 10 ref.)   1k, 2k          1k, 10k, 50k    1k … 100k
 incremental rounds          1               3               3
 py-spy profile (refs)       100             300             500
 case codes (ops)            20,000 ×3       100,000 ×3      100,000 ×5
 mapping (documents)         100 ×3          200 ×3          300 ×3
-stub-sink throughput        300 refs        2,000 refs      10,000 refs
+stub-sink throughput        300 refs        1,000 refs      10,000 refs
   runs: bare / engine       2 / 1           2 / 2           3 / 3
 registry (entries)          20,000          200,000         1,000,000
   signed import rows        5,000           50,000          100,000
@@ -81,7 +81,7 @@ PLANS = {
         200, 100,
     ),
     "default": Plan(
-        "default", bench_production.PLANS["default"], 100_000, 3, 200, 2_000, 2, 2, 200_000,
+        "default", bench_production.PLANS["default"], 100_000, 3, 200, 1_000, 2, 2, 200_000,
         50_000, 1_000, 300,
     ),
     "long": Plan(
@@ -89,9 +89,9 @@ PLANS = {
         100_000, 1_000, 300,
     ),
 }  # fmt: skip
-# Issue 6: matching p99 in-process, in milliseconds.
+# Issues 6 and 15: matching p99 in-process, in milliseconds.
 REGISTRY_EXACT_GOAL_MS = 1.0
-REGISTRY_FUZZY_GOAL_MS = 10.0
+REGISTRY_FUZZY_GOAL_MS = 5.0
 
 
 def main() -> None:
@@ -116,6 +116,7 @@ def main() -> None:
         plan.referrals, plan.bare_repetitions, plan.engine_repetitions
     )
     throughput.name = "Secondary (not production): " + throughput.name
+    throughput.goal = None  # issue 8's goal for this row was replaced by the production rows
     rows.append(throughput)
     say(f"registry: {plan.registry_entries:,} entries")
     registry = bench_registry.measure(
