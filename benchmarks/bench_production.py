@@ -4,7 +4,8 @@
 
 **What runs.** ``cpims-adapter sync health`` (or ``sync police``) as an operator runs it: the
 console script in a process of its own, a config file (``CPIMS_ADAPTER_CONFIG``), secrets in
-the environment, keys made beforehand by ``cpims-adapter keys init`` (not timed). Its peers,
+the environment, keys made beforehand by ``cpims-adapter keys init`` (not timed; once per row,
+the state store it filled is copied for each world of the row). Its peers,
 each in a process of its own so that none of their CPU or memory is counted: the Primero
 simulator holding a world built by ``_world.py`` (consented CP cases, each referred case with
 one remote referral), the real FHIR server (sekmet-fhir, ``scripts/install-fhir-server``) with
@@ -17,7 +18,7 @@ and writes statuses back to Primero (``write_back = true``, the default).
 **The baseline.** One run of the same command, on a world built the same way, is recorded
 (``_record.py``: every request in the order sent, its headers and exact body bytes). Then,
 for each pair, the world is rebuilt identically (same cases, ids and timestamps; a new FHIR
-database; a new state store and keys) and the command is timed unrecorded; the world is
+database; a new copy of the keyed state store) and the command is timed unrecorded; the world is
 rebuilt again and the recording is replayed (``_replay.py``: a bare ``requests.Session``,
 keep-alive, sequential, same requests and bodies in the same order) in a process of its own.
 Adapter and replay alternate; the figures are medians. Both are timed as whole processes
@@ -195,12 +196,31 @@ class Postgres:
         self.server = start_postgres()
         self.made = 0
 
-    def new_database(self) -> str:
+    def new_database(self, template: str = "") -> str:
+        """A new database, empty or a copy of ``template`` (a URL this made)."""
+        import psycopg
+
         self.made += 1
-        return self.server.create_database(f"bench_{self.made}")
+        name = f"bench_{self.made}"
+        copy = f' TEMPLATE "{template.rsplit("/", 1)[1]}"' if template else ""
+        with psycopg.connect(
+            f"host=127.0.0.1 port={self.server.port} user={self.server.superuser} dbname=postgres",
+            autocommit=True,
+        ) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"{copy}')
+        return self.server.url(name)
 
     def stop(self) -> None:
         self.server.stop()
+
+
+@dataclass
+class Keys:
+    """One key-encryption key and a state store holding keys made by `keys init` under it:
+    the worlds of one row start from copies of it (`keys init` runs once, not per world)."""
+
+    kek: str = field(default_factory=lambda: base64.b64encode(secrets.token_bytes(32)).decode())
+    template: str = ""  # state URL of the store `keys init` filled; copied for every world
 
 
 @dataclass
@@ -240,9 +260,12 @@ def world(
     referred_every: int,
     anchor: str,
     postgres: Postgres | None,
+    keys: Keys | None = None,
 ) -> Iterator[World]:
     """A fresh world: Primero built from the same arguments and anchor, a fresh department
-    (FHIR database or police simulator), a fresh state store and keys."""
+    (FHIR database or police simulator), a fresh state store with the keys of ``keys`` (made
+    by `keys init` into the first world's store, copied into the others')."""
+    keys = keys or Keys()
     with ExitStack() as stack:
         primero = stack.enter_context(
             child(
@@ -266,21 +289,32 @@ def world(
         else:
             department = stack.enter_context(child("_department.py", "police"))
         if backend == "sqlite":
-            state_url = f"sqlite:///{tempfile.mkdtemp(prefix='state-', dir=tmp)}/state.sqlite3"
+            state = Path(tempfile.mkdtemp(prefix="state-", dir=tmp)) / "state.sqlite3"
+            if keys.template:
+                shutil.copy2(keys.template.removeprefix("sqlite:///"), state)
+            state_url = f"sqlite:///{state}"
         else:
             assert postgres is not None
-            state_url = postgres.new_database()
+            state_url = postgres.new_database(keys.template)
         config = Path(tempfile.mkdtemp(prefix="config-", dir=tmp)) / "adapter.toml"
         config.write_text(_config(primero, department, job, state_url))
         env = {k: v for k, v in os.environ.items() if not k.startswith("CPIMS_ADAPTER_")}
         env.update(
             CPIMS_ADAPTER_CONFIG=str(config),
             CPIMS_ADAPTER_PRIMERO__PASSWORD=SIM_PASSWORD,
-            CPIMS_ADAPTER_PRIVACY__KEK=base64.b64encode(secrets.token_bytes(32)).decode(),
+            CPIMS_ADAPTER_PRIVACY__KEK=keys.kek,
         )
         if job == "police":
             env["CPIMS_ADAPTER_DEPARTMENTS__POLICE__API_KEY"] = API_KEY
-        timed([CLI, "keys", "init"], env)
+        if not keys.template:
+            timed([CLI, "keys", "init"], env)
+            if backend == "sqlite":
+                template = Path(tempfile.mkdtemp(prefix="keys-", dir=tmp)) / "state.sqlite3"
+                shutil.copy2(state_url.removeprefix("sqlite:///"), template)
+                keys.template = f"sqlite:///{template}"
+            else:
+                assert postgres is not None
+                keys.template = postgres.new_database(state_url)
         referred = len(range(0, cases, referred_every))
         made = World(primero, department, job, env, state_url, referred, fhir)
         made.primero_before = primero_counts(primero)
@@ -422,8 +456,10 @@ def side_by_side(
     anchor = datetime.now(UTC).isoformat()
     recording = tmp / f"recording-{scenario.job}-{scenario.backend}.jsonl"
 
+    keys = Keys()
+
     def fresh() -> Any:
-        return world(tmp, scenario.job, scenario.backend, plan.referrals, 1, anchor, postgres)
+        return world(tmp, scenario.job, scenario.backend, plan.referrals, 1, anchor, postgres, keys)
 
     with fresh() as made:
         made.record(recording)
