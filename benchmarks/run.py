@@ -97,8 +97,12 @@ REGISTRY_FUZZY_GOAL_MS = 5.0
 def main() -> None:
     parser = argparse.ArgumentParser(description="Run the benchmarks; rewrite BENCHMARKS.md.")
     size = parser.add_mutually_exclusive_group()
-    size.add_argument("--quick", action="store_true", help="small sizes, under 2 minutes")
-    size.add_argument("--long", action="store_true", help="100,000 cases and 3 engine runs")
+    size.add_argument(
+        "--quick", action="store_true", help="small sizes, a smoke check (a few minutes)"
+    )
+    size.add_argument(
+        "--long", action="store_true", help="adds 100,000 cases, 5 pairs and the 1M-entry registry"
+    )
     parser.add_argument("--output", type=Path, default=OUTPUT)
     args = parser.parse_args()
     plan = PLANS["quick" if args.quick else "long" if args.long else "default"]
