@@ -490,7 +490,7 @@ def side_by_side_rows(result: SideBySide) -> list[Row]:
     cpu_r = 1000 * result.per_referral(result.replay, "cpu_seconds")
     rss_a = median([r.rss_kib for r in result.adapter]) / 1024
     rss_r = median([r.rss_kib for r in result.replay]) / 1024
-    runs = f"{len(result.adapter)} pairs"
+    runs = f"{len(result.adapter)} pair" + ("s" if len(result.adapter) != 1 else "")
     command = f"`cpims-adapter sync {s.job}`"
     return [
         Row(
