@@ -12,6 +12,11 @@ CPU nor its memory is counted against the adapter::
     .venv/bin/python benchmarks/_world.py --cases 10000 [--referred-every 10] [--port 0]
 
 It prints one line ``READY <url> <seconds to build>`` once it accepts connections.
+
+``--department police`` refers the children to the police (``police_other_service``, agency
+``agency-sindh-police``) instead of the hospital. ``--anchor ISO`` fixes the clock the world is
+built back from (default: now): two worlds built with the same arguments and anchor hold the
+same cases, ids, timestamps and referrals, so a recorded run can be replayed against a copy.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from adapter.simulator.departments.scenario import POLICE_AGENCY, POLICE_SERVICE
 from adapter.simulator.primero import records
 from adapter.simulator.primero.seed import build_case
 from adapter.simulator.primero.state import Case, SimulatorState
@@ -37,10 +43,21 @@ CPO = "cp_worker1"
 CPO_AGENCY = "agency-cpu-sindh"
 CONCERN = "physically_or_mentally_abused"  # not S3: identified data may go to health
 SPACING = timedelta(milliseconds=37)  # ~27 cases a second: pages span many seconds
+# Where each department's referrals go: (implementing agency, service type, referred to).
+DEPARTMENTS = {
+    "health": (HEALTH_AGENCY, "health_medical_service", "Duty medical officer"),
+    "police": (POLICE_AGENCY, POLICE_SERVICE, "Duty officer"),
+}
 
 
 def add_referred_cases(
-    state: SimulatorState, count: int, *, referred_every: int = 1, seed: int = 7
+    state: SimulatorState,
+    count: int,
+    *,
+    referred_every: int = 1,
+    seed: int = 7,
+    department: str = "health",
+    anchor: datetime | None = None,
 ) -> list[str]:
     """Add ``count`` consented cases, last updated one ``SPACING`` apart and all in the past.
 
@@ -49,13 +66,13 @@ def add_referred_cases(
     so nothing routes them to health. Returns the case ids in ``last_updated_at`` order.
     """
     rng = random.Random(seed)
-    start = datetime.now(UTC) - SPACING * (count + 100) - timedelta(minutes=5)
+    start = (anchor or datetime.now(UTC)) - SPACING * (count + 100) - timedelta(minutes=5)
     ids = []
     with state.lock:
         for n in range(count):
             updated = start + SPACING * n
             referred = (count - 1 - n) % referred_every == 0
-            case = _case(state, rng, updated - timedelta(days=3), updated, referred)
+            case = _case(state, rng, updated - timedelta(days=3), updated, referred, department)
             state.cases[case.id] = case
             ids.append(case.id)
         state.reset_indexes()
@@ -66,8 +83,14 @@ def add_referred_cases(
 
 
 def _case(
-    state: SimulatorState, rng: random.Random, created: datetime, updated: datetime, referred: bool
+    state: SimulatorState,
+    rng: random.Random,
+    created: datetime,
+    updated: datetime,
+    referred: bool,
+    department: str,
 ) -> Case:
+    agency, service, referred_to = DEPARTMENTS[department]
     case = build_case(rng, created, updated)
     data = case.data
     data.pop("hidden_name", None)
@@ -90,8 +113,8 @@ def _case(
             "services_section": [
                 {
                     "unique_id": row_id,
-                    "service_type": "health_medical_service",
-                    "service_implementing_agency": HEALTH_AGENCY,
+                    "service_type": service,
+                    "service_implementing_agency": agency,
                     "service_response_timeframe": "1_day",
                     "service_status_referred": True,
                 }
@@ -114,10 +137,10 @@ def _case(
         "remote": True,
         "status": "in_progress",
         "transitioned_by": CPO,
-        "service": "health_medical_service",
+        "service": service,
         "service_record_id": row_id,
-        "transitioned_to_agency": HEALTH_AGENCY,
-        "transitioned_to_remote": "Duty medical officer",
+        "transitioned_to_agency": agency,
+        "transitioned_to_remote": referred_to,
         "notes": "Medical examination needed.",
         "record_owned_by": CPO,
         "record_owned_by_agency": CPO_AGENCY,
@@ -135,6 +158,8 @@ def main() -> None:
     parser.add_argument("--cases", type=int, required=True)
     parser.add_argument("--referred-every", type=int, default=1)
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--department", choices=sorted(DEPARTMENTS), default="health")
+    parser.add_argument("--anchor", type=datetime.fromisoformat, default=None)
     args = parser.parse_args()
 
     import uvicorn
@@ -143,7 +168,13 @@ def main() -> None:
 
     started = time.perf_counter()
     state = build_state(0)
-    add_referred_cases(state, args.cases, referred_every=args.referred_every)
+    add_referred_cases(
+        state,
+        args.cases,
+        referred_every=args.referred_every,
+        department=args.department,
+        anchor=args.anchor,
+    )
     built = time.perf_counter() - started
     # proto=IPPROTO_TCP, not the default 0: asyncio sets TCP_NODELAY only on accepted sockets
     # whose proto is IPPROTO_TCP (base_events._set_nodelay). Without it every keep-alive

@@ -1,4 +1,9 @@
-"""Sync throughput: the engine against a bare ``requests`` loop doing the same HTTP requests.
+"""Secondary (not production): the engine against a bare ``requests`` loop, with a stub sink.
+
+The headline rows are ``bench_production.py``'s (the whole command against the real FHIR
+server, against a replay of its own traffic). This one times ``SyncJob.run()`` in-process
+against an instant stub sink that skips the FHIR client, the Task lookup and the write-back,
+so it says little about production; it is kept to compare with older BENCHMARKS.md runs.
 
     .venv/bin/python benchmarks/bench_sync_throughput.py [REFERRALS] [REPETITIONS]
 
@@ -26,7 +31,6 @@ Each run happens in a fresh process (``_sync_worker.py``); the figure is the med
 
 from __future__ import annotations
 
-import pstats
 import sys
 import tempfile
 from pathlib import Path
@@ -82,110 +86,6 @@ def measure(
         repetitions=f"bare {len(bare_runs)}, engine {len(engine_runs)}",
     )
     return row, middle
-
-
-def profile(referrals: int) -> str:
-    """A cProfile run of the engine on a small world of its own; markdown for the notes."""
-    say(f"profile: engine on {referrals:,} referrals (cProfile, every thread)")
-    with (
-        server("_world.py", "--cases", str(referrals)) as primero,
-        server("_sink.py") as sink,
-        tempfile.TemporaryDirectory() as tmp,
-    ):
-        path = str(Path(tmp) / "engine.prof")
-        state = str(Path(tmp) / "state.sqlite3")
-        args = ("sync", "--primero", primero, "--sink", sink, "--state", state)
-        run = worker(*args, "--profile", path, kek=new_kek())
-        main = pstats.Stats(f"{path}.main")
-        threads = pstats.Stats(f"{path}.threads") if Path(f"{path}.threads").exists() else None
-        return _profile_markdown(run, main, threads)
-
-
-# Where self time goes, by library: (substring of the file or built-in's name, bucket).
-_BUCKETS = (
-    ("fhir_core", "FHIR models (fhir.resources / fhir_core / pydantic)"),
-    ("fhir/resources", "FHIR models (fhir.resources / fhir_core / pydantic)"),
-    ("pydantic", "FHIR models (fhir.resources / fhir_core / pydantic)"),
-    ("sqlite3", "SQLite (sqlite3 C calls, incl. lock waits)"),
-    ("sqlalchemy", "SQLAlchemy Core (statement building, results)"),
-    ("_thread.lock", "waiting for other threads (futures, locks)"),
-    ("SimpleQueue", "waiting for other threads (futures, locks)"),
-    ("threading.py", "waiting for other threads (futures, locks)"),
-    ("_socket", "socket I/O (waiting for the servers)"),
-    ("select.", "socket I/O (waiting for the servers)"),
-    ("requests/", "HTTP client (requests, urllib3, http.client)"),
-    ("urllib3", "HTTP client (requests, urllib3, http.client)"),
-    ("http/client", "HTTP client (requests, urllib3, http.client)"),
-    ("email/", "HTTP client (requests, urllib3, http.client)"),
-    ("posix.", "filesystem stat (requests: netrc and CA-bundle checks per request)"),
-    ("genericpath", "filesystem stat (requests: netrc and CA-bundle checks per request)"),
-    ("cryptography", "cryptography (AES-GCM payloads, AES-SIV codes, HMAC)"),
-    ("_hashlib", "cryptography (AES-GCM payloads, AES-SIV codes, HMAC)"),
-    ("hmac", "cryptography (AES-GCM payloads, AES-SIV codes, HMAC)"),
-    ("json", "json (encode/decode)"),
-    ("/adapter/mappings/", "adapter.mappings (own code)"),
-    ("/adapter/privacy/", "adapter.privacy (own code)"),
-    ("/adapter/state/", "adapter.state (own code)"),
-    ("/adapter/jobs/", "adapter.jobs (own code)"),
-    ("/adapter/primero/", "adapter.primero (own code)"),
-)
-
-
-def _bucket(func: tuple[str, int, str]) -> str:
-    where = func[2] if func[0] == "~" else func[0]
-    for needle, bucket in _BUCKETS:
-        if needle in where:
-            return bucket
-    return "other"
-
-
-def _self_time(stats: pstats.Stats) -> dict[str, float]:
-    totals: dict[str, float] = {}
-    for func, (_, _, tottime, _, _) in stats.stats.items():  # type: ignore[attr-defined]
-        bucket = _bucket(func)
-        totals[bucket] = totals.get(bucket, 0.0) + tottime
-    return totals
-
-
-def _profile_markdown(run: dict[str, Any], main: pstats.Stats, threads: pstats.Stats | None) -> str:
-    main_self = _self_time(main)
-    thread_self = _self_time(threads) if threads is not None else {}
-    main_total, thread_total = sum(main_self.values()), sum(thread_self.values())
-    lines = [
-        f"Profiled run: {run['posts']:,} referrals in {run['seconds']:.1f} s under cProfile "
-        "(roughly 2x slower than unprofiled; read the shares, not the seconds).",
-        "",
-        "Self time by library — main thread (pull, policy, mapping, page transactions) and "
-        "pool threads (4 referral fetchers, 4 delivery workers; their C calls that release "
-        "the GIL also absorb the wait to get it back):",
-        "",
-        "| Library | Main thread | Pool threads |",
-        "|---|---:|---:|",
-    ]
-    for bucket in sorted(set(main_self) | set(thread_self), key=lambda b: -main_self.get(b, 0)):
-        m, t = main_self.get(bucket, 0.0), thread_self.get(bucket, 0.0)
-        if m < 0.01 * main_total and t < 0.01 * max(thread_total, 1e-9):
-            continue
-        lines.append(
-            f"| {bucket} | {m:.1f} s ({100 * m / main_total:.0f}%) | "
-            f"{t:.1f} s ({100 * t / max(thread_total, 1e-9):.0f}%) |"
-        )
-    lines += [
-        "",
-        "Main thread, adapter functions by cumulative time:",
-        "",
-        "| Function | Calls | Cumulative |",
-        "|---|---:|---:|",
-    ]
-    own = [
-        (func, calls, cumtime)
-        for func, (_, calls, _, cumtime, _) in main.stats.items()  # type: ignore[attr-defined]
-        if "/adapter/" in func[0]
-    ]
-    for func, calls, cumtime in sorted(own, key=lambda f: -f[2])[:14]:
-        where = func[0].split("/adapter/", 1)[1]
-        lines.append(f"| `adapter/{where}:{func[1]}` {func[2]} | {calls:,} | {cumtime:.2f} s |")
-    return "\n".join(lines)
 
 
 def _rate(run: dict[str, Any]) -> float:
