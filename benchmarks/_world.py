@@ -122,7 +122,9 @@ def _case(
         }
     )
     if not referred:
+        # No service row, no referral: Primero's summary (computed on every save) says so.
         data["services_section"] = []
+        records.update_referral_summary(state, case)
         return case
     referral_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
     state.transitions[referral_id] = {
