@@ -86,6 +86,10 @@ _NAMESPACE = uuid.UUID("6f1c2d64-3b0e-4d8a-9a51-1f0c6c1b7e2a")
 # referral GETs of the following slices are still in flight (_referrals_of).
 _PLAN_SLICE = 100
 
+# Department status updates applied per transaction by the poll (each batch commits with the
+# poll's watermark, so a crash re-reads at most one batch, which is applied idempotently).
+_POLL_BATCH = 200
+
 # Link stages.
 STAGE_PROBE, STAGE_IDENTIFIED = "probe", "identified"
 STAGE_CANCELLED, STAGE_WITHDRAWN = "cancelled", "withdrawn"
@@ -756,16 +760,31 @@ class SyncJob:
 
     def poll_statuses(self) -> None:
         """Apply the department's status changes since the last poll, and queue write-backs.
-        The poll watermark commits with the write-backs it produced."""
+        The poll watermark commits with the write-backs it produced, ``_POLL_BATCH`` updates
+        to a transaction (one commit per update was most of the poll's cost after a full
+        sync, which reads back every Task it created)."""
         since = self.store.get_cursor(self.name, STREAM_STATUSES)
-        for update, watermark in self.connector.status_updates(since):
-            key = link_key(self.job.department, update.referral_key)
-            with self.store.transaction() as conn:
-                link = self.links.get(key, conn)
+        batch: list[tuple[StatusUpdate, str]] = []
+        for item in self.connector.status_updates(since):
+            batch.append(item)
+            if len(batch) == _POLL_BATCH:
+                self._apply_statuses(batch)
+                batch = []
+        if batch:
+            self._apply_statuses(batch)
+
+    def _apply_statuses(self, batch: Sequence[tuple[StatusUpdate, str]]) -> None:
+        with self.store.transaction() as conn:
+            watermark = ""
+            for update, stamp in batch:
+                # Read in the transaction, update by update: a Task changed twice in one
+                # batch is compared with the link as its first change left it.
+                link = self.links.get(link_key(self.job.department, update.referral_key), conn)
                 if link is not None and link.job == self.name and _is_news(link, update):
                     self._apply_status(conn, link, update)
-                if watermark:
-                    self.store.set_cursor(self.name, STREAM_STATUSES, watermark, conn)
+                watermark = stamp or watermark
+            if watermark:
+                self.store.set_cursor(self.name, STREAM_STATUSES, watermark, conn)
 
     def _apply_status(self, conn: Connection, link: Link, update: StatusUpdate) -> None:
         self.report.status_updates += 1
