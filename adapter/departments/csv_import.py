@@ -37,7 +37,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
-from typing import Annotated, Any, ClassVar, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -51,10 +51,12 @@ from pydantic import (
 )
 
 from adapter.config import SftpSettings
-from adapter.departments.sftp import SftpDrop
 from adapter.errors import ConfigError
 from adapter.mappings.vocabulary import COMPLETED, IN_PROGRESS, STATUSES, StatusUpdate
 from adapter.vocabulary import CourtOrderStatus, CourtOrderType
+
+if TYPE_CHECKING:  # paramiko is imported only by a department that uses SFTP
+    from adapter.departments.sftp import SftpDrop
 
 logger = logging.getLogger("adapter.departments")
 

@@ -35,7 +35,7 @@ import re
 from collections.abc import Collection, Iterator, Mapping
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from adapter.config import DepartmentSettings, EmailSettings, SftpSettings
 from adapter.departments.base import Delivery
@@ -47,9 +47,11 @@ from adapter.departments.csv_import import (
     write_csv,
 )
 from adapter.departments.email import EmailDrop
-from adapter.departments.sftp import SftpDrop
 from adapter.errors import ConfigError, Fatal, MappingError, Retryable
 from adapter.mappings.vocabulary import StatusUpdate
+
+if TYPE_CHECKING:  # paramiko is imported only by a department that uses SFTP
+    from adapter.departments.sftp import SftpDrop
 
 logger = logging.getLogger("adapter.departments")
 
@@ -116,6 +118,8 @@ class FileConnector:
         self.importer: CsvImporter | None = None
         self.outbound_dir = self.inbound_dir = ""
         if sftp is not None:
+            from adapter.departments.sftp import SftpDrop
+
             self.sftp = SftpDrop(sftp, timeout=timeout)
             self.outbound_dir, self.inbound_dir = sftp.outbound_dir, sftp.inbound_dir
             if inbound is not None:
