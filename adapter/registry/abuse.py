@@ -35,12 +35,35 @@ from adapter.registry.models import Establishment, RegistryEventKind
 REJECTED = "REJECTED"
 
 
-def _own(establishment_id: int, since: datetime) -> list[sa.ColumnElement[bool]]:
-    return [
-        registry_checks.c.establishment_id == establishment_id,
-        registry_checks.c.checked_at >= since,
-        registry_checks.c.worker_id.is_(None),
-    ]
+# The statements every attempt runs, built once (parameters: establishment_id, since …).
+_OWN = (
+    registry_checks.c.establishment_id == sa.bindparam("establishment_id"),
+    registry_checks.c.checked_at >= sa.bindparam("since"),
+    registry_checks.c.worker_id.is_(None),
+)
+_NEAR_DISTINCT = sa.select(sa.func.count(sa.distinct(registry_checks.c.subject_mac))).where(
+    *_OWN, registry_checks.c.near_mac.in_(sa.bindparam("near", expanding=True))
+)
+_BAD = sa.or_(
+    registry_checks.c.status == REJECTED,
+    registry_checks.c.rule == str(Rule.CNIC_HIT_MISMATCH),
+)
+_MISMATCHES = sa.select(
+    sa.func.count(), sa.func.coalesce(sa.func.sum(sa.case((_BAD, 1), else_=0)), 0)
+).where(*_OWN)
+_RECENT = (
+    registry_checks.c.subject_mac == sa.bindparam("subject_mac"),
+    registry_checks.c.checked_at >= sa.bindparam("since"),
+    registry_checks.c.worker_id.is_(None),
+)
+_SUBJECT_ESTABLISHMENTS = sa.select(
+    sa.func.count(sa.distinct(registry_checks.c.establishment_id))
+).where(*_RECENT)
+_SUBJECT_BEFORE = sa.select(sa.func.count()).where(
+    *_RECENT,
+    registry_checks.c.establishment_id == sa.bindparam("establishment_id"),
+    registry_checks.c.check_ref != sa.bindparam("check_ref"),
+)
 
 
 def after_attempt(
@@ -58,12 +81,9 @@ def after_attempt(
     since = now - timedelta(days=settings.window_days)
     reasons: list[tuple[RegistryEventKind, str]] = []
 
+    own = {"establishment_id": establishment.id, "since": since}
     if near is not None:
-        distinct = conn.execute(
-            sa.select(sa.func.count(sa.distinct(registry_checks.c.subject_mac))).where(
-                *_own(establishment.id, since), registry_checks.c.near_mac.in_(near)
-            )
-        ).scalar_one()
+        distinct = conn.execute(_NEAR_DISTINCT, {**own, "near": list(near)}).scalar_one()
         if distinct >= settings.sequential_alert_count:
             reasons.append(
                 (
@@ -73,26 +93,7 @@ def after_attempt(
                 )
             )
 
-    total, bad = conn.execute(
-        sa.select(
-            sa.func.count(),
-            sa.func.coalesce(
-                sa.func.sum(
-                    sa.case(
-                        (
-                            sa.or_(
-                                registry_checks.c.status == REJECTED,
-                                registry_checks.c.rule == str(Rule.CNIC_HIT_MISMATCH),
-                            ),
-                            1,
-                        ),
-                        else_=0,
-                    )
-                ),
-                0,
-            ),
-        ).where(*_own(establishment.id, since))
-    ).one()
+    total, bad = conn.execute(_MISMATCHES, own).one()
     if total >= settings.mismatch_min_checks and bad / total > settings.mismatch_alert_rate:
         reasons.append(
             (
@@ -135,21 +136,14 @@ def _subject_widely_checked(
     since: datetime,
     now: datetime,
 ) -> None:
-    recent = sa.and_(
-        registry_checks.c.subject_mac == subject_mac,
-        registry_checks.c.checked_at >= since,
-        registry_checks.c.worker_id.is_(None),
-    )
-    establishments = conn.execute(
-        sa.select(sa.func.count(sa.distinct(registry_checks.c.establishment_id))).where(recent)
-    ).scalar_one()
-    before = conn.execute(
-        sa.select(sa.func.count()).where(
-            recent,
-            registry_checks.c.establishment_id == establishment.id,
-            registry_checks.c.check_ref != check_ref,
-        )
-    ).scalar_one()
+    params = {
+        "subject_mac": subject_mac,
+        "since": since,
+        "establishment_id": establishment.id,
+        "check_ref": check_ref,
+    }
+    establishments = conn.execute(_SUBJECT_ESTABLISHMENTS, params).scalar_one()
+    before = conn.execute(_SUBJECT_BEFORE, params).scalar_one()
     # Alert when a *new* establishment takes the count over the limit, not on every re-check.
     if establishments > ctx.settings.subject_alert_establishments and before == 0:
         record_security_event(

@@ -194,16 +194,35 @@ def match(ctx: Context, conn: Connection, query: QueryIndex) -> Decision:
 # --- quotas ----------------------------------------------------------------------------------
 
 
+_OWN = sa.and_(
+    registry_checks.c.establishment_id == sa.bindparam("establishment_id"),
+    registry_checks.c.worker_id.is_(None),
+)
+# Both quota counts in one statement (built once: a check runs it on every call).
+_TODAY = sa.case((registry_checks.c.checked_at >= sa.bindparam("day_start"), 1), else_=0)
+_QUOTA_COUNTS = sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(_TODAY), 0)).where(
+    _OWN, registry_checks.c.checked_at >= sa.bindparam("month_start")
+)
+_INSERT_CHECK = registry_checks.insert()
+_CONSENT_USED = sa.select(registry_checks.c.id).where(
+    registry_checks.c.consent_ref == sa.bindparam("consent_ref")
+)
+# FOR UPDATE (PostgreSQL; SQLite's writers already take turns): checks of one establishment
+# queue here, so two workers can never both count the last check left in its quota.
+_ESTABLISHMENT = (
+    sa.select(registry_establishments)
+    .where(registry_establishments.c.id == sa.bindparam("id"))
+    .with_for_update()
+)
+
+
 def _enforce_quota(conn: Connection, establishment: Any, now: datetime) -> None:
     day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
     month_start = day_start.replace(day=1)
-    own = sa.and_(
-        registry_checks.c.establishment_id == establishment.id,
-        registry_checks.c.worker_id.is_(None),
-    )
-    month = conn.execute(
-        sa.select(sa.func.count()).where(own, registry_checks.c.checked_at >= month_start)
-    ).scalar_one()
+    month, today = conn.execute(
+        _QUOTA_COUNTS,
+        {"establishment_id": establishment.id, "day_start": day_start, "month_start": month_start},
+    ).one()
     if month >= establishment.monthly_quota:
         days = calendar.monthrange(now.year, now.month)[1]
         next_month = month_start + timedelta(days=days)
@@ -211,9 +230,6 @@ def _enforce_quota(conn: Connection, establishment: Any, now: datetime) -> None:
             "the establishment's monthly quota of checks is used up.",
             retry_after=int((next_month - now).total_seconds()) + 1,
         )
-    today = conn.execute(
-        sa.select(sa.func.count()).where(own, registry_checks.c.checked_at >= day_start)
-    ).scalar_one()
     if today >= establishment.daily_quota:
         raise QuotaExceeded(
             "the establishment's daily quota of checks is used up.",
@@ -222,9 +238,7 @@ def _enforce_quota(conn: Connection, establishment: Any, now: datetime) -> None:
 
 
 def _current(conn: Connection, establishment: Establishment) -> Any:
-    row = conn.execute(
-        sa.select(registry_establishments).where(registry_establishments.c.id == establishment.id)
-    ).one()
+    row = conn.execute(_ESTABLISHMENT, {"id": establishment.id}).one()
     if row.status != "active":
         raise EstablishmentLocked(
             "this establishment is locked after an anomaly; ask the registry office to review "
@@ -250,28 +264,26 @@ def check(
     )
     check_ref = new_ref("RC")
     valid_until = now + timedelta(days=ctx.settings.answer_valid_days)
+    # Matching only reads: it runs on a snapshot, beside other checks and writers. Every
+    # removal committed before this check began is in that snapshot.
+    with ctx.store.read() as conn:
+        decision = match(ctx, conn, query)
     reused = False
-    decision: Decision | None = None
     try:
-        with ctx.store.transaction() as conn:
+        with ctx.writing() as conn:
             row = _current(conn, establishment)
             _enforce_quota(conn, row, now)
-            used = conn.execute(
-                sa.select(registry_checks.c.id).where(
-                    registry_checks.c.consent_ref == request.consent_ref
-                )
-            ).first()
+            used = conn.execute(_CONSENT_USED, {"consent_ref": request.consent_ref}).first()
             if used:
                 reused = True
             else:
-                decision = match(ctx, conn, query)
                 _record(
                     ctx, conn, establishment, request, query, decision, check_ref, now, valid_until
                 )
     except sa.exc.IntegrityError:
         # PostgreSQL: a concurrent check took the same consent reference first.
         reused = True
-    if reused or decision is None:
+    if reused:
         reject(ctx, establishment, "consent_reused", cnic=request.cnic, now=now)
         raise ConsentRefUsed(
             "this consent reference was already used: each signed consent form allows one check.",
@@ -299,7 +311,8 @@ def _record(
     )
     sealed, wrapped = seal(ctx.keyring, submitted.to_json(), b"check|" + check_ref.encode())
     conn.execute(
-        registry_checks.insert().values(
+        _INSERT_CHECK,
+        dict(
             check_ref=check_ref,
             establishment_id=establishment.id,
             subject_mac=query.cnic_mac,
@@ -317,7 +330,7 @@ def _record(
             review_due_by=working_days_after(now, ctx.settings.review_working_days)
             if pending
             else None,
-        )
+        ),
     )
     _audit.record(
         conn,
@@ -356,7 +369,7 @@ def reject(
     towards the quota and the mismatch rate. Raises QuotaExceeded past the quota."""
     check_ref = new_ref("RC")
     subject = ctx.keys.cnic_mac(cnic) if cnic else None
-    with ctx.store.transaction() as conn:
+    with ctx.writing() as conn:
         row = _current(conn, establishment)
         _enforce_quota(conn, row, now)
         conn.execute(
@@ -395,7 +408,7 @@ def reject(
 
 def check_status(ctx: Context, check_ref: str, establishment: Establishment) -> CheckAnswer:
     """The current answer of one of this establishment's checks (after a review or appeal)."""
-    with ctx.store.transaction() as conn:
+    with ctx.store.read() as conn:
         row = conn.execute(
             sa.select(registry_checks).where(
                 registry_checks.c.check_ref == check_ref,
