@@ -21,6 +21,8 @@ from typing import Self
 
 import uvicorn
 
+from adapter.errors import AdapterError
+
 log = logging.getLogger("adapter.serving")
 
 
@@ -118,7 +120,7 @@ class ServedApp:
 _STARTUP_SECONDS = 5.0
 
 
-class WorkerFailed(RuntimeError):
+class WorkerFailed(AdapterError):
     """A worker process stopped within seconds of starting."""
 
 
