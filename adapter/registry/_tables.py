@@ -145,6 +145,7 @@ registry_checks = sa.Table(
     sa.Index("ix_registry_checks_establishment", "establishment_id", "checked_at"),
     sa.Index("ix_registry_checks_subject", "subject_mac", "checked_at"),
     sa.Index("ix_registry_checks_queue", "status", "resolved_at"),
+    sa.Index("ix_registry_checks_near", "near_mac", "establishment_id", "checked_at"),  # m10
 )
 
 registry_appeals = sa.Table(

@@ -19,6 +19,7 @@ Monitoring rows (``worker_id`` set) are the registry's own doing and never count
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -48,9 +49,57 @@ _BAD = sa.or_(
     registry_checks.c.status == REJECTED,
     registry_checks.c.rule == str(Rule.CNIC_HIT_MISMATCH),
 )
-_MISMATCHES = sa.select(
-    sa.func.count(), sa.func.coalesce(sa.func.sum(sa.case((_BAD, 1), else_=0)), 0)
-).where(*_OWN)
+
+
+def _since(name: str, also: sa.ColumnElement[bool] | None = None) -> sa.ColumnElement[int]:
+    after = registry_checks.c.checked_at >= sa.bindparam(name)
+    return sa.func.coalesce(
+        sa.func.sum(sa.case((after & also if also is not None else after, 1), else_=0)), 0
+    )
+
+
+# One pass over the establishment's own attempts since the earlier of the month's start and
+# the window's: the quota's two counts and the mismatch rate's two, for one range scan.
+_TALLY = sa.select(
+    _since("month_start"), _since("day_start"), _since("since"), _since("since", _BAD)
+).where(
+    registry_checks.c.establishment_id == sa.bindparam("establishment_id"),
+    registry_checks.c.checked_at >= sa.bindparam("from_"),
+    registry_checks.c.worker_id.is_(None),
+)
+
+
+@dataclass(frozen=True)
+class Tally:
+    """An establishment's own attempts before the current one: this month, today, in the
+    detection window, and the window's mismatches (CNIC hit with the wrong name/DOB, or
+    rejected)."""
+
+    month: int
+    today: int
+    window: int
+    bad: int
+
+
+def tally(ctx: Context, conn: Connection, establishment_id: int, now: datetime) -> Tally:
+    """Count in the caller's write transaction (the counts hold until it commits: writers
+    take turns, and on PostgreSQL the establishment's row is locked)."""
+    day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    month_start = day_start.replace(day=1)
+    since = now - timedelta(days=ctx.settings.window_days)
+    month, today, window, bad = conn.execute(
+        _TALLY,
+        {
+            "establishment_id": establishment_id,
+            "from_": min(month_start, since),
+            "month_start": month_start,
+            "day_start": day_start,
+            "since": since,
+        },
+    ).one()
+    return Tally(int(month), int(today), int(window), int(bad))
+
+
 _RECENT = (
     registry_checks.c.subject_mac == sa.bindparam("subject_mac"),
     registry_checks.c.checked_at >= sa.bindparam("since"),
@@ -75,8 +124,11 @@ def after_attempt(
     subject_mac: str | None,
     near: tuple[str, str, str] | None,
     now: datetime,
+    before: Tally,
+    bad: bool,
 ) -> None:
-    """Look for the three patterns after one attempt was recorded; lock if warranted."""
+    """Look for the three patterns after one attempt was recorded; lock if warranted.
+    ``before`` counted the attempts before this one; ``bad``: this one is a mismatch."""
     settings = ctx.settings
     since = now - timedelta(days=settings.window_days)
     reasons: list[tuple[RegistryEventKind, str]] = []
@@ -93,13 +145,13 @@ def after_attempt(
                 )
             )
 
-    total, bad = conn.execute(_MISMATCHES, own).one()
-    if total >= settings.mismatch_min_checks and bad / total > settings.mismatch_alert_rate:
+    total, mismatches = before.window + 1, before.bad + int(bad)
+    if total >= settings.mismatch_min_checks and mismatches / total > settings.mismatch_alert_rate:
         reasons.append(
             (
                 RegistryEventKind.MISMATCH_RATE,
-                f"{bad} of {total} attempts in {settings.window_days} days were mismatches or "
-                "rejected",
+                f"{mismatches} of {total} attempts in {settings.window_days} days were "
+                "mismatches or rejected",
             )
         )
 

@@ -54,6 +54,7 @@ from adapter.registry.matching import (
     ExactHit,
     FuzzyHit,
     Outcome,
+    Rule,
     corroborate,
     decide,
 )
@@ -194,15 +195,6 @@ def match(ctx: Context, conn: Connection, query: QueryIndex) -> Decision:
 # --- quotas ----------------------------------------------------------------------------------
 
 
-_OWN = sa.and_(
-    registry_checks.c.establishment_id == sa.bindparam("establishment_id"),
-    registry_checks.c.worker_id.is_(None),
-)
-# Both quota counts in one statement (built once: a check runs it on every call).
-_TODAY = sa.case((registry_checks.c.checked_at >= sa.bindparam("day_start"), 1), else_=0)
-_QUOTA_COUNTS = sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(_TODAY), 0)).where(
-    _OWN, registry_checks.c.checked_at >= sa.bindparam("month_start")
-)
 _INSERT_CHECK = registry_checks.insert()
 _CONSENT_USED = sa.select(registry_checks.c.id).where(
     registry_checks.c.consent_ref == sa.bindparam("consent_ref")
@@ -216,21 +208,17 @@ _ESTABLISHMENT = (
 )
 
 
-def _enforce_quota(conn: Connection, establishment: Any, now: datetime) -> None:
+def _enforce_quota(tally: abuse.Tally, establishment: Any, now: datetime) -> None:
     day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
     month_start = day_start.replace(day=1)
-    month, today = conn.execute(
-        _QUOTA_COUNTS,
-        {"establishment_id": establishment.id, "day_start": day_start, "month_start": month_start},
-    ).one()
-    if month >= establishment.monthly_quota:
+    if tally.month >= establishment.monthly_quota:
         days = calendar.monthrange(now.year, now.month)[1]
         next_month = month_start + timedelta(days=days)
         raise QuotaExceeded(
             "the establishment's monthly quota of checks is used up.",
             retry_after=int((next_month - now).total_seconds()) + 1,
         )
-    if today >= establishment.daily_quota:
+    if tally.today >= establishment.daily_quota:
         raise QuotaExceeded(
             "the establishment's daily quota of checks is used up.",
             retry_after=int((day_start + timedelta(days=1) - now).total_seconds()) + 1,
@@ -272,13 +260,19 @@ def check(
     try:
         with ctx.writing() as conn:
             row = _current(conn, establishment)
-            _enforce_quota(conn, row, now)
+            before = abuse.tally(ctx, conn, establishment.id, now)
+            _enforce_quota(before, row, now)
             used = conn.execute(_CONSENT_USED, {"consent_ref": request.consent_ref}).first()
             if used:
                 reused = True
             else:
                 _record(
-                    ctx, conn, establishment, request, query, decision, check_ref, now, valid_until
+                    ctx,
+                    conn,
+                    establishment,
+                    (request, query, decision),
+                    (check_ref, now, valid_until),
+                    before,
                 )
     except sa.exc.IntegrityError:
         # PostgreSQL: a concurrent check took the same consent reference first.
@@ -297,13 +291,12 @@ def _record(
     ctx: Context,
     conn: Connection,
     establishment: Establishment,
-    request: CheckRequest,
-    query: QueryIndex,
-    decision: Decision,
-    check_ref: str,
-    now: datetime,
-    valid_until: datetime,
+    asked: tuple[CheckRequest, QueryIndex, Decision],
+    when: tuple[str, datetime, datetime],
+    before: abuse.Tally,
 ) -> None:
+    request, query, decision = asked
+    check_ref, now, valid_until = when
     pending = decision.outcome is Outcome.PENDING_REVIEW
     # Sealed on every path (same work); stored only when an officer will need it.
     submitted = Identity(
@@ -354,6 +347,8 @@ def _record(
         subject_mac=query.cnic_mac,
         near=near_macs(request.cnic, ctx.keys),
         now=now,
+        before=before,
+        bad=decision.rule is Rule.CNIC_HIT_MISMATCH,
     )
 
 
@@ -371,7 +366,8 @@ def reject(
     subject = ctx.keys.cnic_mac(cnic) if cnic else None
     with ctx.writing() as conn:
         row = _current(conn, establishment)
-        _enforce_quota(conn, row, now)
+        before = abuse.tally(ctx, conn, establishment.id, now)
+        _enforce_quota(before, row, now)
         conn.execute(
             registry_checks.insert().values(
                 check_ref=check_ref,
@@ -402,6 +398,8 @@ def reject(
             subject_mac=subject,
             near=near_macs(cnic, ctx.keys) if cnic else None,
             now=now,
+            before=before,
+            bad=True,
         )
     return check_ref
 

@@ -550,6 +550,15 @@ def _m0009_held(conn: Connection) -> None:
     md.create_all(conn)
 
 
+def _m0010_registry_runs(conn: Connection) -> None:
+    """The sequential-CNIC pattern looks up an establishment's checks by CNIC run: an index
+    for it, so that each check reads those few rows instead of every check of the window."""
+    conn.exec_driver_sql(
+        "CREATE INDEX ix_registry_checks_near "
+        "ON registry_checks (near_mac, establishment_id, checked_at)"
+    )
+
+
 # Append new migrations at the end; never edit or reorder released ones.
 MIGRATIONS: list[Migration] = [
     Migration(1, "spine: cursors, runs, leases", _m0001_spine),
@@ -561,4 +570,5 @@ MIGRATIONS: list[Migration] = [
     Migration(7, "incidents: breach incidents and notifications", _m0007_incidents),
     Migration(8, "service: instances and heartbeats", _m0008_service),
     Migration(9, "decisions: referrals held for a person's decision", _m0009_held),
+    Migration(10, "registry: checks by CNIC run", _m0010_registry_runs),
 ]
