@@ -170,14 +170,7 @@ def fuzzy_stage(ctx: Context, conn: Connection, query: QueryIndex) -> list[Fuzzy
         return []
     # Removed entries have no blocking rows (removal deletes them in its transaction).
     rows = _block_rows(conn, list(query.blocks))
-    scorer = CandidateScorer(query, ctx.low_keys)
-    best: dict[int, FuzzyHit] = {}
-    for block_key, entry_id, name_keys, father_keys, dob_mac in rows:
-        hit = scorer.score(entry_id, name_keys, father_keys, dob_mac, query.blocks[block_key])
-        known = best.get(entry_id)
-        if known is None or hit.score > known.score:
-            best[entry_id] = hit
-    return list(best.values())
+    return CandidateScorer(query, ctx.low_keys).best_hits(rows)
 
 
 def match(ctx: Context, conn: Connection, query: QueryIndex) -> Decision:
