@@ -1,19 +1,23 @@
 """The check an establishment makes (privacy.md §6.6 items 2-5, 7; issue 6 item 2).
 
-One transaction per check, in this order:
+A read snapshot, then one write transaction per check:
 
-1. the establishment is still active (another process may have locked it) and within quota;
-2. the consent reference has never been used (single-use; a re-use is rejected and recorded);
-3. **both** stages run on every path: the exact stage (``cnic_mac`` on an indexed column) and
+1. on the snapshot (no write lock: checks match side by side, in threads and processes),
+   **both** stages run on every path: the exact stage (``cnic_mac`` on an indexed column) and
    the fuzzy stage (blocking keys, then scoring), and a sealed record is always opened (the
    hit's, or a dummy) — so hits and misses do the same work and take about the same time;
-4. :func:`adapter.registry.matching.decide` gives CLEAR, PENDING_REVIEW or DO_NOT_ENGAGE;
-5. the check is recorded (the submitted identity is sealed and kept only for PENDING_REVIEW),
+   :func:`adapter.registry.matching.decide` gives CLEAR, PENDING_REVIEW or DO_NOT_ENGAGE;
+2. in the write transaction, taken in turns (``Context.writing``; on PostgreSQL the
+   establishment's row is locked too), so no two checks count the same quota: the
+   establishment is still active (another process may have locked it) and within quota,
+   and the consent reference has never been used (single-use; a re-use is rejected and
+   recorded);
+3. the check is recorded (the submitted identity is sealed and kept only for PENDING_REVIEW),
    audited with the subject's HMAC, and the abuse patterns are evaluated.
 
 The answer is built from the outcome, a fresh random reference and dates only. Nothing about
 the entry — name, offence, whether the CNIC is known — can reach it. Nothing is cached: every
-check reads the database, so a removal applies to the very next check.
+check reads the database, so a removal committed before a check begins applies to it.
 """
 
 from __future__ import annotations
