@@ -94,13 +94,14 @@ class Context:
     # A sealed record opened on every check without a CNIC hit, so both paths do the same
     # decryption work (privacy.md §6.6 item 5: response time held roughly constant).
     dummy: tuple[bytes, bytes, bytes] = field(default=(b"", b"", b""))
-    turns: WriteTurns | None = None
+    turns: WriteTurns = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.turns = WriteTurns(self.store.url)
 
     @contextmanager
     def writing(self) -> Iterator[Connection]:
         """A write transaction, taken in turns with this registry's other writers (see
         :class:`WriteTurns`)."""
-        if self.turns is None:
-            self.turns = WriteTurns(self.store.url)
         with self.turns(), self.store.transaction() as conn:
             yield conn
