@@ -105,14 +105,16 @@ _RECENT = (
     registry_checks.c.checked_at >= sa.bindparam("since"),
     registry_checks.c.worker_id.is_(None),
 )
-_SUBJECT_ESTABLISHMENTS = sa.select(
-    sa.func.count(sa.distinct(registry_checks.c.establishment_id))
-).where(*_RECENT)
-_SUBJECT_BEFORE = sa.select(sa.func.count()).where(
-    *_RECENT,
+# Both in one statement whose only conditions are on the subject (its index), however many
+# checks the establishment made: the distinct establishments, and this one's earlier checks.
+_EARLIER_HERE = sa.and_(
     registry_checks.c.establishment_id == sa.bindparam("establishment_id"),
     registry_checks.c.check_ref != sa.bindparam("check_ref"),
 )
+_SUBJECT = sa.select(
+    sa.func.count(sa.distinct(registry_checks.c.establishment_id)),
+    sa.func.coalesce(sa.func.sum(sa.case((_EARLIER_HERE, 1), else_=0)), 0),
+).where(*_RECENT)
 
 
 def after_attempt(
@@ -194,8 +196,7 @@ def _subject_widely_checked(
         "establishment_id": establishment.id,
         "check_ref": check_ref,
     }
-    establishments = conn.execute(_SUBJECT_ESTABLISHMENTS, params).scalar_one()
-    before = conn.execute(_SUBJECT_BEFORE, params).scalar_one()
+    establishments, before = conn.execute(_SUBJECT, params).one()
     # Alert when a *new* establishment takes the count over the limit, not on every re-check.
     if establishments > ctx.settings.subject_alert_establishments and before == 0:
         record_security_event(
