@@ -29,6 +29,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from adapter.errors import StateError
 from adapter.instruments import instruments
 from adapter.registry import _audit, abuse
 from adapter.registry._context import Context, new_ref
@@ -253,6 +254,9 @@ def check(
     # removal committed before this check began is in that snapshot.
     with ctx.store.read() as conn:
         decision = match(ctx, conn, query)
+    # Everything that needs no lock (sealing, keyed hashes) is done before the write turn.
+    values = _check_row(ctx, establishment, request, query, decision, (check_ref, now, valid_until))
+    near = near_macs(request.cnic, ctx.keys)
     reused = False
     try:
         with ctx.writing() as conn:
@@ -263,16 +267,12 @@ def check(
             if used:
                 reused = True
             else:
-                _record(
-                    ctx,
-                    conn,
-                    establishment,
-                    (request, query, decision),
-                    (check_ref, now, valid_until),
-                    before,
-                )
-    except sa.exc.IntegrityError:
-        # PostgreSQL: a concurrent check took the same consent reference first.
+                _record(ctx, conn, establishment, values, near, before)
+    except StateError as exc:
+        # PostgreSQL: a concurrent check (of another establishment: one establishment's
+        # checks queue on its row) took the same consent reference first.
+        if not isinstance(exc.__cause__, sa.exc.IntegrityError):
+            raise
         reused = True
     if reused:
         reject(ctx, establishment, "consent_reused", cnic=request.cnic, now=now)
@@ -284,15 +284,15 @@ def check(
     return answer_for(ctx, decision.outcome, check_ref, now, valid_until)
 
 
-def _record(
+def _check_row(
     ctx: Context,
-    conn: Connection,
     establishment: Establishment,
-    asked: tuple[CheckRequest, QueryIndex, Decision],
+    request: CheckRequest,
+    query: QueryIndex,
+    decision: Decision,
     when: tuple[str, datetime, datetime],
-    before: abuse.Tally,
-) -> None:
-    request, query, decision = asked
+) -> dict[str, Any]:
+    """The ``registry_checks`` row of one answered check."""
     check_ref, now, valid_until = when
     pending = decision.outcome is Outcome.PENDING_REVIEW
     # Sealed on every path (same work); stored only when an officer will need it.
@@ -300,52 +300,62 @@ def _record(
         request.cnic, request.full_name, request.father_name, None, None, request.date_of_birth
     )
     sealed, wrapped = seal(ctx.keyring, submitted.to_json(), b"check|" + check_ref.encode())
-    conn.execute(
-        _INSERT_CHECK,
-        dict(
-            check_ref=check_ref,
-            establishment_id=establishment.id,
-            subject_mac=query.cnic_mac,
-            near_mac=query.near_mac,
-            consent_ref=request.consent_ref,
-            purpose=request.purpose,
-            position=request.position,
-            status=str(decision.outcome),
-            rule=str(decision.rule),
-            candidates=" ".join(str(i) for i in decision.entry_ids) or None,
-            sealed=sealed if pending else None,
-            wrapped_dek=wrapped if pending else None,
-            checked_at=now,
-            valid_until=valid_until,
-            review_due_by=working_days_after(now, ctx.settings.review_working_days)
-            if pending
-            else None,
-        ),
+    return dict(
+        check_ref=check_ref,
+        establishment_id=establishment.id,
+        subject_mac=query.cnic_mac,
+        near_mac=query.near_mac,
+        consent_ref=request.consent_ref,
+        purpose=request.purpose,
+        position=request.position,
+        status=str(decision.outcome),
+        rule=str(decision.rule),
+        candidates=" ".join(str(i) for i in decision.entry_ids) or None,
+        sealed=sealed if pending else None,
+        wrapped_dek=wrapped if pending else None,
+        checked_at=now,
+        valid_until=valid_until,
+        review_due_by=working_days_after(now, ctx.settings.review_working_days)
+        if pending
+        else None,
     )
+
+
+def _record(
+    ctx: Context,
+    conn: Connection,
+    establishment: Establishment,
+    values: dict[str, Any],
+    near: tuple[str, str, str],
+    before: abuse.Tally,
+) -> None:
+    """Insert the check, audit it and look for abuse, in the write turn."""
+    now = values["checked_at"]
+    conn.execute(_INSERT_CHECK, values)
     _audit.record(
         conn,
         ctx.keyring,
         "registry_check",
         now=now,
-        subject=query.cnic_mac,
-        ref=check_ref,
+        subject=values["subject_mac"],
+        ref=values["check_ref"],
         establishment=establishment.registration_number,
-        purpose=request.purpose,
-        consent_ref=request.consent_ref,
-        status=str(decision.outcome),
-        rule=str(decision.rule),
-        position=request.position,
+        purpose=values["purpose"],
+        consent_ref=values["consent_ref"],
+        status=values["status"],
+        rule=values["rule"],
+        position=values["position"],
     )
     abuse.after_attempt(
         ctx,
         conn,
         establishment,
-        check_ref=check_ref,
-        subject_mac=query.cnic_mac,
-        near=near_macs(request.cnic, ctx.keys),
+        check_ref=values["check_ref"],
+        subject_mac=values["subject_mac"],
+        near=near,
         now=now,
         before=before,
-        bad=decision.rule is Rule.CNIC_HIT_MISMATCH,
+        bad=values["rule"] == str(Rule.CNIC_HIT_MISMATCH),
     )
 
 
