@@ -97,9 +97,9 @@ def served(
     assert _children(process.pid) == []
 
 
-def _school(registry: Registry, daily: int) -> str:
+def _school(registry: Registry, daily: int, number: str = "WRK-001") -> str:
     _, key = registry.add_establishment(
-        "WRK-001",
+        number,
         "Workers School",
         (("Amina Khan", "amina@school.example"), ("Bilal Shah", "bilal@school.example")),
         registered_by=OFFICER,
@@ -109,15 +109,17 @@ def _school(registry: Registry, daily: int) -> str:
     return key
 
 
-def _burst(url: str, key: str, bodies: list[dict[str, str]]) -> Counter[int]:
-    def post(body: dict[str, str]) -> int:
+def _burst(url: str, keys: list[str], bodies: list[dict[str, str]]) -> Counter[int]:
+    def post(n: int) -> int:
         # A connection per request: the kernel hands each to whichever worker accepts it.
-        headers = {"Authorization": f"Bearer {key}"}
-        answer = httpx.post(url + "/v1/registry/checks", json=body, headers=headers, timeout=60)
+        headers = {"Authorization": f"Bearer {keys[n % len(keys)]}"}
+        answer = httpx.post(
+            url + "/v1/registry/checks", json=bodies[n], headers=headers, timeout=60
+        )
         return answer.status_code
 
     with ThreadPoolExecutor(16) as pool:
-        return Counter(pool.map(post, bodies))
+        return Counter(pool.map(post, range(len(bodies))))
 
 
 def _body(n: int, **fields: str) -> dict[str, str]:
@@ -130,7 +132,7 @@ def test_a_quota_holds_across_workers_and_the_audit_chain_does_not_fork(
 ) -> None:
     url, registry = served
     key = _school(registry, daily=7)
-    statuses = _burst(url, key, [_body(n) for n in range(40)])
+    statuses = _burst(url, [key], [_body(n) for n in range(40)])
     assert statuses == Counter({200: 7, 429: 33})
     with store.transaction() as conn:
         recorded = conn.execute(
@@ -157,6 +159,17 @@ def test_a_consent_reference_is_used_once_across_workers(
     same = _body(0)
     # Fewer than mismatch_min_checks attempts: re-used consents count as mismatches, and
     # ten of them would lock the establishment (403) instead.
-    statuses = _burst(url, key, [dict(same) for _ in range(8)])
+    statuses = _burst(url, [key], [dict(same) for _ in range(8)])
     assert statuses == Counter({200: 1, 409: 7})
+    assert AuditLog(store, KeyRing.open(store, kek)).verify().ok
+
+
+def test_a_consent_reference_is_used_once_by_any_establishment(
+    served: tuple[str, Registry], store: StateStore, kek: bytes
+) -> None:
+    url, registry = served
+    keys = [_school(registry, daily=100, number=f"WRK-{n:03d}") for n in range(1, 5)]
+    same = _body(0)
+    statuses = _burst(url, keys, [dict(same) for _ in range(12)])
+    assert statuses == Counter({200: 1, 409: 11})
     assert AuditLog(store, KeyRing.open(store, kek)).verify().ok
