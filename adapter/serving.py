@@ -2,17 +2,28 @@
 
 Binding first (port 0 → a free port) lets the caller know the URL before the server runs; the
 background form is what the simulators, the tests and an embedding application use.
+:func:`serve_workers` serves one socket from several forked processes (one GIL each).
 """
 
 from __future__ import annotations
 
+import logging
+import multiprocessing
+import os
+import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
+from multiprocessing.process import BaseProcess
 from types import TracebackType
 from typing import Self
 
 import uvicorn
+
+from adapter.errors import AdapterError
+
+log = logging.getLogger("adapter.serving")
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -102,3 +113,91 @@ class ServedApp:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+# A worker that stops this soon after it started cannot serve (a bad setting, a store that
+# refuses it): starting it again would only loop, so the whole server stops instead.
+_STARTUP_SECONDS = 5.0
+
+
+class WorkerFailed(AdapterError):
+    """A worker process stopped within seconds of starting."""
+
+
+def serve_workers(
+    make_config: Callable[[], uvicorn.Config],
+    sock: socket.socket,
+    workers: int,
+    *,
+    name: str = "server",
+) -> None:
+    """Serve ``sock`` from ``workers`` processes until SIGINT or SIGTERM.
+
+    One worker: uvicorn in this process. More: each is forked from this one and calls
+    ``make_config`` itself, so it builds its own app with its own database connections (the
+    caller must hold none open across the fork); all of them accept on the one listening
+    socket, and the kernel hands each connection to one of them. A worker that dies later is
+    started again; one that dies at start stops the server (:class:`WorkerFailed`). SIGTERM
+    or SIGINT here stops every worker gracefully (uvicorn finishes the requests in flight).
+    """
+    if workers <= 1:
+        uvicorn.Server(make_config()).run(sockets=[sock])
+        return
+    context = multiprocessing.get_context("fork")
+    stopping = threading.Event()
+    previous = {
+        sig: signal.signal(sig, lambda *_: stopping.set())
+        for sig in (signal.SIGINT, signal.SIGTERM)
+    }
+    running: dict[int, tuple[BaseProcess, float]] = {}
+
+    def start(slot: int) -> None:
+        process = context.Process(
+            target=_worker, args=(make_config, sock), name=f"{name} worker {slot}", daemon=False
+        )
+        process.start()
+        running[slot] = (process, time.monotonic())
+
+    try:
+        for slot in range(workers):
+            start(slot)
+        while not stopping.wait(0.2):
+            for slot, (process, started) in list(running.items()):
+                if process.is_alive() or stopping.is_set():
+                    continue
+                if time.monotonic() - started < _STARTUP_SECONDS:
+                    raise WorkerFailed(
+                        f"{name} worker {slot} stopped at start (exit status "
+                        f"{process.exitcode}); see the log above."
+                    )
+                log.warning(
+                    "%s worker %d stopped (exit status %s); starting it again",
+                    name,
+                    slot,
+                    process.exitcode,
+                )
+                start(slot)
+    finally:
+        _stop_all([process for process, _ in running.values()])
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _worker(make_config: Callable[[], uvicorn.Config], sock: socket.socket) -> None:
+    # uvicorn installs its own SIGINT/SIGTERM handlers in Server.run; until then the
+    # defaults (not the parent's) apply.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    uvicorn.Server(make_config()).run(sockets=[sock])
+
+
+def _stop_all(processes: list[BaseProcess]) -> None:
+    for process in processes:
+        if process.is_alive() and process.pid is not None:
+            os.kill(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    for process in processes:
+        process.join(timeout=max(0.0, deadline - time.monotonic()))
+        if process.is_alive():
+            process.kill()
+            process.join()

@@ -195,6 +195,7 @@ _INSERT_BLOCKS = (
     "VALUES (?, ?, ?, ?, ?)"
 )
 Rows = list[tuple[Any, ...]]
+ESTABLISHMENTS = 64  # the checks' senders, in turn (in-process) or one per client (HTTP)
 
 
 def _sqlite_time(value: datetime) -> str:
@@ -294,23 +295,198 @@ def fresh(body: dict[str, str]) -> dict[str, str]:
 # --- HTTP server child ---------------------------------------------------------------------------
 
 
-def serve(url: str, port: int) -> None:
-    import uvicorn
-
-    from adapter.registry.api import create_app
+def serve(url: str, port: int, workers: int) -> None:
+    """The registry app on ``port`` in ``workers`` processes (the product's serving code)."""
+    from adapter.registry.api import serve_registry
 
     kek = base64.b64decode(os.environ["BENCH_REGISTRY_KEK"])
     settings = RegistrySettings.model_validate_json(os.environ["BENCH_REGISTRY_SETTINGS"])
-    store = StateStore(url)
-    registry = Registry.open(store, KeyRing.open(store, kek), settings)
-    print(f"READY http://127.0.0.1:{port}", flush=True)
-    uvicorn.run(create_app(registry), host="127.0.0.1", port=port, log_level="warning")
+    serve_registry(
+        url,
+        kek,
+        settings,
+        port=port,
+        workers=workers,
+        on_ready=lambda base: print(f"READY {base}", flush=True),
+    )
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+# --- concurrent load (a process of its own) -------------------------------------------------------
+
+
+def load(base: str, keys_file: str, bodies_file: str, clients: int, seconds: float) -> None:
+    """``clients`` threads, each with one keep-alive connection (stdlib ``http.client``, the
+    cheapest Python client, so the generator takes as little of the CPU as it can), posting
+    checks in a loop for ``seconds``; prints one JSON line of what it saw."""
+    import http.client
+    import json
+    import threading
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(base)
+    bodies = json.loads(Path(bodies_file).read_text())
+    keys = json.loads(Path(keys_file).read_text())
+    latencies: list[list[float]] = [[] for _ in range(clients)]
+    statuses: list[dict[int, int]] = [{} for _ in range(clients)]
+    sizes: set[int] = set()
+    start_gate = threading.Barrier(clients + 1)
+    stop_at = [0.0]
+
+    def client(n: int) -> None:
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+        # Each client is one establishment's system: its checks count against its quota.
+        key = keys[n % len(keys)]
+        headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+        mine, seen = latencies[n], statuses[n]
+        i = n
+        start_gate.wait()
+        while time.perf_counter() < stop_at[0]:
+            body = dict(bodies[i % len(bodies)])
+            body["consent_ref"] = f"CF-{n:03d}-{i:09d}-{secrets.token_hex(4)}"
+            payload = json.dumps(body)
+            started = time.perf_counter()
+            conn.request("POST", "/v1/registry/checks", payload, headers)
+            response = conn.getresponse()
+            content = response.read()
+            mine.append((time.perf_counter() - started) * 1000)
+            seen[response.status] = seen.get(response.status, 0) + 1
+            if response.status == 200:
+                sizes.add(len(content))
+            i += clients
+        conn.close()
+
+    threads = [threading.Thread(target=client, args=(n,), daemon=True) for n in range(clients)]
+    for thread in threads:
+        thread.start()
+    cpu = time.process_time()
+    began = time.perf_counter()
+    stop_at[0] = began + seconds
+    start_gate.wait()
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - began
+    merged = [ms for each in latencies for ms in each]
+    counts: dict[str, int] = {}
+    for each in statuses:
+        for status, count in each.items():
+            counts[str(status)] = counts.get(str(status), 0) + count
+    print(
+        json.dumps(
+            {
+                "clients": clients,
+                "seconds": wall,
+                "checks": len(merged),
+                "rate": counts.get("200", 0) / wall,
+                "p50": statistics.median(merged) if merged else 0.0,
+                "p99": pct(merged, 0.99) if merged else 0.0,
+                "statuses": counts,
+                "sizes": sorted(sizes),
+                "load_cpu_s": time.process_time() - cpu,
+            }
+        ),
+        flush=True,
+    )
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) of ``pid`` and its children so far, from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(stat.parent.name) == pid or int(fields[1]) == pid:
+            total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
+def start_server(url: str, workers: int, env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
+    server = subprocess.Popen(
+        [sys.executable, __file__, "--serve", url, str(free_port()), str(workers)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert server.stdout is not None
+    base = server.stdout.readline().split()[1]
+    for _ in range(200):
+        try:
+            httpx.get(base + "/v1/registry/checks/RC-0000000000000000")
+            break
+        except httpx.TransportError:
+            time.sleep(0.05)
+    return server, base
+
+
+def stop_server(server: subprocess.Popen[str]) -> None:
+    server.send_signal(signal.SIGTERM)
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+
+
+def concurrency(
+    url: str,
+    env: dict[str, str],
+    api_keys: list[str],
+    kinds: dict[str, list[dict[str, str]]],
+    workers: int,
+    clients: Sequence[int],
+    seconds: float,
+) -> list[dict[str, Any]]:
+    """Throughput over HTTP: one worker (the baseline) and ``workers``, each at every count
+    of ``clients``, the load generator a separate process; exact, fuzzy and clear bodies
+    interleaved."""
+    import json
+
+    mixed = [body for trio in zip(*kinds.values(), strict=False) for body in trio]
+    bodies_file = Path(tempfile.mkstemp(prefix="bench-registry-bodies-", suffix=".json")[1])
+    bodies_file.write_text(json.dumps(mixed))
+    keys_file = Path(tempfile.mkstemp(prefix="bench-registry-keys-", suffix=".json")[1])
+    keys_file.write_text(json.dumps(api_keys))
+    rows: list[dict[str, Any]] = []
+    try:
+        for count in sorted({1, workers}):
+            server, base = start_server(url, count, env)
+            try:
+                for n in clients:
+                    print(f"  {count} worker(s), {n} clients, {seconds:.0f} s …", flush=True)
+                    cpu_before = tree_cpu_seconds(server.pid)
+                    done = subprocess.run(
+                        [
+                            sys.executable,
+                            __file__,
+                            "--load",
+                            base,
+                            str(keys_file),
+                            str(bodies_file),
+                            str(n),
+                            str(seconds),
+                        ],
+                        capture_output=True,
+                        text=True,
+                        check=True,
+                        env=env,
+                    )
+                    row = json.loads(done.stdout.strip().splitlines()[-1])
+                    server_cpu = tree_cpu_seconds(server.pid) - cpu_before
+                    rows.append({**row, "workers": count, "server_cpu_s": server_cpu})
+            finally:
+                stop_server(server)
+    finally:
+        bodies_file.unlink(missing_ok=True)
+        keys_file.unlink(missing_ok=True)
+    return rows
 
 
 # --- main ----------------------------------------------------------------------------------------
@@ -322,58 +498,134 @@ def main() -> None:
     parser.add_argument("--import-rows", type=int, default=100_000)
     parser.add_argument("--checks", type=int, default=1000, help="per kind, in-process")
     parser.add_argument("--http-checks", type=int, default=300, help="per kind, over HTTP")
+    parser.add_argument(
+        "--clients", default="32,128", help="concurrent HTTP clients, comma-separated"
+    )
+    parser.add_argument("--workers", type=int, help="server processes (default: the cores)")
+    parser.add_argument("--load-seconds", type=float, default=10.0, help="per throughput row")
+    parser.add_argument("--db", type=Path, help="build the registry here and keep it, or reuse it")
     parser.add_argument("--quick", action="store_true", help="small sizes for a smoke run")
-    parser.add_argument("--serve", nargs=2, metavar=("URL", "PORT"), help=argparse.SUPPRESS)
+    parser.add_argument("--serve", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--load", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        serve(args.serve[0], int(args.serve[1]))
+        serve(args.serve[0], int(args.serve[1]), int(args.serve[2]))
+        return
+    if args.load:
+        base, key, bodies, clients, seconds = args.load
+        load(base, key, bodies, int(clients), float(seconds))
         return
     if args.quick:
         args.entries, args.import_rows, args.checks, args.http_checks = 20_000, 5_000, 200, 100
-    print(report(measure(args.entries, args.import_rows, args.checks, args.http_checks)))
-
-
-def measure(entries: int, import_rows: int, checks: int, http_checks: int) -> dict[str, Any]:
-    """Build a registry of ``entries`` (``import_rows`` of them by a signed import) and time
-    ``checks`` in-process and ``http_checks`` HTTP checks per kind; the figures as a dict
-    (``report`` renders them, ``run.py`` makes BENCHMARKS.md rows of them)."""
-    import_rows = min(import_rows, entries)
-    tmp = Path(tempfile.mkdtemp(prefix="bench-registry-"))
-    url = f"sqlite:///{tmp}/registry.sqlite3"
-    officer_key = Ed25519PrivateKey.generate()
-    public = base64.b64encode(
-        officer_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-    ).decode()
-    settings = RegistrySettings(officer_keys={"bench.officer": public})
-    kek = secrets.token_bytes(32)
-    store = StateStore(url)
-    ring = KeyRing.init(store, kek, ["health"])
-    registry = Registry.open(store, ring, settings)
-    establishment, api_key = registry.add_establishment(
-        "BENCH-001",
-        "Benchmark School",
-        (("Officer One", "one@school.example"), ("Officer Two", "two@school.example")),
-        registered_by="bench",
-        daily_quota=10_000_000,
-        monthly_quota=100_000_000,
+        args.load_seconds = min(args.load_seconds, 5.0)
+    result = measure(
+        args.entries,
+        args.import_rows,
+        args.checks,
+        args.http_checks,
+        clients=[int(n) for n in args.clients.split(",") if n.strip()],
+        workers=args.workers,
+        load_seconds=args.load_seconds,
+        keep=args.db,
     )
+    print(report(result))
 
+
+def measure(
+    entries: int,
+    import_rows: int,
+    checks: int,
+    http_checks: int,
+    *,
+    clients: Sequence[int] = (32, 128),
+    workers: int | None = None,
+    load_seconds: float = 10.0,
+    keep: Path | None = None,
+) -> dict[str, Any]:
+    """Build a registry of ``entries`` (``import_rows`` of them by a signed import) and time
+    ``checks`` in-process and ``http_checks`` HTTP checks per kind, then the throughput over
+    HTTP at each of ``clients`` with one worker and with ``workers`` (default: the cores);
+    the figures as a dict (``report`` renders them, ``run.py`` makes BENCHMARKS.md rows of
+    them). ``keep``: build into that folder and keep it, or reuse the registry built there."""
+    import json
+
+    import_rows = min(import_rows, entries)
+    tmp = keep or Path(tempfile.mkdtemp(prefix="bench-registry-"))
+    tmp.mkdir(parents=True, exist_ok=True)
+    url = f"sqlite:///{tmp}/registry.sqlite3"
+    meta_path = tmp / "meta.json"
     print(f"generating {entries:,} identities …", flush=True)
     people = make_people(entries)
-    csv_path, sig_path = tmp / "extract.csv", tmp / "extract.csv.sig"
-    with csv_path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
-        writer.writeheader()
-        writer.writerows(people[:import_rows])
-    sig_path.write_bytes(sign_file(csv_path, officer_key))
+    if meta_path.exists():
+        meta = json.loads(meta_path.read_text())
+        if meta["entries"] != entries:
+            raise SystemExit(f"{tmp} holds {meta['entries']:,} entries, not {entries:,}")
+        print(f"reusing the registry in {tmp}", flush=True)
+        kek = base64.b64decode(meta["kek"])
+        settings = RegistrySettings.model_validate_json(meta["settings"])
+        api_key = meta["api_key"]
+        store = StateStore(url)
+        registry = Registry.open(store, KeyRing.open(store, kek), settings)
+    else:
+        officer_key = Ed25519PrivateKey.generate()
+        public = base64.b64encode(
+            officer_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        ).decode()
+        settings = RegistrySettings(officer_keys={"bench.officer": public})
+        kek = secrets.token_bytes(32)
+        store = StateStore(url)
+        ring = KeyRing.init(store, kek, ["health"])
+        registry = Registry.open(store, ring, settings)
+        _, api_key = registry.add_establishment(
+            "BENCH-001",
+            "Benchmark School",
+            (("Officer One", "one@school.example"), ("Officer Two", "two@school.example")),
+            registered_by="bench",
+            daily_quota=10_000_000,
+            monthly_quota=100_000_000,
+        )
+        csv_path, sig_path = tmp / "extract.csv", tmp / "extract.csv.sig"
+        with csv_path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
+            writer.writeheader()
+            writer.writerows(people[:import_rows])
+        sig_path.write_bytes(sign_file(csv_path, officer_key))
 
-    print(f"importing {import_rows:,} signed rows …", flush=True)
-    result = registry.import_signed_csv(csv_path, sig_path, "bench.officer")
-    import_rate = result.created / result.seconds
-    workers = max(1, os.cpu_count() or 1)
-    rest = people[import_rows:]
-    print(f"bulk-building {len(rest):,} more ({workers} preparing processes) …", flush=True)
-    bulk_seconds = bulk_build(registry, rest, workers) if rest else 0.0
+        print(f"importing {import_rows:,} signed rows …", flush=True)
+        result = registry.import_signed_csv(csv_path, sig_path, "bench.officer")
+        cores = max(1, os.cpu_count() or 1)
+        rest = people[import_rows:]
+        print(f"bulk-building {len(rest):,} more ({cores} preparing processes) …", flush=True)
+        bulk_seconds = bulk_build(registry, rest, cores) if rest else 0.0
+        meta = {
+            "entries": entries,
+            "imported": result.created,
+            "import_seconds": result.seconds,
+            "bulk_rows": len(rest),
+            "bulk_seconds": bulk_seconds,
+            "preparers": cores,
+            "kek": base64.b64encode(kek).decode(),
+            "settings": settings.model_dump_json(),
+            "api_key": api_key,
+        }
+    # The checks come from many establishments, as in production (each within its quota):
+    # one establishment making every check would make its own attempt counts the cost.
+    api_keys = meta.get("api_keys") or [api_key]
+    for n in range(len(api_keys), ESTABLISHMENTS):
+        api_keys.append(
+            registry.add_establishment(
+                f"BENCH-{n + 1:03d}",
+                f"Benchmark School {n + 1}",
+                (("Officer One", "one@school.example"), ("Officer Two", "two@school.example")),
+                registered_by="bench",
+                daily_quota=10_000_000,
+                monthly_quota=100_000_000,
+            )[1]
+        )
+    meta["api_keys"] = api_keys
+    if keep is not None:
+        meta_path.write_text(json.dumps(meta))
+    establishments = [registry.authenticate(key) for key in api_keys]
     db_mib = sum(f.stat().st_size for f in tmp.glob("registry.sqlite3*")) / 2**20
 
     kinds = requests_for(people, checks)
@@ -405,58 +657,49 @@ def measure(entries: int, import_rows: int, checks: int, http_checks: int) -> di
                 candidates.append(len(found))
                 stage[kind].append(timed(partial(check_module.match, ctx, conn, query)))
             started = time.perf_counter()
-            answer = registry.check(request, establishment)
+            answer = registry.check(request, establishments[i % len(establishments)])
             full[kind].append((time.perf_counter() - started) * 1000)
             outcomes[kind][str(answer.status)] = outcomes[kind].get(str(answer.status), 0) + 1
             sizes.add(len(answer.to_json(settings.answer_bytes)))
     d, p = ks_test(full["exact"], full["clear"])
 
     print("measuring over HTTP …", flush=True)
-    port = free_port()
     env = {
         **os.environ,
         "BENCH_REGISTRY_KEK": base64.b64encode(kek).decode(),
         "BENCH_REGISTRY_SETTINGS": settings.model_dump_json(),
     }
-    server = subprocess.Popen(
-        [sys.executable, __file__, "--serve", url, str(port)],
-        stdout=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
     http: dict[str, list[float]] = {k: [] for k in kinds}
     http_sizes: set[int] = set()
+    server, base = start_server(url, 1, env)
     try:
-        assert server.stdout is not None
-        base = server.stdout.readline().split()[1]
-        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {api_key}"}) as client:
-            for _ in range(100):
-                try:
-                    client.get("/v1/registry/checks/RC-0000000000000000")
-                    break
-                except httpx.TransportError:
-                    time.sleep(0.1)
+        with httpx.Client(base_url=base) as client:
             for i in range(http_checks):
+                headers = {"Authorization": f"Bearer {api_keys[i % len(api_keys)]}"}
                 for kind, bodies in kinds.items():
                     body = fresh(bodies[i])
                     start = time.perf_counter()
-                    response = client.post("/v1/registry/checks", json=body)
+                    response = client.post("/v1/registry/checks", json=body, headers=headers)
                     http[kind].append((time.perf_counter() - start) * 1000)
                     response.raise_for_status()
                     http_sizes.add(len(response.content))
     finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=30)
+        stop_server(server)
+    cores = max(1, os.cpu_count() or 1)
+    print("measuring throughput over HTTP …", flush=True)
+    load_rows = concurrency(url, env, api_keys, kinds, workers or cores, clients, load_seconds)
     store.close()
-    shutil.rmtree(tmp, ignore_errors=True)
+    if keep is None:
+        shutil.rmtree(tmp, ignore_errors=True)
     return {
         "entries": entries,
-        "imported": result.created,
-        "import_seconds": result.seconds,
-        "import_rate": import_rate,
-        "bulk_rows": len(rest),
-        "bulk_seconds": bulk_seconds,
-        "workers": workers,
+        "imported": meta["imported"],
+        "import_seconds": meta["import_seconds"],
+        "import_rate": meta["imported"] / meta["import_seconds"],
+        "bulk_rows": meta["bulk_rows"],
+        "bulk_seconds": meta["bulk_seconds"],
+        "workers": meta["preparers"],
+        "load": load_rows,
         "db_mib": db_mib,
         "sizes": sorted(sizes),
         "http_sizes": sorted(http_sizes),
@@ -513,8 +756,34 @@ def report(r: dict[str, Any]) -> str:
             line("HTTP POST /v1/registry/checks, exact hit", http["exact"]),
             line("HTTP POST /v1/registry/checks, fuzzy-only", http["fuzzy"]),
             line("HTTP POST /v1/registry/checks, miss", http["clear"]),
+            "",
+            f"Throughput over HTTP (answer floor {RegistrySettings().answer_min_ms} ms on; "
+            "exact, fuzzy and clear checks interleaved; the load generator is a process of "
+            "its own on the same cores):",
+            "",
+            "| workers | clients | checks/s | × 1 worker | p50 ms | p99 ms | non-200 | sizes "
+            "| server CPU ms/check | generator CPU ms/check |",
+            "|--------:|--------:|---------:|-----------:|-------:|-------:|--------:|-------"
+            "|---:|---:|",
+            *load_lines(r["load"]),
         ]
     )
+
+
+def load_lines(rows: Sequence[dict[str, Any]]) -> list[str]:
+    single = {row["clients"]: row["rate"] for row in rows if row["workers"] == 1}
+    lines = []
+    for row in rows:
+        base = single.get(row["clients"]) or float("nan")
+        refused = sum(n for status, n in row["statuses"].items() if status != "200")
+        checks = max(1, row["checks"])
+        lines.append(
+            f"| {row['workers']:>7} | {row['clients']:>7} | {row['rate']:8.0f} | "
+            f"{row['rate'] / base:9.2f}× | {row['p50']:6.1f} | {row['p99']:6.1f} | "
+            f"{refused:>7} | {row['sizes']} | {1000 * row['server_cpu_s'] / checks:.2f} | "
+            f"{1000 * row['load_cpu_s'] / checks:.2f} |"
+        )
+    return lines
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from adapter.config.api import ApiSettings
 from adapter.errors import ConfigError
-from adapter.serving import ServedApp, bind
+from adapter.serving import ServedApp, bind, serve_workers
 
 # Headers beyond this are refused by h11 before the app runs (the body has its own limit).
 _MAX_HEADER_BYTES = 16 * 1024
@@ -110,18 +110,21 @@ def base_url(api: ApiSettings, host: str, port: int) -> str:
 
 
 def serve_api(
-    app: Any,
+    make_app: Callable[[], Any],
     api: ApiSettings,
     *,
     host: str,
     port: int,
+    workers: int = 1,
     on_ready: Callable[[str], None] | None = None,
 ) -> None:
-    """Serve in the foreground until SIGINT or SIGTERM; ``on_ready(base_url)`` once bound."""
+    """Serve in the foreground until SIGINT or SIGTERM; ``on_ready(base_url)`` once bound.
+
+    ``workers`` processes accept on the one socket (:func:`adapter.serving.serve_workers`);
+    each calls ``make_app`` after it is forked, so each has its own store connections."""
     check_exposure(api, host)
     sock = bind(host, port)
     url = base_url(api, host, sock.getsockname()[1])
-    server = uvicorn.Server(uvicorn_config(app, api))
     if on_ready is not None:
         on_ready(url)
     # uvicorn re-raises the stopping signal once shut down; no-op handlers make the command
@@ -132,7 +135,7 @@ def serve_api(
             sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGINT, signal.SIGTERM)
         }
     try:
-        server.run(sockets=[sock])
+        serve_workers(lambda: uvicorn_config(make_app(), api), sock, workers, name="inbound API")
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -40,24 +40,36 @@ def serve(
             "writes departments' messages into Primero."
         )
     _route_server_logs()
+    # Migrations and the first checks here, once; then the store is closed, so no connection
+    # crosses the fork into a worker (each opens its own).
     with StateStore(config.state.url) as store:
-        app = inbound_app(config, store)
-        if not any(
-            d.inbound_api_key_sha256 or d.inbound_client_cert_subjects
-            for d in config.departments.values()
-        ):
-            err.print(
-                "[yellow]warning:[/] no department has inbound credentials "
-                "(departments.<name>.inbound_api_key_sha256): every request will get 401."
-            )
-
-        def ready(url: str) -> None:
-            out.print(f"Inbound API on {url} — OpenAPI at {url}/openapi.json", highlight=False)
-            sys.stdout.flush()
-
-        serve_api(
-            app, api, host=host or api.host, port=api.port if port is None else port, on_ready=ready
+        inbound_app(config, store)
+    if not any(
+        d.inbound_api_key_sha256 or d.inbound_client_cert_subjects
+        for d in config.departments.values()
+    ):
+        err.print(
+            "[yellow]warning:[/] no department has inbound credentials "
+            "(departments.<name>.inbound_api_key_sha256): every request will get 401."
         )
+    workers = api.worker_count
+
+    def ready(url: str) -> None:
+        plural = "es" if workers > 1 else ""
+        out.print(
+            f"Inbound API on {url} ({workers} process{plural}) — OpenAPI at {url}/openapi.json",
+            highlight=False,
+        )
+        sys.stdout.flush()
+
+    serve_api(
+        lambda: inbound_app(config, StateStore(config.state.url)),
+        api,
+        host=host or api.host,
+        port=api.port if port is None else port,
+        workers=workers,
+        on_ready=ready,
+    )
 
 
 def _route_server_logs() -> None:

@@ -8,6 +8,7 @@ Departments' credentials live in their own sections
 from __future__ import annotations
 
 import ipaddress
+import os
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -42,6 +43,9 @@ class ApiSettings(BaseModel):
     # How long Primero's location codes (checked against a referral's child.district) are
     # kept before the next referral reloads them from GET /api/v2/locations.
     locations_ttl_seconds: float = Field(3600.0, gt=0)
+    # Processes `cpims-adapter serve` answers requests from, each with its own connections
+    # to the state store (unset: one per CPU core). `run`'s embedded API is one process.
+    workers: int | None = Field(None, ge=1, le=64)
     # Primero webhooks (POST /v1/primero/webhook) bring the sync jobs' next run forward. The
     # SHA-256 (hex) of the secret Primero sends as `x-api-key` (its webhook auth_type api_key);
     # unset: the route answers 404. Polling stays the source of truth (Primero never retries).
@@ -54,6 +58,13 @@ class ApiSettings(BaseModel):
         if self.tls_client_ca_file is not None and self.tls_certfile is None:
             raise ValueError("api.tls_client_ca_file (mutual TLS) needs api.tls_certfile/keyfile")
         return self
+
+    @property
+    def worker_count(self) -> int:
+        """``workers``, or the number of CPU cores this process may use."""
+        if self.workers is not None:
+            return self.workers
+        return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
 
     @property
     def tls(self) -> bool:

@@ -142,9 +142,18 @@ registry_checks = sa.Table(
     sa.Column("resolved_by", sa.String(120)),
     sa.Column("resolved_at", UTCDateTime),
     sa.Column("resolution_note", sa.String(500)),
-    sa.Index("ix_registry_checks_establishment", "establishment_id", "checked_at"),
+    # Migration 10: the establishment's index covers the attempt counts; checks by CNIC run.
+    sa.Index(
+        "ix_registry_checks_establishment",
+        "establishment_id",
+        "checked_at",
+        "worker_id",
+        "status",
+        "rule",
+    ),
     sa.Index("ix_registry_checks_subject", "subject_mac", "checked_at"),
     sa.Index("ix_registry_checks_queue", "status", "resolved_at"),
+    sa.Index("ix_registry_checks_near", "near_mac", "establishment_id", "checked_at"),
 )
 
 registry_appeals = sa.Table(

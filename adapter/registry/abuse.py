@@ -19,6 +19,7 @@ Monitoring rows (``worker_id`` set) are the registry's own doing and never count
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -35,12 +36,85 @@ from adapter.registry.models import Establishment, RegistryEventKind
 REJECTED = "REJECTED"
 
 
-def _own(establishment_id: int, since: datetime) -> list[sa.ColumnElement[bool]]:
-    return [
-        registry_checks.c.establishment_id == establishment_id,
-        registry_checks.c.checked_at >= since,
-        registry_checks.c.worker_id.is_(None),
-    ]
+# The statements every attempt runs, built once (parameters: establishment_id, since …).
+_OWN = (
+    registry_checks.c.establishment_id == sa.bindparam("establishment_id"),
+    registry_checks.c.checked_at >= sa.bindparam("since"),
+    registry_checks.c.worker_id.is_(None),
+)
+_NEAR_DISTINCT = sa.select(sa.func.count(sa.distinct(registry_checks.c.subject_mac))).where(
+    *_OWN, registry_checks.c.near_mac.in_(sa.bindparam("near", expanding=True))
+)
+_BAD = sa.or_(
+    registry_checks.c.status == REJECTED,
+    registry_checks.c.rule == str(Rule.CNIC_HIT_MISMATCH),
+)
+
+
+def _since(name: str, also: sa.ColumnElement[bool] | None = None) -> sa.ColumnElement[int]:
+    after = registry_checks.c.checked_at >= sa.bindparam(name)
+    return sa.func.coalesce(
+        sa.func.sum(sa.case((after & also if also is not None else after, 1), else_=0)), 0
+    )
+
+
+# One pass over the establishment's own attempts since the earlier of the month's start and
+# the window's: the quota's two counts and the mismatch rate's two, for one range scan.
+_TALLY = sa.select(
+    _since("month_start"), _since("day_start"), _since("since"), _since("since", _BAD)
+).where(
+    registry_checks.c.establishment_id == sa.bindparam("establishment_id"),
+    registry_checks.c.checked_at >= sa.bindparam("from_"),
+    registry_checks.c.worker_id.is_(None),
+)
+
+
+@dataclass(frozen=True)
+class Tally:
+    """An establishment's own attempts before the current one: this month, today, in the
+    detection window, and the window's mismatches (CNIC hit with the wrong name/DOB, or
+    rejected)."""
+
+    month: int
+    today: int
+    window: int
+    bad: int
+
+
+def tally(ctx: Context, conn: Connection, establishment_id: int, now: datetime) -> Tally:
+    """Count in the caller's write transaction (the counts hold until it commits: writers
+    take turns, and on PostgreSQL the establishment's row is locked)."""
+    day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    month_start = day_start.replace(day=1)
+    since = now - timedelta(days=ctx.settings.window_days)
+    month, today, window, bad = conn.execute(
+        _TALLY,
+        {
+            "establishment_id": establishment_id,
+            "from_": min(month_start, since),
+            "month_start": month_start,
+            "day_start": day_start,
+            "since": since,
+        },
+    ).one()
+    return Tally(int(month), int(today), int(window), int(bad))
+
+
+_RECENT = (
+    registry_checks.c.subject_mac == sa.bindparam("subject_mac"),
+    registry_checks.c.checked_at >= sa.bindparam("since"),
+    registry_checks.c.worker_id.is_(None),
+)
+# Both in one statement whose only conditions are on the subject (its index), however many
+# checks the establishment made: the distinct establishments, and this one's earlier checks.
+_EARLIER_HERE = sa.and_(
+    registry_checks.c.establishment_id == sa.bindparam("establishment_id"),
+    registry_checks.c.check_ref != sa.bindparam("check_ref"),
+)
+_SUBJECT = sa.select(
+    sa.func.count(sa.distinct(registry_checks.c.establishment_id)),
+    sa.func.coalesce(sa.func.sum(sa.case((_EARLIER_HERE, 1), else_=0)), 0),
+).where(*_RECENT)
 
 
 def after_attempt(
@@ -52,18 +126,18 @@ def after_attempt(
     subject_mac: str | None,
     near: tuple[str, str, str] | None,
     now: datetime,
+    before: Tally,
+    bad: bool,
 ) -> None:
-    """Look for the three patterns after one attempt was recorded; lock if warranted."""
+    """Look for the three patterns after one attempt was recorded; lock if warranted.
+    ``before`` counted the attempts before this one; ``bad``: this one is a mismatch."""
     settings = ctx.settings
     since = now - timedelta(days=settings.window_days)
     reasons: list[tuple[RegistryEventKind, str]] = []
 
+    own = {"establishment_id": establishment.id, "since": since}
     if near is not None:
-        distinct = conn.execute(
-            sa.select(sa.func.count(sa.distinct(registry_checks.c.subject_mac))).where(
-                *_own(establishment.id, since), registry_checks.c.near_mac.in_(near)
-            )
-        ).scalar_one()
+        distinct = conn.execute(_NEAR_DISTINCT, {**own, "near": list(near)}).scalar_one()
         if distinct >= settings.sequential_alert_count:
             reasons.append(
                 (
@@ -73,32 +147,13 @@ def after_attempt(
                 )
             )
 
-    total, bad = conn.execute(
-        sa.select(
-            sa.func.count(),
-            sa.func.coalesce(
-                sa.func.sum(
-                    sa.case(
-                        (
-                            sa.or_(
-                                registry_checks.c.status == REJECTED,
-                                registry_checks.c.rule == str(Rule.CNIC_HIT_MISMATCH),
-                            ),
-                            1,
-                        ),
-                        else_=0,
-                    )
-                ),
-                0,
-            ),
-        ).where(*_own(establishment.id, since))
-    ).one()
-    if total >= settings.mismatch_min_checks and bad / total > settings.mismatch_alert_rate:
+    total, mismatches = before.window + 1, before.bad + int(bad)
+    if total >= settings.mismatch_min_checks and mismatches / total > settings.mismatch_alert_rate:
         reasons.append(
             (
                 RegistryEventKind.MISMATCH_RATE,
-                f"{bad} of {total} attempts in {settings.window_days} days were mismatches or "
-                "rejected",
+                f"{mismatches} of {total} attempts in {settings.window_days} days were "
+                "mismatches or rejected",
             )
         )
 
@@ -135,21 +190,13 @@ def _subject_widely_checked(
     since: datetime,
     now: datetime,
 ) -> None:
-    recent = sa.and_(
-        registry_checks.c.subject_mac == subject_mac,
-        registry_checks.c.checked_at >= since,
-        registry_checks.c.worker_id.is_(None),
-    )
-    establishments = conn.execute(
-        sa.select(sa.func.count(sa.distinct(registry_checks.c.establishment_id))).where(recent)
-    ).scalar_one()
-    before = conn.execute(
-        sa.select(sa.func.count()).where(
-            recent,
-            registry_checks.c.establishment_id == establishment.id,
-            registry_checks.c.check_ref != check_ref,
-        )
-    ).scalar_one()
+    params = {
+        "subject_mac": subject_mac,
+        "since": since,
+        "establishment_id": establishment.id,
+        "check_ref": check_ref,
+    }
+    establishments, before = conn.execute(_SUBJECT, params).one()
     # Alert when a *new* establishment takes the count over the limit, not on every re-check.
     if establishments > ctx.settings.subject_alert_establishments and before == 0:
         record_security_event(

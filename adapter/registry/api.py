@@ -21,14 +21,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any, Literal, TypeVar
 
+import uvicorn
 from fastapi import APIRouter, FastAPI, Request, Response
 from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from adapter.config.registry import RegistrySettings
+from adapter.privacy.keys import KeyRing
 from adapter.registry.errors import (
     AuthenticationFailed,
     ConsentRefUsed,
@@ -40,6 +42,8 @@ from adapter.registry.errors import (
 )
 from adapter.registry.models import CheckAnswer, CheckRequest, Establishment, WorkerRegistration
 from adapter.registry.registry import Registry
+from adapter.serving import bind, serve_workers
+from adapter.state import StateStore
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache", "X-Content-Type-Options": "nosniff"}
 _Model = TypeVar("_Model", bound=BaseModel)
@@ -174,6 +178,39 @@ class _Gate:
         except EstablishmentLocked as exc:
             raise _Refused(403, "locked", str(exc)) from None
 
+    async def read_body(self, request: Request) -> bytes | None:
+        """The body, or None when it is larger than the limit; never more than the limit
+        is read (a declared length over it is refused unread)."""
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.limit:
+            return None
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > self.limit:
+                return None
+        return bytes(body)
+
+    def validated(
+        self, body: bytes | None, model: type[_Model], establishment: Establishment
+    ) -> _Model:
+        """``body`` as ``model``; a refusal (counted against the establishment) otherwise.
+        Runs on a pool thread."""
+        registry, limit = self.registry, self.limit
+        if body is None:
+            registry.reject(establishment, "body_too_large")
+            raise _Refused(413, "too_large", f"the body must be at most {limit} bytes.")
+        try:
+            return model.model_validate(json.loads(body))
+        except ValidationError as exc:
+            registry.reject(establishment, "invalid_request")
+            raise _Refused(
+                422, "invalid_request", "the request is malformed.", problems=_problems(exc)
+            ) from None
+        except ValueError:
+            registry.reject(establishment, "invalid_request")
+            raise _Refused(422, "invalid_request", "the body must be a JSON object.") from None
+
     async def parse(
         self, request: Request, model: type[_Model], establishment: Establishment
     ) -> _Model:
@@ -197,26 +234,51 @@ class _Gate:
             raise _Refused(422, "invalid_request", "the body must be a JSON object.") from None
 
 
+# What the registry refuses, as (status, error code): checked in this order.
+_REFUSALS: tuple[tuple[type[Exception], int, str], ...] = (
+    (ConsentRefUsed, 409, "consent_reused"),
+    (EstablishmentLocked, 403, "locked"),
+    (UnknownReference, 404, "not_found"),
+    (InvalidState, 409, "invalid_state"),
+)
+
+
+def _refusal(exc: Exception) -> Response | None:
+    """The error answer for what the registry refused; None for anything else."""
+    if isinstance(exc, _Refused):
+        return _error(exc)
+    if isinstance(exc, QuotaExceeded):
+        return _error(_Refused(429, "quota", str(exc), retry_after=exc.retry_after))
+    if isinstance(exc, RequestRejected) and not isinstance(exc, ConsentRefUsed):
+        return _error(_Refused(422, exc.reason, str(exc)))
+    for kind, status, error in _REFUSALS:
+        if isinstance(exc, kind):
+            return _error(_Refused(status, error, str(exc)))
+    return None
+
+
 async def _guarded(work: Callable[[], Any]) -> Response:
     """``work``'s response, or the error answer for what the registry refused."""
     try:
         result = await work()
-    except _Refused as refused:
-        return _error(refused)
-    except QuotaExceeded as exc:
-        return _error(_Refused(429, "quota", str(exc), retry_after=exc.retry_after))
-    except ConsentRefUsed as exc:
-        return _error(_Refused(409, "consent_reused", str(exc)))
-    except RequestRejected as exc:
-        return _error(_Refused(422, exc.reason, str(exc)))
-    except EstablishmentLocked as exc:
-        return _error(_Refused(403, "locked", str(exc)))
-    except UnknownReference as exc:
-        return _error(_Refused(404, "not_found", str(exc)))
-    except InvalidState as exc:
-        return _error(_Refused(409, "invalid_state", str(exc)))
+    except Exception as exc:
+        refused = _refusal(exc)
+        if refused is None:
+            raise
+        return refused
     assert isinstance(result, Response)
     return result
+
+
+def _guarded_sync(work: Callable[[], Response]) -> Response:
+    """:func:`_guarded` for work done in one go on a pool thread."""
+    try:
+        return work()
+    except Exception as exc:
+        refused = _refusal(exc)
+        if refused is None:
+            raise
+        return refused
 
 
 def build_router(registry: Registry) -> APIRouter:
@@ -230,22 +292,28 @@ def build_router(registry: Registry) -> APIRouter:
         "/checks", **_documented(CheckRequest, 200, CheckAnswerBody, 401, 403, 409, 413, 422, 429)
     )
     async def post_check(request: Request) -> Response:
-        async def work() -> Response:
-            establishment = await run_in_threadpool(gate.authenticate, request)
-            check = await gate.parse(request, CheckRequest, establishment)
-            answer = await run_in_threadpool(registry.check, check, establishment)
-            return _answer(answer, size)
+        held = _Floor(answer_min)
+        body = await gate.read_body(request)
 
-        return await _no_sooner_than(answer_min, _guarded(work))
+        def work() -> Response:
+            # One trip to the pool thread for all the blocking work of a check.
+            establishment = gate.authenticate(request)
+            check = gate.validated(body, CheckRequest, establishment)
+            return _answer(registry.check(check, establishment), size)
+
+        response = await run_in_threadpool(_guarded_sync, work)
+        return await held.release(response)
 
     @router.get("/checks/{check_ref}", **_documented(None, 200, CheckAnswerBody, 401, 403, 404))
     async def get_check(check_ref: str, request: Request) -> Response:
-        async def work() -> Response:
-            establishment = await run_in_threadpool(gate.authenticate, request)
-            answer = await run_in_threadpool(registry.check_status, check_ref[:40], establishment)
-            return _answer(answer, size)
+        held = _Floor(answer_min)
 
-        return await _no_sooner_than(answer_min, _guarded(work))
+        def work() -> Response:
+            establishment = gate.authenticate(request)
+            return _answer(registry.check_status(check_ref[:40], establishment), size)
+
+        response = await run_in_threadpool(_guarded_sync, work)
+        return await held.release(response)
 
     @router.post(
         "/workers",
@@ -283,13 +351,52 @@ def create_app(registry: Registry) -> FastAPI:
     return app
 
 
-async def _no_sooner_than(seconds: float, answer: Awaitable[Response]) -> Response:
-    """``answer``, released no sooner than ``seconds`` after the call: the outcome's own
-    work (a hit writes review and monitoring rows, a miss does not) cannot show in the time
-    (privacy.md §7 item 3). Errors are held as long as answers, so they tell nothing either."""
-    started = time.monotonic()
-    response = await answer
-    remaining = seconds - (time.monotonic() - started)
-    if remaining > 0:
-        await asyncio.sleep(remaining)
-    return response
+def serve_registry(
+    url: str,
+    kek: bytes,
+    settings: RegistrySettings,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    workers: int = 1,
+    on_ready: Callable[[str], None] | None = None,
+) -> None:
+    """The standalone registry app on ``host:port`` in ``workers`` processes, until SIGTERM
+    (the benchmark, a small deployment behind a TLS-terminating proxy). Each worker opens
+    its own store over ``url``."""
+    sock = bind(host, port)
+    try:
+        if on_ready is not None:
+            on_ready(f"http://{host}:{sock.getsockname()[1]}")
+
+        def config() -> uvicorn.Config:
+            store = StateStore(url)
+            registry = Registry.open(store, KeyRing.open(store, kek), settings)
+            return uvicorn.Config(
+                create_app(registry), access_log=False, log_level="warning", lifespan="off"
+            )
+
+        serve_workers(config, sock, workers, name="registry")
+    finally:
+        sock.close()
+
+
+class _Floor:
+    """Holds an answer until ``seconds`` after the request began: the outcome's own work (a
+    hit writes review and monitoring rows, a miss does not) cannot show in the time
+    (privacy.md §7 item 3). Errors are held as long as answers, so they tell nothing either.
+
+    The release time is fixed once, when the request begins (the event loop's clock), and
+    only what is left of it is slept, on the loop's timer: no task and no thread per request.
+    """
+
+    __slots__ = ("release_at",)
+
+    def __init__(self, seconds: float) -> None:
+        self.release_at = asyncio.get_running_loop().time() + seconds
+
+    async def release(self, response: Response) -> Response:
+        remaining = self.release_at - asyncio.get_running_loop().time()
+        if remaining > 0:
+            await asyncio.sleep(remaining)
+        return response

@@ -1,19 +1,23 @@
 """The check an establishment makes (privacy.md §6.6 items 2-5, 7; issue 6 item 2).
 
-One transaction per check, in this order:
+A read snapshot, then one write transaction per check:
 
-1. the establishment is still active (another process may have locked it) and within quota;
-2. the consent reference has never been used (single-use; a re-use is rejected and recorded);
-3. **both** stages run on every path: the exact stage (``cnic_mac`` on an indexed column) and
+1. on the snapshot (no write lock: checks match side by side, in threads and processes),
+   **both** stages run on every path: the exact stage (``cnic_mac`` on an indexed column) and
    the fuzzy stage (blocking keys, then scoring), and a sealed record is always opened (the
    hit's, or a dummy) — so hits and misses do the same work and take about the same time;
-4. :func:`adapter.registry.matching.decide` gives CLEAR, PENDING_REVIEW or DO_NOT_ENGAGE;
-5. the check is recorded (the submitted identity is sealed and kept only for PENDING_REVIEW),
+   :func:`adapter.registry.matching.decide` gives CLEAR, PENDING_REVIEW or DO_NOT_ENGAGE;
+2. in the write transaction, taken in turns (``Context.writing``; on PostgreSQL the
+   establishment's row is locked too), so no two checks count the same quota: the
+   establishment is still active (another process may have locked it) and within quota,
+   and the consent reference has never been used (single-use; a re-use is rejected and
+   recorded);
+3. the check is recorded (the submitted identity is sealed and kept only for PENDING_REVIEW),
    audited with the subject's HMAC, and the abuse patterns are evaluated.
 
 The answer is built from the outcome, a fresh random reference and dates only. Nothing about
 the entry — name, offence, whether the CNIC is known — can reach it. Nothing is cached: every
-check reads the database, so a removal applies to the very next check.
+check reads the database, so a removal committed before a check begins applies to it.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from adapter.errors import StateError
 from adapter.instruments import instruments
 from adapter.registry import _audit, abuse
 from adapter.registry._context import Context, new_ref
@@ -54,6 +59,7 @@ from adapter.registry.matching import (
     ExactHit,
     FuzzyHit,
     Outcome,
+    Rule,
     corroborate,
     decide,
 )
@@ -169,14 +175,7 @@ def fuzzy_stage(ctx: Context, conn: Connection, query: QueryIndex) -> list[Fuzzy
         return []
     # Removed entries have no blocking rows (removal deletes them in its transaction).
     rows = _block_rows(conn, list(query.blocks))
-    scorer = CandidateScorer(query, ctx.low_keys)
-    best: dict[int, FuzzyHit] = {}
-    for block_key, entry_id, name_keys, father_keys, dob_mac in rows:
-        hit = scorer.score(entry_id, name_keys, father_keys, dob_mac, query.blocks[block_key])
-        known = best.get(entry_id)
-        if known is None or hit.score > known.score:
-            best[entry_id] = hit
-    return list(best.values())
+    return CandidateScorer(query, ctx.low_keys).best_hits(rows)
 
 
 def match(ctx: Context, conn: Connection, query: QueryIndex) -> Decision:
@@ -194,27 +193,30 @@ def match(ctx: Context, conn: Connection, query: QueryIndex) -> Decision:
 # --- quotas ----------------------------------------------------------------------------------
 
 
-def _enforce_quota(conn: Connection, establishment: Any, now: datetime) -> None:
+_INSERT_CHECK = registry_checks.insert()
+_CONSENT_USED = sa.select(registry_checks.c.id).where(
+    registry_checks.c.consent_ref == sa.bindparam("consent_ref")
+)
+# FOR UPDATE (PostgreSQL; SQLite's writers already take turns): checks of one establishment
+# queue here, so two workers can never both count the last check left in its quota.
+_ESTABLISHMENT = (
+    sa.select(registry_establishments)
+    .where(registry_establishments.c.id == sa.bindparam("id"))
+    .with_for_update()
+)
+
+
+def _enforce_quota(tally: abuse.Tally, establishment: Any, now: datetime) -> None:
     day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
     month_start = day_start.replace(day=1)
-    own = sa.and_(
-        registry_checks.c.establishment_id == establishment.id,
-        registry_checks.c.worker_id.is_(None),
-    )
-    month = conn.execute(
-        sa.select(sa.func.count()).where(own, registry_checks.c.checked_at >= month_start)
-    ).scalar_one()
-    if month >= establishment.monthly_quota:
+    if tally.month >= establishment.monthly_quota:
         days = calendar.monthrange(now.year, now.month)[1]
         next_month = month_start + timedelta(days=days)
         raise QuotaExceeded(
             "the establishment's monthly quota of checks is used up.",
             retry_after=int((next_month - now).total_seconds()) + 1,
         )
-    today = conn.execute(
-        sa.select(sa.func.count()).where(own, registry_checks.c.checked_at >= day_start)
-    ).scalar_one()
-    if today >= establishment.daily_quota:
+    if tally.today >= establishment.daily_quota:
         raise QuotaExceeded(
             "the establishment's daily quota of checks is used up.",
             retry_after=int((day_start + timedelta(days=1) - now).total_seconds()) + 1,
@@ -222,9 +224,7 @@ def _enforce_quota(conn: Connection, establishment: Any, now: datetime) -> None:
 
 
 def _current(conn: Connection, establishment: Establishment) -> Any:
-    row = conn.execute(
-        sa.select(registry_establishments).where(registry_establishments.c.id == establishment.id)
-    ).one()
+    row = conn.execute(_ESTABLISHMENT, {"id": establishment.id}).one()
     if row.status != "active":
         raise EstablishmentLocked(
             "this establishment is locked after an anomaly; ask the registry office to review "
@@ -250,28 +250,31 @@ def check(
     )
     check_ref = new_ref("RC")
     valid_until = now + timedelta(days=ctx.settings.answer_valid_days)
+    # Matching only reads: it runs on a snapshot, beside other checks and writers. Every
+    # removal committed before this check began is in that snapshot.
+    with ctx.store.read() as conn:
+        decision = match(ctx, conn, query)
+    # Everything that needs no lock (sealing, keyed hashes) is done before the write turn.
+    values = _check_row(ctx, establishment, request, query, decision, (check_ref, now, valid_until))
+    near = near_macs(request.cnic, ctx.keys)
     reused = False
-    decision: Decision | None = None
     try:
-        with ctx.store.transaction() as conn:
+        with ctx.writing() as conn:
             row = _current(conn, establishment)
-            _enforce_quota(conn, row, now)
-            used = conn.execute(
-                sa.select(registry_checks.c.id).where(
-                    registry_checks.c.consent_ref == request.consent_ref
-                )
-            ).first()
+            before = abuse.tally(ctx, conn, establishment.id, now)
+            _enforce_quota(before, row, now)
+            used = conn.execute(_CONSENT_USED, {"consent_ref": request.consent_ref}).first()
             if used:
                 reused = True
             else:
-                decision = match(ctx, conn, query)
-                _record(
-                    ctx, conn, establishment, request, query, decision, check_ref, now, valid_until
-                )
-    except sa.exc.IntegrityError:
-        # PostgreSQL: a concurrent check took the same consent reference first.
+                _record(ctx, conn, establishment, values, near, before)
+    except StateError as exc:
+        # PostgreSQL: a concurrent check (of another establishment: one establishment's
+        # checks queue on its row) took the same consent reference first.
+        if not isinstance(exc.__cause__, sa.exc.IntegrityError):
+            raise
         reused = True
-    if reused or decision is None:
+    if reused:
         reject(ctx, establishment, "consent_reused", cnic=request.cnic, now=now)
         raise ConsentRefUsed(
             "this consent reference was already used: each signed consent form allows one check.",
@@ -281,66 +284,78 @@ def check(
     return answer_for(ctx, decision.outcome, check_ref, now, valid_until)
 
 
-def _record(
+def _check_row(
     ctx: Context,
-    conn: Connection,
     establishment: Establishment,
     request: CheckRequest,
     query: QueryIndex,
     decision: Decision,
-    check_ref: str,
-    now: datetime,
-    valid_until: datetime,
-) -> None:
+    when: tuple[str, datetime, datetime],
+) -> dict[str, Any]:
+    """The ``registry_checks`` row of one answered check."""
+    check_ref, now, valid_until = when
     pending = decision.outcome is Outcome.PENDING_REVIEW
     # Sealed on every path (same work); stored only when an officer will need it.
     submitted = Identity(
         request.cnic, request.full_name, request.father_name, None, None, request.date_of_birth
     )
     sealed, wrapped = seal(ctx.keyring, submitted.to_json(), b"check|" + check_ref.encode())
-    conn.execute(
-        registry_checks.insert().values(
-            check_ref=check_ref,
-            establishment_id=establishment.id,
-            subject_mac=query.cnic_mac,
-            near_mac=query.near_mac,
-            consent_ref=request.consent_ref,
-            purpose=request.purpose,
-            position=request.position,
-            status=str(decision.outcome),
-            rule=str(decision.rule),
-            candidates=" ".join(str(i) for i in decision.entry_ids) or None,
-            sealed=sealed if pending else None,
-            wrapped_dek=wrapped if pending else None,
-            checked_at=now,
-            valid_until=valid_until,
-            review_due_by=working_days_after(now, ctx.settings.review_working_days)
-            if pending
-            else None,
-        )
+    return dict(
+        check_ref=check_ref,
+        establishment_id=establishment.id,
+        subject_mac=query.cnic_mac,
+        near_mac=query.near_mac,
+        consent_ref=request.consent_ref,
+        purpose=request.purpose,
+        position=request.position,
+        status=str(decision.outcome),
+        rule=str(decision.rule),
+        candidates=" ".join(str(i) for i in decision.entry_ids) or None,
+        sealed=sealed if pending else None,
+        wrapped_dek=wrapped if pending else None,
+        checked_at=now,
+        valid_until=valid_until,
+        review_due_by=working_days_after(now, ctx.settings.review_working_days)
+        if pending
+        else None,
     )
+
+
+def _record(
+    ctx: Context,
+    conn: Connection,
+    establishment: Establishment,
+    values: dict[str, Any],
+    near: tuple[str, str, str],
+    before: abuse.Tally,
+) -> None:
+    """Insert the check, audit it and look for abuse, in the write turn."""
+    now = values["checked_at"]
+    conn.execute(_INSERT_CHECK, values)
     _audit.record(
         conn,
         ctx.keyring,
         "registry_check",
         now=now,
-        subject=query.cnic_mac,
-        ref=check_ref,
+        subject=values["subject_mac"],
+        ref=values["check_ref"],
         establishment=establishment.registration_number,
-        purpose=request.purpose,
-        consent_ref=request.consent_ref,
-        status=str(decision.outcome),
-        rule=str(decision.rule),
-        position=request.position,
+        purpose=values["purpose"],
+        consent_ref=values["consent_ref"],
+        status=values["status"],
+        rule=values["rule"],
+        position=values["position"],
     )
     abuse.after_attempt(
         ctx,
         conn,
         establishment,
-        check_ref=check_ref,
-        subject_mac=query.cnic_mac,
-        near=near_macs(request.cnic, ctx.keys),
+        check_ref=values["check_ref"],
+        subject_mac=values["subject_mac"],
+        near=near,
         now=now,
+        before=before,
+        bad=values["rule"] == str(Rule.CNIC_HIT_MISMATCH),
     )
 
 
@@ -356,9 +371,10 @@ def reject(
     towards the quota and the mismatch rate. Raises QuotaExceeded past the quota."""
     check_ref = new_ref("RC")
     subject = ctx.keys.cnic_mac(cnic) if cnic else None
-    with ctx.store.transaction() as conn:
+    with ctx.writing() as conn:
         row = _current(conn, establishment)
-        _enforce_quota(conn, row, now)
+        before = abuse.tally(ctx, conn, establishment.id, now)
+        _enforce_quota(before, row, now)
         conn.execute(
             registry_checks.insert().values(
                 check_ref=check_ref,
@@ -389,13 +405,15 @@ def reject(
             subject_mac=subject,
             near=near_macs(cnic, ctx.keys) if cnic else None,
             now=now,
+            before=before,
+            bad=True,
         )
     return check_ref
 
 
 def check_status(ctx: Context, check_ref: str, establishment: Establishment) -> CheckAnswer:
     """The current answer of one of this establishment's checks (after a review or appeal)."""
-    with ctx.store.transaction() as conn:
+    with ctx.store.read() as conn:
         row = conn.execute(
             sa.select(registry_checks).where(
                 registry_checks.c.check_ref == check_ref,

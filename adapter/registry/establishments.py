@@ -136,17 +136,21 @@ def get_establishment(ctx: Context, registration_number: str) -> Establishment:
     return _as_establishment(row)
 
 
+_BY_KEY = sa.select(registry_establishments).where(
+    registry_establishments.c.api_key_sha256 == sa.bindparam("digest")
+)
+
+
 def authenticate(ctx: Context, api_key: str, *, now: datetime) -> Establishment:
     """The establishment holding ``api_key``; AuthenticationFailed (and a security event) if
     none does, EstablishmentLocked if it is locked."""
     digest = api_key_hash(api_key[:200])
-    with ctx.store.transaction() as conn:
-        row = conn.execute(
-            sa.select(registry_establishments).where(
-                registry_establishments.c.api_key_sha256 == digest
-            )
-        ).first()
-        if row is None:
+    # Every request authenticates: a read, beside the other checks; a write only when the
+    # key is unknown.
+    with ctx.store.read() as conn:
+        row = conn.execute(_BY_KEY, {"digest": digest}).first()
+    if row is None:
+        with ctx.writing() as conn:
             record_security_event(
                 conn,
                 RegistryEventKind.BAD_API_KEY,

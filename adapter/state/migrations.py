@@ -550,6 +550,22 @@ def _m0009_held(conn: Connection) -> None:
     md.create_all(conn)
 
 
+def _m0010_registry_runs(conn: Connection) -> None:
+    """Every check counts its establishment's attempts (quota, mismatch rate) and looks up
+    its checks by CNIC run (sequential CNICs). The establishment's index now carries the
+    columns those counts read, so they never visit the table; and an index by CNIC run
+    reads those few rows instead of every check of the window."""
+    conn.exec_driver_sql("DROP INDEX ix_registry_checks_establishment")
+    conn.exec_driver_sql(
+        "CREATE INDEX ix_registry_checks_establishment "
+        "ON registry_checks (establishment_id, checked_at, worker_id, status, rule)"
+    )
+    conn.exec_driver_sql(
+        "CREATE INDEX ix_registry_checks_near "
+        "ON registry_checks (near_mac, establishment_id, checked_at)"
+    )
+
+
 # Append new migrations at the end; never edit or reorder released ones.
 MIGRATIONS: list[Migration] = [
     Migration(1, "spine: cursors, runs, leases", _m0001_spine),
@@ -561,4 +577,5 @@ MIGRATIONS: list[Migration] = [
     Migration(7, "incidents: breach incidents and notifications", _m0007_incidents),
     Migration(8, "service: instances and heartbeats", _m0008_service),
     Migration(9, "decisions: referrals held for a person's decision", _m0009_held),
+    Migration(10, "registry: covering index of checks, checks by CNIC run", _m0010_registry_runs),
 ]

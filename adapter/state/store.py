@@ -275,8 +275,15 @@ def _configure_sqlite(engine: Engine) -> None:
     @sa.event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         # IMMEDIATE takes the write lock up front, so two processes never deadlock upgrading
-        # a read lock; writes here are short.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # a read lock; writes here are short. A read-only transaction (StateStore.read) takes
+        # no write lock: under WAL it reads a snapshot beside the writers.
+        if conn.get_execution_options().get(_READ_ONLY):
+            conn.exec_driver_sql("BEGIN")
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+_READ_ONLY = "adapter_read_only"
 
 
 class StateStore:
@@ -321,6 +328,18 @@ class StateStore:
         with self._translated():
             with self.engine.begin() as conn:
                 yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A transaction that only reads: one consistent snapshot. On SQLite it takes no
+        write lock (a plain BEGIN under WAL), so it runs beside writers in other threads and
+        processes; writing in it is a programming error (SQLite then fails on the lock
+        upgrade only under contention, so do not)."""
+        with self._translated():
+            with self.engine.connect() as conn:
+                conn = conn.execution_options(**{_READ_ONLY: True})
+                with conn.begin():
+                    yield conn
 
     @contextmanager
     def _translated(self) -> Iterator[None]:
