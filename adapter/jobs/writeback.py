@@ -184,7 +184,9 @@ def write_back_messages(
     idempotency key (derived from ``idempotency_key``, so a re-read enqueues nothing twice)
     and its own lane. ``encrypt(plain, context)`` seals a payload under its key."""
     parts = [PART_ROW]
-    if write_back.referral_id:
+    if write_back.referral_id and write_back.status in _REFERRAL_TARGET:
+        # A status that moves no referral (requested, cancelled, failed) has no status part:
+        # it would be a message that sends nothing (_referral_status).
         parts.insert(0, PART_STATUS)
     if write_back.case_fields:
         parts.append(PART_FIELDS)

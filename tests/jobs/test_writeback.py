@@ -132,6 +132,16 @@ def test_each_part_is_its_own_message_with_its_own_key_and_lane() -> None:
         court_order("case-1", {}), idempotency_key="k-2", job="courts", encrypt=lambda p, _: p
     )
     assert only.kind == part_kind(PART_ROW)
+    # A status that moves no Primero referral (the department received it, or cancelled)
+    # has no status part: it would be a message that sends nothing.
+    for status in ("requested", "cancelled"):
+        (row_only,) = write_back_messages(
+            replace(court_order("case-1", {}), referral_id="referral-1", status=status),
+            idempotency_key=f"k-{status}",
+            job="courts",
+            encrypt=lambda p, _: p,
+        )
+        assert row_only.kind == part_kind(PART_ROW)
 
 
 def test_a_message_queued_whole_still_applies_every_part_it_can(
