@@ -381,7 +381,8 @@ def _document(
         f"{p.pairs} pairs per row; medians. Both are timed as whole processes, from fork to "
         "exit: the adapter's interpreter start and imports count against it, as in "
         "production. Rows: wall time ratio; CPU (user + system, all threads) per referral, "
-        "adapter vs replay; requests per referral from the recording, list pages left out "
+        "adapter vs replay; requests per referral from the recording, list and status-feed "
+        "pages left out (read once per run, whatever the number of referrals) "
         "(the kinds are in the table below).",
         "- **Full syncs** (`bench_production.py`, SQLite, health): `cpims-adapter sync health` "
         f"over a fresh state store and worlds of {ladder} cases, one in "
