@@ -598,6 +598,15 @@ def _copy_sqlite(state_url: str, tmp: Path) -> str:
     return f"sqlite:///{target_dir / source.name}"
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine has spent busy (all cores, every process: the adapter,
+    the servers it talks to, and anything else), from /proc/stat."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    ticks = [int(value) for value in fields]
+    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)  # idle + iowait
+    return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def scaling(plan: Plan, tmp: Path) -> dict[str, Any]:
     """Full syncs up the ladder; on the biggest and the 1k world, the first run after and the
     incremental runs (those two worlds stay up until the end)."""
@@ -612,10 +621,13 @@ def scaling(plan: Plan, tmp: Path) -> dict[str, Any]:
                 world(tmp, "health", "sqlite", cases, REFERRED_EVERY, anchor, None)
             )
             before = primero_counts(made.primero)
+            busy_before = machine_busy_seconds()
             run = made.sync()
+            busy = machine_busy_seconds() - busy_before
             counts = primero_counts(made.primero) - before
             full[cases] = {
                 "run": run,
+                "machine_busy": busy,
                 "referred": made.referred,
                 "referral_gets": _referral_gets(counts),
                 "list_pages": _list_pages(counts),
@@ -689,7 +701,10 @@ def scaling_rows(result: dict[str, Any]) -> list[Row]:
                 name="Full sync of 50,000 cases (one in ten referred), `cpims-adapter sync health`"
                 ", SQLite, real FHIR server",
                 baseline=f"budget: ≤ {GOAL_FULL_SYNC_50K_SECONDS:g} s",
-                measured=f"{run.seconds:.1f} s (CPU {run.cpu_seconds:.1f} s)",
+                measured=f"{run.seconds:.1f} s (adapter CPU {run.cpu_seconds:.1f} s; the "
+                f"machine busy {full[50_000]['machine_busy']:.0f} of "
+                f"{(os.cpu_count() or 1) * run.seconds:.0f} core-seconds: the rest is the "
+                "servers')",
                 ratio=run.seconds / GOAL_FULL_SYNC_50K_SECONDS,
                 goal=1.0,
                 peak_memory=f"{run.rss_kib / 1024:,.0f} MiB",
@@ -756,15 +771,18 @@ def scaling_rows(result: dict[str, Any]) -> list[Row]:
 
 def ladder_table(result: dict[str, Any]) -> str:
     lines = [
-        "| Cases (referred) | Wall | CPU | CPU per referral | Peak RSS | Primero requests | "
-        "list pages | referral GETs |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| Cases (referred) | Wall | CPU | CPU per referral | Machine busy (all processes) "
+        "| Peak RSS | Primero requests | list pages | referral GETs |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    cores = os.cpu_count() or 1
     for cases, full in sorted(result["full"].items()):
         run = full["run"]
         lines.append(
             f"| {cases:,} ({full['referred']:,}) | {run.seconds:.1f} s | {run.cpu_seconds:.1f} s | "
-            f"{1000 * run.cpu_seconds / full['referred']:.1f} ms | {run.rss_kib / 1024:,.0f} MiB | "
+            f"{1000 * run.cpu_seconds / full['referred']:.1f} ms | "
+            f"{full['machine_busy']:.0f} of {cores * run.seconds:.0f} core-s | "
+            f"{run.rss_kib / 1024:,.0f} MiB | "
             f"{full['primero_requests']:,} | {full['list_pages']:,} | {full['referral_gets']:,} |"
         )
     first = result["first_after"]
