@@ -31,6 +31,7 @@ from adapter.registry.ingest import CSV_COLUMNS, file_sha256, sign_file
 from adapter.registry.matching import Outcome
 from adapter.registry.models import (
     CheckAnswer,
+    CheckRecord,
     CheckRequest,
     ConvictionOrder,
     EntryStatus,
@@ -51,6 +52,7 @@ __all__ = [
     "AccessDenied",
     "AuthenticationFailed",
     "CheckAnswer",
+    "CheckRecord",
     "CheckRequest",
     "ConsentRefUsed",
     "ConvictionOrder",

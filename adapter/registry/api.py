@@ -177,12 +177,21 @@ class _Gate:
     async def parse(
         self, request: Request, model: type[_Model], establishment: Establishment
     ) -> _Model:
-        registry, limit = self.registry, self.limit
+        return await self.validate(await self.read(request), model, establishment)
+
+    async def read(self, request: Request) -> bytes | None:
+        """The body, or None when its declared length is over the limit: refused before a
+        large body is read into memory."""
         declared = request.headers.get("content-length", "")
-        # Refuse on the declared length before reading a large body into memory.
-        too_large = declared.isdigit() and int(declared) > limit
-        body = b"" if too_large else await request.body()
-        if too_large or len(body) > limit:
+        too_large = declared.isdigit() and int(declared) > self.limit
+        return None if too_large else await request.body()
+
+    async def validate(
+        self, body: bytes | None, model: type[_Model], establishment: Establishment
+    ) -> _Model:
+        """``body`` (None: declared too large) validated as ``model``; a refusal is counted."""
+        registry, limit = self.registry, self.limit
+        if body is None or len(body) > limit:
             await run_in_threadpool(registry.reject, establishment, "body_too_large")
             raise _Refused(413, "too_large", f"the body must be at most {limit} bytes.")
         try:
@@ -230,13 +239,9 @@ def build_router(registry: Registry) -> APIRouter:
         "/checks", **_documented(CheckRequest, 200, CheckAnswerBody, 401, 403, 409, 413, 422, 429)
     )
     async def post_check(request: Request) -> Response:
-        async def work() -> Response:
-            establishment = await run_in_threadpool(gate.authenticate, request)
-            check = await gate.parse(request, CheckRequest, establishment)
-            answer = await run_in_threadpool(registry.check, check, establishment)
-            return _answer(answer, size)
-
-        return await _no_sooner_than(answer_min, _guarded(work))
+        return await answer_check(
+            registry, lambda: gate.authenticate(request), lambda: gate.read(request)
+        )
 
     @router.get("/checks/{check_ref}", **_documented(None, 200, CheckAnswerBody, 401, 403, 404))
     async def get_check(check_ref: str, request: Request) -> Response:
@@ -273,6 +278,26 @@ def build_router(registry: Registry) -> APIRouter:
         return await _guarded(work)
 
     return router
+
+
+async def answer_check(
+    registry: Registry,
+    establishment: Callable[[], Establishment],
+    body: Callable[[], Awaitable[bytes | None]],
+) -> Response:
+    """The one path of an establishment's check, for ``POST /v1/registry/checks`` and the web
+    console alike (the console is not a side door): ``establishment`` names the caller (or
+    raises the refusal), ``body`` reads the JSON request (None: too large). The same quota,
+    validation and refusal counting, audit, padded answer and minimum answer time apply."""
+    gate = _Gate(registry)
+
+    async def work() -> Response:
+        caller = await run_in_threadpool(establishment)
+        check = await gate.validate(await body(), CheckRequest, caller)
+        answer = await run_in_threadpool(registry.check, check, caller)
+        return _answer(answer, registry.settings.answer_bytes)
+
+    return await _no_sooner_than(registry.settings.answer_min_ms / 1000, _guarded(work))
 
 
 def create_app(registry: Registry) -> FastAPI:

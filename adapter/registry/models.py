@@ -309,6 +309,18 @@ class ReviewDetail:
 
 
 @dataclass(frozen=True)
+class CheckRecord:
+    """One of an establishment's own checks, as its history shows it (no person named)."""
+
+    check_ref: str
+    checked_at: datetime
+    purpose: str | None
+    position: str | None
+    status: str  # CLEAR | PENDING_REVIEW | DO_NOT_ENGAGE | REJECTED (after any review)
+    valid_until: datetime
+
+
+@dataclass(frozen=True)
 class SubjectAccessRow:
     """One establishment's check (or monitoring registration) of the subject (DBS model)."""
 

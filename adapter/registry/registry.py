@@ -28,6 +28,7 @@ from adapter.registry.index import low_information_keys
 from adapter.registry.matching import Outcome
 from adapter.registry.models import (
     CheckAnswer,
+    CheckRecord,
     CheckRequest,
     ConvictionOrder,
     Establishment,
@@ -223,6 +224,16 @@ class Registry:
 
     def check_status(self, check_ref: str, establishment: Establishment) -> CheckAnswer:
         return checks.check_status(self._ctx, check_ref, establishment)
+
+    def check_history(self, establishment: Establishment, *, limit: int = 50) -> list[CheckRecord]:
+        """This establishment's own checks, newest first (no person named)."""
+        return checks.history(self._ctx, establishment, limit=limit)
+
+    def quota_used(
+        self, establishment: Establishment, *, now: datetime | None = None
+    ) -> tuple[int, int]:
+        """Checks counted against the quota today and this month."""
+        return checks.quota_used(self._ctx, establishment, now=now or utcnow())
 
     # -- review and rights -------------------------------------------------------------------
 
