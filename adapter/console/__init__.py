@@ -21,7 +21,7 @@ from starlette.responses import FileResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapter.config import Settings
-from adapter.console import establishment, operator
+from adapter.console import dpo, establishment, operator, reviewer
 from adapter.console.accounts import Account, Accounts, Role
 from adapter.console.signin import IdentityClaims, add_sign_in_routes, sign_in_with_identity
 from adapter.console.web import (
@@ -109,6 +109,8 @@ def build_console(console: Console) -> FastAPI:
     add_sign_in_routes(app, console)
     establishment.add_routes(app, console)
     operator.add_routes(app, console)
+    dpo.add_routes(app, console)
+    reviewer.add_routes(app, console)
     return app
 
 

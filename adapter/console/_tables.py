@@ -63,3 +63,13 @@ console_sign_in_failures = sa.Table(
     sa.Column("last_failure_at", UTCDateTime, nullable=False),
     sa.Column("locked_until", UTCDateTime),
 )
+
+# Which reviewer took a PENDING_REVIEW check: only they may open its sealed identity and decide
+# it (the registry keeps the check; the console keeps who works on it).
+console_review_assignments = sa.Table(
+    "console_review_assignments",
+    metadata,
+    sa.Column("check_ref", sa.String(24), primary_key=True),
+    sa.Column("account_id", sa.Integer, nullable=False),
+    sa.Column("assigned_at", UTCDateTime, nullable=False),
+)

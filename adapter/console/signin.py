@@ -37,6 +37,9 @@ def start_session(
     """Sign ``account`` in on this visit: a new session id (the old one ends), stamped and
     audited. ``method`` says how they proved it (password, password+totp, oidc)."""
     now = now or utcnow()
+    # Sessions past a timeout are deleted when they are next presented; those never presented
+    # again go here, at each sign-in, so the table holds live sessions only.
+    console.sessions.purge(now)
     session = console.sessions.rotate(visit.session, SIGNED_IN, account.id, now)
     console.accounts.mark_signed_in(account.id, now)
     console.record("console_sign_in", account, reason=f"method={method}")

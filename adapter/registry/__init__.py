@@ -30,6 +30,7 @@ from adapter.registry.errors import (
 from adapter.registry.ingest import CSV_COLUMNS, file_sha256, sign_file
 from adapter.registry.matching import Outcome
 from adapter.registry.models import (
+    AppealItem,
     CheckAnswer,
     CheckRecord,
     CheckRequest,
@@ -50,6 +51,7 @@ from adapter.registry.registry import Registry
 __all__ = [
     "CSV_COLUMNS",
     "AccessDenied",
+    "AppealItem",
     "AuthenticationFailed",
     "CheckAnswer",
     "CheckRecord",

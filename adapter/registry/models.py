@@ -321,6 +321,20 @@ class CheckRecord:
 
 
 @dataclass(frozen=True)
+class AppealItem:
+    """An appeal as the registry office lists it (never its grounds: they stay sealed)."""
+
+    appeal_ref: str
+    about: str  # the check or entry reference appealed
+    kind: str  # check | entry
+    status: str  # open | granted | refused
+    received_by: str
+    created_at: datetime
+    decided_by: str | None
+    decided_at: datetime | None
+
+
+@dataclass(frozen=True)
 class SubjectAccessRow:
     """One establishment's check (or monitoring registration) of the subject (DBS model)."""
 

@@ -27,6 +27,7 @@ from adapter.registry._crypto import RegistryKeys
 from adapter.registry.index import low_information_keys
 from adapter.registry.matching import Outcome
 from adapter.registry.models import (
+    AppealItem,
     CheckAnswer,
     CheckRecord,
     CheckRequest,
@@ -281,6 +282,10 @@ class Registry:
             entry_ref=entry_ref,
             now=now or utcnow(),
         )
+
+    def appeals(self, *, open_only: bool = True) -> list[AppealItem]:
+        """Appeals, oldest first (their grounds stay sealed)."""
+        return review.list_appeals(self._ctx, open_only=open_only)
 
     def decide_appeal(
         self,

@@ -551,8 +551,8 @@ def _m0009_held(conn: Connection) -> None:
 
 
 def _m0010_console(conn: Connection) -> None:
-    """The web console (issue 16): local accounts, server-side sessions and sign-in throttling
-    (query-side mirror in adapter/console/_tables.py)."""
+    """The web console (issue 16): local accounts, server-side sessions, sign-in throttling and
+    which reviewer took which queued check (query-side mirror in adapter/console/_tables.py)."""
     md = sa.MetaData()
     sa.Table(
         "console_accounts",
@@ -593,6 +593,13 @@ def _m0010_console(conn: Connection) -> None:
         sa.Column("last_failure_at", UTCDateTime, nullable=False),
         sa.Column("locked_until", UTCDateTime),
     )
+    sa.Table(
+        "console_review_assignments",
+        md,
+        sa.Column("check_ref", sa.String(24), primary_key=True),
+        sa.Column("account_id", sa.Integer, nullable=False),
+        sa.Column("assigned_at", UTCDateTime, nullable=False),
+    )
     md.create_all(conn)
 
 
@@ -607,5 +614,7 @@ MIGRATIONS: list[Migration] = [
     Migration(7, "incidents: breach incidents and notifications", _m0007_incidents),
     Migration(8, "service: instances and heartbeats", _m0008_service),
     Migration(9, "decisions: referrals held for a person's decision", _m0009_held),
-    Migration(10, "console: accounts, sessions, sign-in throttling", _m0010_console),
+    Migration(
+        10, "console: accounts, sessions, sign-in throttling, review assignments", _m0010_console
+    ),
 ]

@@ -22,9 +22,12 @@ from typing import Any
 import pyotp
 import pytest
 
+from adapter.config import Settings
 from adapter.console.accounts import Accounts, Role
+from adapter.incidents import scan_security_events
 from adapter.privacy import KeyRing
-from adapter.registry import ConvictionOrder, Registry
+from adapter.privacy.events import SecurityEventKind, record_security_event
+from adapter.registry import CheckRequest, ConvictionOrder, Registry
 from adapter.state import StateStore
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -84,6 +87,27 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
                 date_of_birth="1990-05-01",
             )
         )
+        # A check the reviewer must decide: the registered person's name and birth date under
+        # another CNIC.
+        queued = registry.check(
+            CheckRequest(
+                cnic="42101-7654321-3",
+                full_name="Muhammad Ali",
+                father_name="Muhammad Aslam",
+                date_of_birth="1990-05-01",  # type: ignore[arg-type]
+                consent_ref="CF-2026-000900",
+                position="Driver",
+                purpose="education",
+            ),
+            registry.establishment("SCH-002"),
+        )
+        assert str(queued.status) == "PENDING_REVIEW"
+        # A suspected breach for the DPO.
+        with store.transaction() as conn:
+            record_security_event(
+                conn, SecurityEventKind.AUDIT_CHAIN_BROKEN, department=None, detail="seq 3 broken"
+            )
+        scan_security_events(store, Settings())
         accounts = Accounts(store, ring)
         for name, role, school in (
             ("officer1", Role.establishment_officer, "SCH-001"),
@@ -275,3 +299,68 @@ def test_operator_signs_in_with_totp_and_sees_the_status(served: Served, browser
     # Role escalation: the operator may not check people.
     assert operator.goto("/console/establishment").status == 403
     operator.close()
+
+
+def test_dpo_sees_the_incident_countdown_closes_it_and_verifies_the_audit_chain(
+    served: Served, browser: Any
+) -> None:
+    dpo = Visitor(browser, served)
+    dpo.sign_in("dpo1")
+    dpo.totp()
+    assert dpo.page.url.endswith("/console/dpo")
+    incident = dpo.page.locator("article.card").first
+    assert "left" in incident.inner_text() or "Overdue" in incident.inner_text()
+    dpo.accessible()
+    dpo.shoot("dpo-en")
+    with dpo.page.expect_download() as download:
+        dpo.page.get_by_role("link", name="Download the notice").first.click()
+    assert download.value.suggested_filename.startswith("incident-")
+    dpo.page.get_by_label("What was done (10-1000 characters)").first.fill(
+        "Chain restored from the backup; the DPO was told in person."
+    )
+    dpo.page.get_by_role("button", name="Close the incident").first.click()
+    assert "No incident is open." in dpo.page.locator("main").inner_text()
+    dpo.page.get_by_role("button", name="Verify the audit chain now").click()
+    assert "The audit log is intact" in dpo.page.locator("#audit-result").inner_text()
+    dpo.to_urdu()
+    dpo.accessible()
+    dpo.shoot("dpo-ur")
+    dpo.goto("/console/dpo/decisions")
+    dpo.accessible()
+    dpo.shoot("decisions-ur")
+    dpo.goto("/console/dpo/explain")
+    dpo.accessible()
+    dpo.shoot("explain-ur")
+    dpo.page.get_by_role("button", name="English").click()
+    dpo.goto("/console/dpo/decisions")
+    dpo.accessible()
+    dpo.shoot("decisions-en")
+    dpo.goto("/console/dpo/explain")
+    dpo.shoot("explain-en")
+    dpo.close()
+
+
+def test_reviewer_takes_opens_and_decides_a_queued_check(served: Served, browser: Any) -> None:
+    reviewer = Visitor(browser, served)
+    reviewer.sign_in("reviewer1")
+    reviewer.totp()
+    assert reviewer.page.url.endswith("/console/reviewer")
+    queue = reviewer.page.locator("#queue")
+    assert "SCH-002" in queue.inner_text() and "Muhammad" not in queue.inner_text()
+    reviewer.accessible()
+    reviewer.shoot("reviewer-en")
+    reviewer.page.get_by_role("button", name="Take").first.click()
+    assert "/console/reviewer/checks/" in reviewer.page.url
+    assert "Muhammad Ali" in reviewer.page.locator("#submitted").inner_text()
+    reviewer.accessible()
+    reviewer.shoot("review-en")
+    reviewer.page.get_by_label("CLEAR: not the registered person").check()
+    reviewer.page.get_by_label("Reason (at least 10 characters)").fill(
+        "Different CNIC; NADRA record shows another father."
+    )
+    reviewer.page.get_by_role("button", name="Record the decision").click()
+    assert "Nothing is waiting for review." in reviewer.page.locator("#queue").inner_text()
+    reviewer.to_urdu()
+    reviewer.accessible()
+    reviewer.shoot("reviewer-ur")
+    reviewer.close()

@@ -19,6 +19,7 @@ def test_tables_match_the_migration(store: StateStore, tmp_path: Path) -> None:
         "console_accounts",
         "console_sessions",
         "console_sign_in_failures",
+        "console_review_assignments",
     }
     for name in _tables.metadata.tables:
         got, want = shape(store.engine, name), shape(mirror, name)
