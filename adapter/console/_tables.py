@@ -28,6 +28,8 @@ console_accounts = sa.Table(
     sa.Column("password_hash", sa.String(200)),
     sa.Column("totp_sealed", sa.LargeBinary),
     sa.Column("totp_confirmed", sa.Boolean, nullable=False),
+    # The time step of the last code accepted: a code is good once (RFC 6238 §5.2).
+    sa.Column("totp_last_step", sa.Integer),
     sa.Column("locale", sa.String(10), nullable=False),
     sa.Column("oidc_issuer", sa.String(300)),
     sa.Column("oidc_subject", sa.String(200)),

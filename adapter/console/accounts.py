@@ -8,6 +8,7 @@ which usernames exist.
 
 from __future__ import annotations
 
+import hmac
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -260,22 +261,38 @@ class Accounts:
             )
         return secret
 
-    def verify_totp(self, account: Account, code: str) -> bool:
-        """Whether ``code`` is the account's current TOTP code (one step of clock drift either
-        way, RFC 6238 §5.2); the first good code confirms an enrolment."""
+    def verify_totp(self, account: Account, code: str, *, now: datetime | None = None) -> bool:
+        """Whether ``code`` is the account's TOTP code for now (one step of clock drift either
+        way) and newer than the last code accepted: a code is good once, so one seen over a
+        shoulder or in a proxy log cannot be replayed (RFC 6238 §5.2). The first good code
+        confirms an enrolment."""
         code = code.strip().replace(" ", "")
         if not (code.isdigit() and len(code) == 6):
             return False
-        if not pyotp.TOTP(self.totp_secret(account)).verify(code, valid_window=1):
+        totp = pyotp.TOTP(self.totp_secret(account))
+        current = totp.timecode(now or utcnow())
+        step = next(
+            (
+                s
+                for s in (current - 1, current, current + 1)
+                if hmac.compare_digest(totp.generate_otp(s), code)
+            ),
+            None,
+        )
+        if step is None:
             return False
-        if not account.totp_confirmed:
-            with self.store.transaction() as conn:
-                conn.execute(
-                    console_accounts.update()
-                    .where(console_accounts.c.id == account.id)
-                    .values(totp_confirmed=True)
+        table = console_accounts
+        with self.store.transaction() as conn:
+            # Compare-and-set: two requests racing with the same code cannot both pass.
+            done = conn.execute(
+                table.update()
+                .where(
+                    table.c.id == account.id,
+                    sa.or_(table.c.totp_last_step.is_(None), table.c.totp_last_step < step),
                 )
-        return True
+                .values(totp_last_step=step, totp_confirmed=True)
+            )
+        return bool(done.rowcount)
 
     def provisioning_uri(self, account: Account, secret: str) -> str:
         return pyotp.TOTP(secret).provisioning_uri(

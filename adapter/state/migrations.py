@@ -565,6 +565,7 @@ def _m0010_console(conn: Connection) -> None:
         sa.Column("password_hash", sa.String(200)),
         sa.Column("totp_sealed", sa.LargeBinary),
         sa.Column("totp_confirmed", sa.Boolean, nullable=False),
+        sa.Column("totp_last_step", sa.Integer),
         sa.Column("locale", sa.String(10), nullable=False),
         sa.Column("oidc_issuer", sa.String(300)),
         sa.Column("oidc_subject", sa.String(200)),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
+import pyotp
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -179,6 +180,19 @@ def test_password_alone_does_not_open_a_totp_role(world: World) -> None:
     wrong = client.post("/console/totp", data={"code": "000000", "csrf_token": csrf_of(totp.text)})
     assert wrong.status_code == 401
     assert client.get("/console/operator").status_code == 303
+
+
+def test_a_totp_code_is_good_once(world: World) -> None:
+    accounts = world.console.accounts
+    account = accounts.by_username("dpo1")
+    assert account is not None
+    now = utcnow()
+    code = pyotp.TOTP(world.totp["dpo1"]).at(now)
+    assert accounts.verify_totp(account, code, now=now)
+    assert not accounts.verify_totp(account, code, now=now)  # replayed
+    earlier = pyotp.TOTP(world.totp["dpo1"]).at(now - timedelta(seconds=30))
+    assert not accounts.verify_totp(account, earlier, now=now)  # older than the last one
+    assert not accounts.verify_totp(account, "12345", now=now)
 
 
 def test_first_sign_in_enrols_totp_by_showing_the_secret(world: World) -> None:
