@@ -51,7 +51,7 @@ console_sessions = sa.Table(
     sa.Column("stage", sa.String(20), nullable=False),
     sa.Column("csrf_token", sa.String(64), nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
-    sa.Column("last_seen_at", UTCDateTime, nullable=False),
+    sa.Column("last_seen_at", UTCDateTime, nullable=False, index=True),
 )
 
 # Failed sign-ins per (username as typed, source address): the throttle is per pair, so a

@@ -24,6 +24,7 @@ from adapter.state import StateStore
 ANONYMOUS = "anonymous"
 TOTP = "totp"
 SIGNED_IN = "signed_in"
+_PURGE_EVERY = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -51,9 +52,15 @@ class Sessions:
         self.store = store
         self.idle = timedelta(minutes=settings.session_idle_minutes)
         self.absolute = timedelta(hours=settings.session_absolute_hours)
+        self._purged: datetime | None = None
 
     def start(self, stage: str, account_id: int | None, now: datetime) -> Session:
-        """A new session with a fresh random id and CSRF token."""
+        """A new session with a fresh random id and CSRF token. Every visitor without a
+        cookie starts one (for the sign-in form's CSRF token), so sessions past a timeout are
+        purged here too, at most once a minute per process."""
+        if self._purged is None or now - self._purged > _PURGE_EVERY:
+            self._purged = now
+            self.purge(now)
         session = Session(
             id=secrets.token_urlsafe(32),
             stage=stage,

@@ -37,9 +37,6 @@ def start_session(
     """Sign ``account`` in on this visit: a new session id (the old one ends), stamped and
     audited. ``method`` says how they proved it (password, password+totp, oidc)."""
     now = now or utcnow()
-    # Sessions past a timeout are deleted when they are next presented; those never presented
-    # again go here, at each sign-in, so the table holds live sessions only.
-    console.sessions.purge(now)
     session = console.sessions.rotate(visit.session, SIGNED_IN, account.id, now)
     console.accounts.mark_signed_in(account.id, now)
     console.record("console_sign_in", account, reason=f"method={method}")
@@ -51,7 +48,14 @@ def sign_in_with_identity(
 ) -> Visit | None:
     """The seam for OIDC: the account mapped to ``claims`` (issuer and subject), signed in
     exactly as a password+TOTP sign-in is; None (audited) when no active account is mapped.
-    The identity provider is trusted for the second factor."""
+    The identity provider is trusted for the second factor.
+
+    An OIDC callback route (on the console's app: ``request.app.state.console`` is the
+    :class:`Console`) verifies the ID token, then::
+
+        visit = sign_in_with_identity(console, console.visit(request), claims, source_of(request))
+        return console.redirect(visit, HOME[visit.account.role])   # sets the new cookie
+    """
     account = console.accounts.by_identity(claims.issuer, claims.subject)
     if account is None or account.disabled:
         console.record("console_sign_in_failed", None, reason="method=oidc;problem=unmapped")

@@ -583,7 +583,7 @@ def _m0010_console(conn: Connection) -> None:
         sa.Column("stage", sa.String(20), nullable=False),
         sa.Column("csrf_token", sa.String(64), nullable=False),
         sa.Column("created_at", UTCDateTime, nullable=False),
-        sa.Column("last_seen_at", UTCDateTime, nullable=False),
+        sa.Column("last_seen_at", UTCDateTime, nullable=False, index=True),
     )
     sa.Table(
         "console_sign_in_failures",

@@ -170,3 +170,47 @@ def test_decisions_follow_the_cli_rules_and_explain_one_case(
     with PrimeroClient(sim.url, username="cp_worker1", password="sim-password") as cpo:
         name = str(cpo.get_case(case_id).get("name"))
     assert name not in explained  # field names and reasons, never values
+
+
+XSS = '"><script>alert(1)</script>'
+
+
+def test_reflected_input_is_escaped_in_the_dpo_forms(world: World) -> None:
+    world = dpo_world(world)  # Primero unreachable: every form comes back with its input
+    incident_id = open_incident(world)
+    dpo = sign_in(world, world.client(), "dpo1")
+    csrf = csrf_of(dpo.get("/console/dpo").text)
+    short = dpo.post(
+        f"/console/dpo/incidents/{incident_id}/close",
+        data={"csrf_token": csrf, "resolution": "<i>x</i>"},
+    ).text
+    assert "&lt;i&gt;x&lt;/i&gt;" in short and "<i>x</i>" not in short
+    closing = {"csrf_token": csrf, "resolution": XSS}
+    assert dpo.post(f"/console/dpo/incidents/{incident_id}/close", data=closing).status_code == 303
+    pages = [
+        dpo.get("/console/dpo", params={"closed": "1"}).text,
+        dpo.post(
+            "/console/dpo/decisions",
+            data={
+                "csrf_token": csrf,
+                "case": XSS,
+                "department": "police",
+                "basis": "mandatory_report",
+                "approved_by": XSS,
+                "legal_reference": XSS,
+                "reason": XSS,
+                "purpose": XSS,
+                "hours": "1",
+            },
+        ).text,
+        dpo.post(
+            "/console/dpo/decisions", data={"csrf_token": csrf, "basis": XSS, "hours": XSS}
+        ).text,
+        dpo.post(
+            "/console/dpo/explain",
+            data={"csrf_token": csrf, "case": XSS, "department": "police", "purpose": XSS},
+        ).text,
+    ]
+    for page in pages:
+        assert "<script>alert(1)" not in page
+    assert "&lt;script&gt;" in pages[0] and "&lt;script&gt;" in pages[1]

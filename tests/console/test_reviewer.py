@@ -132,3 +132,30 @@ def test_other_roles_cannot_review(world: World) -> None:
     assert officer.get("/console/reviewer").status_code == 403
     dpo = sign_in(world, world.client("192.0.2.41"), "dpo1")
     assert dpo.get("/console/reviewer").status_code == 403
+
+
+def test_reflected_input_is_escaped_in_the_reviewer_forms(world: World) -> None:
+    xss = '"><script>alert(1)</script>'
+    ref = queued_check(world)
+    reviewer = sign_in(world, world.client(), "reviewer1")
+    csrf = csrf_of(reviewer.get("/console/reviewer").text)
+    reviewer.post(f"/console/reviewer/checks/{ref}/take", data={"csrf_token": csrf})
+    pages = [
+        reviewer.post(
+            f"/console/reviewer/checks/{ref}/decide",
+            data={"csrf_token": csrf, "decision": xss, "note": xss},
+        ).text,
+        reviewer.post(
+            "/console/reviewer/appeals", data={"csrf_token": csrf, "about": xss, "grounds": xss}
+        ).text,
+        reviewer.post(
+            f"/console/reviewer/appeals/{xss}/decide",
+            data={"csrf_token": csrf, "decision": "grant", "note": xss},
+        ).text,
+        reviewer.post(
+            "/console/reviewer/subject-access", data={"csrf_token": csrf, "cnic": xss}
+        ).text,
+    ]
+    for page in pages:
+        assert "<script>alert(1)" not in page
+    assert "&lt;script&gt;" in pages[0]  # the note came back into its box, escaped
