@@ -118,16 +118,15 @@ def explain_case(
     store: StateStore,
     keyring: KeyRing,
     client: PrimeroClient,
-    case: str,
+    record: Mapping[str, Any],
     department: str,
     purpose: str = "referral",
 ) -> dict[str, Any]:
-    """For one case (id, short id or case_id_display): what would be sent to ``department``
-    and why each field is in or out (excluded fields named, never shown), and for each of its
-    referrals that is held, which decision would release it and who may give it. Nothing is
-    sent or recorded."""
+    """For one case as Primero gives it (``client.get_case``): what would be sent to
+    ``department`` and why each field is in or out (excluded fields named, never shown), and
+    for each of its referrals that is held, which decision would release it and who may give
+    it. Nothing is sent or recorded."""
     jobs = [job for job in settings.jobs.values() if job.department == department]
-    record = client.get_case(client.resolve_case_id(case))
     case_id = str(record["id"])
     transitions = client.list_referrals(case_id)
     routed = [ref for job in jobs for ref in route_referrals(record, transitions, job)]

@@ -151,7 +151,9 @@ def explain_case(
 
     config = settings()
     with open_client() as client, StateStore(config.state.url) as store:
+        # Primero first: an unreachable Primero is the one problem reported (then the keys).
+        record = client.get_case(client.resolve_case_id(case_id))
         doc = explain(
-            config, store, open_keyring(config, store), client, case_id, department, purpose
+            config, store, open_keyring(config, store), client, record, department, purpose
         )
     out.print_json(json.dumps(doc, default=str, ensure_ascii=False))

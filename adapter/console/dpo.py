@@ -172,12 +172,13 @@ def add_routes(app: FastAPI, console: Console) -> None:
 
         def run() -> dict[str, Any]:
             with PrimeroClient.from_settings(console.full_settings.primero) as client:
+                record = client.get_case(client.resolve_case_id(case))
                 return explain_case(
                     console.full_settings,
                     console.store,
                     console.keyring,
                     client,
-                    case,
+                    record,
                     department,
                     purpose,
                 )
