@@ -129,11 +129,16 @@ _Account_co = TypeVar("_Account_co", covariant=True)
 
 class AccountDirectory(Protocol[_Account_co]):
     """The console's accounts as OIDC sign-in needs them (``provision`` is called only with
-    ``auto_provision`` on)."""
+    ``auto_provision`` on). An account already linked to another subject of this issuer must
+    not be returned by ``by_email``."""
 
     def by_identity(self, issuer: str, subject: str) -> _Account_co | None: ...
 
     def by_email(self, email: str) -> _Account_co | None: ...
+
+    def link(self, account: Any, identity: VerifiedIdentity) -> None:
+        """Record (issuer, subject) on an account found by email: later sign-ins find it by
+        them, whatever the email becomes."""
 
     def provision(self, identity: VerifiedIdentity) -> _Account_co: ...
 
@@ -453,6 +458,7 @@ def match_account(
         if identity.email is not None:
             account = accounts.by_email(identity.email)
             if account is not None:
+                accounts.link(account, identity)
                 return account
     if settings.auto_provision:
         if len(identity.roles) == 1 and "establishment_officer" not in identity.roles:

@@ -62,7 +62,10 @@ class Accounts:
         return next((a for a in self.accounts if (a.issuer, a.subject) == (issuer, subject)), None)
 
     def by_email(self, email: str) -> Account | None:
-        return next((a for a in self.accounts if a.username == email), None)
+        return next((a for a in self.accounts if a.username == email and a.subject is None), None)
+
+    def link(self, account: Account, identity: VerifiedIdentity) -> None:
+        account.issuer, account.subject = identity.issuer, identity.subject
 
     def provision(self, identity: VerifiedIdentity) -> Account:
         self.provisioned.append(identity)
@@ -179,6 +182,20 @@ def test_a_person_signs_in_through_the_provider_and_lands_where_they_were_going(
         # The browser binding is spent with the sign-in.
         assert BINDING_COOKIE not in browser.cookies
     assert console.store.entries == {}
+    # The account found by its verified email is now linked to the provider's subject.
+    [account] = console.accounts.accounts
+    assert (account.issuer, account.subject) == (console.settings.issuer, "u-1001")
+
+
+def test_an_account_linked_to_one_subject_is_not_taken_by_another_with_the_same_email(
+    console: Console,
+) -> None:
+    with console.browser() as browser:
+        assert console.sign_in(browser, "u-1001").status_code == 200
+    # Someone else at the provider now shows the same (verified) email.
+    console.idp.add_user("u-7007", email=EMAIL, email_verified=True)
+    with console.browser() as browser:
+        assert console.sign_in(browser, "u-7007").status_code == 403
 
 
 def test_the_authorisation_request_uses_pkce_s256_nonce_and_the_configured_redirect_uri(
