@@ -501,6 +501,8 @@ def oidc_routes(
     """``GET /console/oidc/login?next=/console/...`` (to the provider) and ``GET
     /console/oidc/callback`` (back: ``on_identity`` starts the console session, or
     ``on_error`` — by default a plain 403 with the error's one line — answers a refusal)."""
+    # An unreadable secret file stops `serve` at start (ConfigError), not a person's sign-in.
+    settings.secret()
     provider = provider or OidcProvider(settings)
     refuse = on_error or _plain_refusal
     secure = settings.redirect_uri.startswith("https://")

@@ -7,9 +7,12 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from starlette.responses import Response
 
 from adapter.config.console_oidc import SECRET_VARIABLE, ConsoleOidcSettings
+from adapter.console.oidc import oidc_routes
 from adapter.errors import ConfigError
+from tests.support.oidc_provider import MemoryLoginStore
 
 BASE = {
     "issuer": "https://sso.punjab.example/realms/cpims",
@@ -74,6 +77,9 @@ def test_an_unreadable_secret_file_is_one_line_naming_the_key(tmp_path: Path) ->
     message = str(refused.value)
     assert message.startswith("console.oidc.client_secret_file: cannot read the secret file")
     assert "\n" not in message
+    # Mounting the routes reads it, so the server refuses to start rather than a sign-in failing.
+    with pytest.raises(ConfigError):
+        oidc_routes(settings, lambda request, identity: Response(), MemoryLoginStore())
 
 
 @pytest.mark.parametrize(

@@ -6,14 +6,12 @@ submits, a token endpoint that checks the registered client's secret and redirec
 issues RS256 ID tokens, a JWKS, userinfo and an end-session endpoint. Clients must register
 (RFC 7591), so a wrong secret or redirect URI is refused as a province's IdP would.
 
-Fixtures (wire them in with ``from tests.support.oidc_provider import oidc_provider  # noqa:
-F401`` in a conftest):
-
-- ``oidc_provider``: an :class:`OidcProviderMock` with ``issuer``, ``register_client(redirect_uri)``
-  → (client_id, client_secret), ``add_user(sub, **claims)``, ``authorize(url, sub)`` (submits the
-  authorisation form like a person and returns the callback URL) and ``rotate_signing_key()``.
-
-A browser test drives the same form: fill the ``sub`` field and press "Authorize".
+The fixture ``oidc_provider`` (shared through tests/conftest.py) yields an
+:class:`OidcProviderMock`: ``issuer``, ``register_client(redirect_uri)`` → client_id and
+client_secret, ``add_user(sub, **claims)``, ``authorize(url, sub)`` (submits the authorisation
+form as a person would and returns the callback URL), ``deny(url)`` and
+``rotate_signing_key()``. A browser test drives the same form: fill the field whose placeholder
+is ``sub`` and press "Authorize". ``MemoryLoginStore`` is the OIDC login store for tests.
 """
 
 from __future__ import annotations
@@ -23,21 +21,12 @@ import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote
 
 import httpx
 import pytest
 import werkzeug.serving
-
-with warnings.catch_warnings():
-    # oidc-provider-mock 0.3 imports authlib.jose, which authlib now marks deprecated (and
-    # authlib's own module puts an "always" filter first on import: import it, then ignore).
-    import authlib.deprecate  # noqa: F401
-
-    warnings.simplefilter("ignore", DeprecationWarning)
-    import flask
-    import oidc_provider_mock
-    from authlib.jose import RSAKey
 
 
 class MemoryLoginStore:
@@ -110,21 +99,37 @@ class OidcProviderMock:
         assert response.status_code == 204
 
 
-def _rotate_signing_key() -> tuple[str, int]:
-    # The mock keeps its one signing key on its storage object (flask.g, set before each
-    # request); replacing it is what a provider's key rotation looks like from outside.
+def _provider_app() -> Any:
+    """The mock's Flask app, plus a route that rotates its signing key. Imported here, not at
+    the top: the root conftest loads this module, and flask + the mock take a second to import
+    that most test runs do not need."""
     with warnings.catch_warnings():
+        # oidc-provider-mock 0.3 imports authlib.jose, which authlib now marks deprecated (and
+        # authlib's own module puts an "always" filter first on import: import it, then ignore).
+        import authlib.deprecate  # noqa: F401
+
         warnings.simplefilter("ignore", DeprecationWarning)
-        flask.g.oidc_provider_mock_storage.jwk = RSAKey.generate_key(is_private=True)
-    return "", 204
+        import flask
+        import oidc_provider_mock
+        from authlib.jose import RSAKey
+
+    def rotate_signing_key() -> tuple[str, int]:
+        # The mock keeps its one signing key on its storage object (flask.g, set before each
+        # request); replacing it is what a provider's key rotation looks like from outside.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            flask.g.oidc_provider_mock_storage.jwk = RSAKey.generate_key(is_private=True)
+        return "", 204
+
+    app = oidc_provider_mock.app(require_client_registration=True, require_nonce=True)
+    app.add_url_rule("/_test/rotate-signing-key", view_func=rotate_signing_key, methods=["POST"])
+    return app
 
 
 @pytest.fixture
 def oidc_provider() -> Iterator[OidcProviderMock]:
     """A fresh provider on 127.0.0.1 (its own users, clients and keys), stopped afterwards."""
-    app = oidc_provider_mock.app(require_client_registration=True, require_nonce=True)
-    app.add_url_rule("/_test/rotate-signing-key", view_func=_rotate_signing_key, methods=["POST"])
-    server = werkzeug.serving.make_server("127.0.0.1", 0, app, threaded=True)
+    server = werkzeug.serving.make_server("127.0.0.1", 0, _provider_app(), threaded=True)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
     thread.start()
     try:
