@@ -82,6 +82,16 @@ class ConsoleOidcSettings(BaseModel):
             return value.rstrip("/") if parts.path in ("", "/") else value
         raise ValueError("must be an https:// URL (http:// only for a test provider on loopback)")
 
+    @field_validator("redirect_uri")
+    @classmethod
+    def _the_console_callback(cls, value: str) -> str:
+        if not urlsplit(value).path.endswith("/console/oidc/callback"):
+            raise ValueError(
+                "must be the console's callback, https://<adapter host>/console/oidc/callback "
+                "(registered at the provider exactly so)"
+            )
+        return value
+
     @field_validator("scopes")
     @classmethod
     def _openid_scope(cls, value: list[str]) -> list[str]:

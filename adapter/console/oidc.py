@@ -497,16 +497,20 @@ def oidc_routes(
     *,
     provider: OidcProvider | None = None,
     on_error: Callable[[Request, OidcError], Response] | None = None,
+    prefix: str = PREFIX,
 ) -> APIRouter:
     """``GET /console/oidc/login?next=/console/...`` (to the provider) and ``GET
     /console/oidc/callback`` (back: ``on_identity`` starts the console session, or
-    ``on_error`` — by default a plain 403 with the error's one line — answers a refusal)."""
+    ``on_error`` — by default a plain 403 with the error's one line — answers a refusal).
+    Included in an app mounted at ``/console``, pass ``prefix="/oidc"``."""
     # An unreadable secret file stops `serve` at start (ConfigError), not a person's sign-in.
     settings.secret()
     provider = provider or OidcProvider(settings)
     refuse = on_error or _plain_refusal
     secure = settings.redirect_uri.startswith("https://")
-    router = APIRouter(prefix=PREFIX)
+    # The cookie's path as the browser sees it (behind a proxy's path prefix too).
+    cookie_path = urlsplit(settings.redirect_uri).path.removesuffix("/callback")
+    router = APIRouter(prefix=prefix)
 
     @router.get("/login")
     def login(request: Request) -> Response:
@@ -523,7 +527,7 @@ def oidc_routes(
             BINDING_COOKIE,
             binding,
             max_age=settings.login_ttl_seconds,
-            path=PREFIX,
+            path=cookie_path,
             secure=secure,
             httponly=True,
             samesite="lax",
@@ -539,7 +543,7 @@ def oidc_routes(
             response = on_identity(request, identity)
         except OidcError as exc:
             response = refuse(request, exc)
-        response.delete_cookie(BINDING_COOKIE, path=PREFIX, secure=secure, httponly=True)
+        response.delete_cookie(BINDING_COOKIE, path=cookie_path, secure=secure, httponly=True)
         response.headers["Cache-Control"] = "no-store"
         return response
 

@@ -108,7 +108,12 @@ def signed_in_page(
 
 
 def make_console(
-    idp: OidcProviderMock, tmp_path: Path, accounts: Accounts, **overrides: object
+    idp: OidcProviderMock,
+    tmp_path: Path,
+    accounts: Accounts,
+    *,
+    sub_app: bool = False,
+    **overrides: object,
 ) -> Iterator[Console]:
     sock = bind("127.0.0.1", 0)
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
@@ -128,14 +133,18 @@ def make_console(
     provider = OidcProvider(settings)
     store = MemoryLoginStore()
     app = FastAPI()
-    app.include_router(
+    console_app = FastAPI() if sub_app else app  # the console is an app mounted at /console
+    console_app.include_router(
         oidc_routes(
             settings,
             lambda request, identity: signed_in_page(settings, identity, accounts),
             store,
             provider=provider,
+            prefix="/oidc" if sub_app else "/console/oidc",
         )
     )
+    if sub_app:
+        app.mount("/console", console_app)
     server = BackgroundServer(
         uvicorn.Config(app, log_level="warning", lifespan="off"), sock, "console-oidc"
     )
@@ -196,6 +205,16 @@ def test_an_account_linked_to_one_subject_is_not_taken_by_another_with_the_same_
     console.idp.add_user("u-7007", email=EMAIL, email_verified=True)
     with console.browser() as browser:
         assert console.sign_in(browser, "u-7007").status_code == 403
+
+
+def test_the_routes_work_in_a_console_app_mounted_at_console(
+    oidc_provider: OidcProviderMock, tmp_path: Path, accounts: Accounts
+) -> None:
+    oidc_provider.add_user("u-1001", email=EMAIL, email_verified=True)
+    for console in make_console(oidc_provider, tmp_path, accounts, sub_app=True):
+        with console.browser() as browser:
+            answer = console.sign_in(browser, "u-1001", next_path="/console/dpo")
+    assert answer.text == f"signed in as {EMAIL} (reviewer) → /console/dpo"
 
 
 def test_the_authorisation_request_uses_pkce_s256_nonce_and_the_configured_redirect_uri(

@@ -97,9 +97,22 @@ def test_urls_must_be_https_except_on_loopback(field: str, value: str) -> None:
 
 def test_http_on_loopback_is_allowed_for_a_test_provider() -> None:
     settings = ConsoleOidcSettings(
-        **(BASE | {"issuer": "http://127.0.0.1:9400/", "redirect_uri": "http://localhost:8700/c"})  # type: ignore[arg-type]
+        **(
+            BASE
+            | {
+                "issuer": "http://127.0.0.1:9400/",
+                "redirect_uri": "http://localhost:8700/console/oidc/callback",
+            }
+        )  # type: ignore[arg-type]
     )
     assert settings.issuer == "http://127.0.0.1:9400"
+
+
+def test_the_redirect_uri_must_be_the_consoles_callback() -> None:
+    message = refusal(redirect_uri="https://adapter.punjab.example/oauth/callback")
+    assert "must be the console's callback" in message
+    behind_a_proxy = "https://gw.punjab.example/adapter/console/oidc/callback"
+    assert ConsoleOidcSettings(**(BASE | {"redirect_uri": behind_a_proxy})).redirect_uri  # type: ignore[arg-type]
 
 
 def test_scopes_without_openid_are_refused() -> None:
