@@ -82,6 +82,13 @@ def add_user(
     oidc_subject: Annotated[
         str | None, typer.Option(help="The subject (sub) the identity provider gives them.")
     ] = None,
+    email: Annotated[
+        str | None,
+        typer.Option(
+            help="Their work e-mail: an OIDC sign-in with this verified address finds the "
+            "account and links it (docs/console-oidc.md)."
+        ),
+    ] = None,
     no_password: Annotated[
         bool, typer.Option(help="No local password: OIDC sign-in only.")
     ] = False,
@@ -110,6 +117,7 @@ def add_user(
             locale=locale,
             oidc_issuer=oidc_issuer,
             oidc_subject=oidc_subject,
+            email=email,
         )
         AuditLog(store, keyring).append(
             {

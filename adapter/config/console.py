@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from adapter.config.console_oidc import ConsoleOidcSettings
+
 
 class ConsoleSettings(BaseModel):
     """Who may sign in, for how long, and how the console's pages are served."""
@@ -23,6 +25,9 @@ class ConsoleSettings(BaseModel):
     session_idle_minutes: int = Field(15, ge=1, le=240)
     session_absolute_hours: int = Field(8, ge=1, le=24)
     cookie_secure: bool = True
+    # Sign-in with the province's identity provider (OpenID Connect; docs/console-oidc.md).
+    # Absent: local accounts only.
+    oidc: ConsoleOidcSettings | None = None
     default_locale: Literal["en", "ur"] = "en"
     # Sign-in throttling per account and source address: after `lockout_after` failures the
     # pair waits `lockout_base_seconds`, doubling with each further failure up to

@@ -63,6 +63,11 @@ class ConsoleOidcSettings(BaseModel):
     # token re-reads the keys at once, but not more than once per `jwks_refetch_seconds`.
     metadata_ttl_seconds: int = Field(3600, ge=60, le=86_400)
     jwks_refetch_seconds: float = Field(30.0, ge=0, le=3600)
+    # The console asks reviewers, the DPO and operators for its own TOTP code after an OIDC
+    # sign-in unless the ID token says the provider did multi-factor authentication: an `amr`
+    # with "mfa" (RFC 8176), or an `acr` listed here (e.g. Keycloak's step-up level "2", or
+    # "http://schemas.openid.net/pape/policies/2007/06/multi-factor").
+    mfa_acr_values: list[str] = []
     # How long a sign-in may take between leaving for the provider and coming back.
     login_ttl_seconds: int = Field(600, ge=60, le=3600)
     timeout_seconds: float = Field(10.0, gt=0, le=120)

@@ -23,7 +23,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from adapter.config import Settings
 from adapter.console import dpo, establishment, operator, reviewer
 from adapter.console.accounts import Account, Accounts, Role
-from adapter.console.signin import IdentityClaims, add_sign_in_routes, sign_in_with_identity
+from adapter.console.signin import (
+    IdentityClaims,
+    add_oidc_routes,
+    add_sign_in_routes,
+    sign_in_with_identity,
+)
 from adapter.console.web import (
     HERE,
     PREFIX,
@@ -107,6 +112,7 @@ def build_console(console: Console) -> FastAPI:
         )
 
     add_sign_in_routes(app, console)
+    add_oidc_routes(app, console)
     establishment.add_routes(app, console)
     operator.add_routes(app, console)
     dpo.add_routes(app, console)

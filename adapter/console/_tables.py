@@ -33,11 +33,15 @@ console_accounts = sa.Table(
     sa.Column("locale", sa.String(10), nullable=False),
     sa.Column("oidc_issuer", sa.String(300)),
     sa.Column("oidc_subject", sa.String(200)),
+    # The account's work e-mail (lower case): an OIDC sign-in with this verified e-mail finds
+    # the account once and links it to the provider's (issuer, subject).
+    sa.Column("email", sa.String(254)),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("created_by", sa.String(120), nullable=False),
     sa.Column("disabled_at", UTCDateTime),
     sa.Column("last_sign_in_at", UTCDateTime),
     sa.UniqueConstraint("oidc_issuer", "oidc_subject", name="uq_console_accounts_oidc"),
+    sa.UniqueConstraint("email", name="uq_console_accounts_email"),
 )
 
 # A server-side session: the cookie holds a random id, the table only its SHA-256, so a copy of
@@ -52,6 +56,19 @@ console_sessions = sa.Table(
     sa.Column("csrf_token", sa.String(64), nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("last_seen_at", UTCDateTime, nullable=False, index=True),
+    # An OIDC session's ID token (sealed: it names the person), sent back to the provider as
+    # id_token_hint when the person signs out (RP-Initiated Logout 1.0).
+    sa.Column("id_token_sealed", sa.LargeBinary),
+)
+
+# OIDC sign-ins in flight (adapter/console/oidc.py LoginStore): the SHA-256 of the state →
+# nonce, PKCE verifier, browser binding digest and return path. Taken once (deleted as read).
+console_oidc_logins = sa.Table(
+    "console_oidc_logins",
+    metadata,
+    sa.Column("state_hash", sa.String(80), primary_key=True),
+    sa.Column("entry", sa.Text, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False, index=True),
 )
 
 # Failed sign-ins per (username as typed, source address): the throttle is per pair, so a

@@ -66,10 +66,14 @@ class Account:
     disabled: bool
     created_at: datetime
     last_sign_in_at: datetime | None
+    email: str | None = None
 
     @property
     def needs_totp(self) -> bool:
         return self.role in TOTP_ROLES
+
+
+EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,189}\.[^@\s]{1,63}$")
 
 
 def _account(row: Any) -> Account:
@@ -84,6 +88,7 @@ def _account(row: Any) -> Account:
         disabled=row.disabled_at is not None,
         created_at=row.created_at,
         last_sign_in_at=row.last_sign_in_at,
+        email=row.email,
     )
 
 
@@ -115,10 +120,12 @@ class Accounts:
         locale: str = "en",
         oidc_issuer: str | None = None,
         oidc_subject: str | None = None,
+        email: str | None = None,
         now: datetime | None = None,
     ) -> Account:
         """Create an account. An establishment officer names exactly one establishment; the
-        other roles none. ``password`` may be None only for an OIDC-mapped account."""
+        other roles none. ``password`` may be None only for an account that signs in through
+        OIDC: mapped to the provider's (issuer, subject), or found by its ``email``."""
         username = username.strip().lower()
         if not USERNAME.match(username):
             raise AccountError(
@@ -134,16 +141,29 @@ class Accounts:
             )
         if locale not in LOCALES:
             raise AccountError(f"locale: one of {', '.join(LOCALES)}.")
-        if password is None and not (oidc_issuer and oidc_subject):
-            raise AccountError("password: give one, or map the account to an OIDC identity.")
+        if password is None and not ((oidc_issuer and oidc_subject) or email):
+            raise AccountError(
+                "password: give one, or map the account to an OIDC identity or an e-mail "
+                "(a sign-in with the provider's verified address finds it)."
+            )
         if password is not None:
             check_password_strength(password)
+        email = email.strip().lower() if email else None
+        if email is not None and not EMAIL.match(email):
+            raise AccountError("email: give the person's work address, e.g. name@example.gov.pk.")
         with self.store.transaction() as conn:
             taken = conn.execute(
                 sa.select(console_accounts.c.id).where(console_accounts.c.username == username)
             ).first()
             if taken:
                 raise AccountError(f"username: '{username}' is taken; choose another.")
+            if (
+                email is not None
+                and conn.execute(
+                    sa.select(console_accounts.c.id).where(console_accounts.c.email == email)
+                ).first()
+            ):
+                raise AccountError("email: another account has this address; give another.")
             conn.execute(
                 console_accounts.insert().values(
                     username=username,
@@ -155,6 +175,7 @@ class Accounts:
                     locale=locale,
                     oidc_issuer=oidc_issuer,
                     oidc_subject=oidc_subject,
+                    email=email,
                     created_at=now or utcnow(),
                     created_by=created_by[:120],
                 )
@@ -193,6 +214,31 @@ class Accounts:
                 )
             ).first()
         return _account(row) if row else None
+
+    def by_email(self, email: str) -> Account | None:
+        """The account with this e-mail that is not yet linked to an OIDC identity (one linked
+        already is found by its issuer and subject only: an address can be reassigned)."""
+        with self.store.transaction() as conn:
+            row = conn.execute(
+                sa.select(console_accounts).where(
+                    console_accounts.c.email == email.strip().lower(),
+                    console_accounts.c.oidc_subject.is_(None),
+                )
+            ).first()
+        return _account(row) if row else None
+
+    def link(self, account: Account, issuer: str, subject: str) -> None:
+        """Record the provider's (issuer, subject) on ``account``: later sign-ins find it by
+        them. Only an account not linked yet is linked."""
+        with self.store.transaction() as conn:
+            conn.execute(
+                console_accounts.update()
+                .where(
+                    console_accounts.c.id == account.id,
+                    console_accounts.c.oidc_subject.is_(None),
+                )
+                .values(oidc_issuer=issuer, oidc_subject=subject)
+            )
 
     def disable(self, username: str, *, now: datetime | None = None) -> Account:
         account = self.by_username(username)

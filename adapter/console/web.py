@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from fastapi import Request
@@ -36,6 +36,9 @@ from adapter.privacy.audit import AuditLog
 from adapter.privacy.keys import KeyRing
 from adapter.registry import Registry
 from adapter.state import StateStore
+
+if TYPE_CHECKING:
+    from adapter.console.oidc import OidcProvider
 
 log = logging.getLogger("adapter.console")
 
@@ -123,6 +126,8 @@ class Console:
     throttle: Throttle
     audit: AuditLog
     environments: dict[str, Environment]
+    # Set when [console.oidc] is: the identity provider, for sign-out (adapter/console/signin.py).
+    oidc_provider: OidcProvider | None = None
 
     @classmethod
     def build(
@@ -149,7 +154,7 @@ class Console:
             keyring=keyring,
             registry=registry,
             accounts=Accounts(store, keyring),
-            sessions=Sessions(store, console),
+            sessions=Sessions(store, console, keyring),
             throttle=Throttle(store, console),
             audit=AuditLog(store, keyring),
             environments=environments,

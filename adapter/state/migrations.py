@@ -567,8 +567,9 @@ def _m0010_registry_runs(conn: Connection) -> None:
 
 
 def _m0011_console(conn: Connection) -> None:
-    """The web console (issue 16): local accounts, server-side sessions, sign-in throttling and
-    which reviewer took which queued check (query-side mirror in adapter/console/_tables.py)."""
+    """The web console (issue 16): local accounts, server-side sessions, OIDC sign-ins in
+    flight, sign-in throttling and which reviewer took which queued check (query-side mirror
+    in adapter/console/_tables.py)."""
     md = sa.MetaData()
     sa.Table(
         "console_accounts",
@@ -585,11 +586,13 @@ def _m0011_console(conn: Connection) -> None:
         sa.Column("locale", sa.String(10), nullable=False),
         sa.Column("oidc_issuer", sa.String(300)),
         sa.Column("oidc_subject", sa.String(200)),
+        sa.Column("email", sa.String(254)),
         sa.Column("created_at", UTCDateTime, nullable=False),
         sa.Column("created_by", sa.String(120), nullable=False),
         sa.Column("disabled_at", UTCDateTime),
         sa.Column("last_sign_in_at", UTCDateTime),
         sa.UniqueConstraint("oidc_issuer", "oidc_subject", name="uq_console_accounts_oidc"),
+        sa.UniqueConstraint("email", name="uq_console_accounts_email"),
     )
     sa.Table(
         "console_sessions",
@@ -600,6 +603,14 @@ def _m0011_console(conn: Connection) -> None:
         sa.Column("csrf_token", sa.String(64), nullable=False),
         sa.Column("created_at", UTCDateTime, nullable=False),
         sa.Column("last_seen_at", UTCDateTime, nullable=False, index=True),
+        sa.Column("id_token_sealed", sa.LargeBinary),
+    )
+    sa.Table(
+        "console_oidc_logins",
+        md,
+        sa.Column("state_hash", sa.String(80), primary_key=True),
+        sa.Column("entry", sa.Text, nullable=False),
+        sa.Column("expires_at", UTCDateTime, nullable=False, index=True),
     )
     sa.Table(
         "console_sign_in_failures",

@@ -18,6 +18,7 @@ def test_tables_match_the_migration(store: StateStore, tmp_path: Path) -> None:
     assert set(_tables.metadata.tables) == {
         "console_accounts",
         "console_sessions",
+        "console_oidc_logins",
         "console_sign_in_failures",
         "console_review_assignments",
     }
