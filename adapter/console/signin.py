@@ -59,7 +59,10 @@ def sign_in_with_identity(
 ) -> Visit | None:
     """The seam for OIDC: the account mapped to ``claims`` (issuer and subject), signed in
     exactly as a password+TOTP sign-in is; None (audited) when no active account is mapped.
-    The identity provider is trusted for the second factor.
+    The caller vouches for the second factor: the console's own OIDC callback
+    (:func:`add_oidc_routes`) uses it only as far as :func:`start_session`, and asks
+    reviewers, the DPO and operators for the console's TOTP unless the ID token's
+    ``amr``/``acr`` says the provider did multi-factor authentication.
 
     An OIDC callback route (on the console's app: ``request.app.state.console`` is the
     :class:`Console`) verifies the ID token, then::
