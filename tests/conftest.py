@@ -11,6 +11,7 @@ import pytest
 
 from adapter.logs import THIRD_PARTY_LOGGERS
 from adapter.state import StateStore
+from tests.support.oidc_provider import oidc_provider  # noqa: F401 - shared fixture
 from tests.support.servers import PostgresServer, start_postgres
 from tests.support.sftp_server import sftp, sftp_server  # noqa: F401 - shared fixtures
 

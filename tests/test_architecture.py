@@ -47,6 +47,7 @@ FLOORS: dict[str, int] = {
     # faces
     "adapter.api": 4,
     "adapter.cli": 4,
+    "adapter.console": 4,
 }
 SIMULATOR = "adapter.simulator"
 # Ground modules `import adapter.primero` may load besides adapter.primero itself.

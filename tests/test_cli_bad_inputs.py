@@ -54,6 +54,8 @@ VALUES = {
     "dob": "2010-01-01",
     "officer1_email": "one@example.org",
     "officer2_email": "two@example.org",
+    "role": "dpo",
+    "username": "new.dpo",
 }
 PATHS = {"path", "file", "signature", "key", "crosswalk", "private_key"}
 

@@ -54,6 +54,7 @@ from adapter.app.drain import Drainer
 from adapter.config import Settings
 from adapter.config.api import ApiSettings
 from adapter.config.registry import RegistrySettings
+from adapter.console import mount_console
 from adapter.errors import AdapterError
 from adapter.jobs.inbound import (
     Answer,
@@ -156,6 +157,7 @@ def create_app(
     _declared_record_route(app, inbound, record_types or {})
     _conviction_route(app, inbound, store, courts, the_registry)
     _health_route(app, store)
+    mount_console(app, settings, store, keyring, the_registry)
 
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

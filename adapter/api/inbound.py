@@ -21,6 +21,9 @@ from adapter.state import StateStore
 def inbound_app(settings: Settings, store: StateStore) -> FastAPI:
     """The inbound API app with the registry's routes beside it (``serve`` and ``run``)."""
     keyring = KeyRing.open(store, settings.privacy.load_kek())
+    # One registry per process for the check route and the web console's checks: they take
+    # their write turns together (adapter/registry/_context.py WriteTurns).
+    registry = Registry.open(store, keyring, settings.registry)
     app = create_app(
         settings,
         store=store,
@@ -28,10 +31,11 @@ def inbound_app(settings: Settings, store: StateStore) -> FastAPI:
         primero_client_factory=lambda: PrimeroClient.from_settings(settings.primero),
         api_settings=settings.api,
         record_types=declared_records(settings),
+        registry=registry,
     )
     # The registry authenticates establishments itself (its own API keys and quotas), so its
     # routes sit beside the departments' rather than behind their credentials.
-    app.include_router(build_router(Registry.open(store, keyring, settings.registry)))
+    app.include_router(build_router(registry))
     app.include_router(
         build_webhook_router(
             store,

@@ -14,6 +14,7 @@ import typer
 
 from adapter.cli import (
     _check,
+    _console,
     _db,
     _decisions,
     _demo,
@@ -49,6 +50,7 @@ _run.register(app)
 _status.register(app)
 _outbox.register(app)
 _decisions.register(app)
+_console.register(app)
 
 __all__ = ["app", "main"]
 

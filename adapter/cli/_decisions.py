@@ -18,7 +18,6 @@ at most ``lifetime_hours``), the same hash-chained audit.
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -27,15 +26,15 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from adapter.app.decisions import DecisionRequest, record_decision, revoke_decision
 from adapter.cli._common import out, settings
 from adapter.cli._primero import open_client
-from adapter.cli._privacy import load_policy, open_keyring
+from adapter.cli._privacy import open_keyring
 from adapter.clock import utcnow
 from adapter.errors import ConfigError
-from adapter.jobs.decisions import DecisionReader
-from adapter.privacy import ConsentOverride, DisclosureGate, OverrideBasis, OverrideRejected
+from adapter.privacy import ConsentOverride, OverrideBasis
 from adapter.privacy.audit import AuditLog
-from adapter.privacy.consent import CONSENT_REPLACING, list_overrides
+from adapter.privacy.consent import list_overrides
 from adapter.state import StateStore
 from adapter.state.held import HeldReferrals
 
@@ -91,48 +90,20 @@ def add(
 ) -> None:
     """Record a decision taken outside Primero, after the checks a Primero decision gets."""
     config = settings()
-    if department not in config.departments:
-        known = ", ".join(sorted(config.departments)) or "none"
-        raise ConfigError(f"--department '{department}' is not configured (known: {known}).")
     text = reason_file.read_text(encoding="utf-8").strip() if reason_file else (reason or "")
-    if basis in CONSENT_REPLACING and not text:
-        raise ConfigError(f"--reason (or --reason-file): a {basis} decision needs a reason.")
-    limit = config.decisions.lifetime_hours
-    if hours is not None and not 0 < hours <= limit:
-        raise ConfigError(f"--hours must be more than 0 and at most {limit:g} (decisions).")
-    jobs = [j for j in config.jobs.values() if j.department == department]
-    with open_client() as client:
-        reader = DecisionReader(
-            client, config.decisions, department, service_user=config.primero.username
-        )
-        record = client.get_case(client.resolve_case_id(case))
-        case_id = str(record["id"])
-        problem = reader.approver_problem(approved_by)
-        if problem:
-            raise OverrideRejected(f"--approved-by: {problem}.")
-        requesters = reader.requesters(record, jobs)
-    if requested_by:
-        requesters.add(requested_by)
-    if approved_by.strip().casefold() in {r.casefold() for r in requesters}:
-        raise OverrideRejected(
-            f"--approved-by: {approved_by} made the referral; a second person must approve."
-        )
-    now = utcnow()
-    override = ConsentOverride(
-        case_id=case_id,
+    request = DecisionRequest(
+        case=case,
         department=department,
         basis=basis,
-        legal_reference=legal_reference,
-        requested_by=requested_by or ", ".join(sorted(requesters)) or "unknown",
         approved_by=approved_by,
-        created_at=now,
-        expires_at=now + timedelta(hours=hours if hours is not None else limit),
-        purpose=purpose,
+        legal_reference=legal_reference,
         reason=text,
+        requested_by=requested_by,
+        purpose=purpose,
+        hours=hours,
     )
-    with StateStore(config.state.url) as store:
-        gate = DisclosureGate(store, load_policy(config), open_keyring(config, store))
-        stored = gate.record_override(override, now=now)
+    with open_client() as client, StateStore(config.state.url) as store:
+        stored = record_decision(config, store, open_keyring(config, store), client, request)
     _print_overrides([stored], output, title="decision recorded")
 
 
@@ -162,8 +133,7 @@ def revoke(
     "Disclosure decisions"."""
     config = settings()
     with StateStore(config.state.url) as store:
-        gate = DisclosureGate(store, load_policy(config), open_keyring(config, store))
-        if not gate.revoke_override(decision_id):
+        if not revoke_decision(config, store, open_keyring(config, store), decision_id):
             raise ConfigError(f"no active decision #{decision_id} (see `decisions list`).")
     out.print(f"decision #{decision_id} revoked: nothing further leaves on it")
 

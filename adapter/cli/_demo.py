@@ -8,15 +8,22 @@ Primero. Each referral is counted once, not once per run.
 
 from __future__ import annotations
 
+import base64
 from collections import Counter
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from pydantic import SecretStr
 from rich import box
 from rich.table import Column, Table
 
 from adapter.app.logs import configure_logging
 from adapter.cli._common import out
+from adapter.config import Settings, StateSettings
+from adapter.config.console import ConsoleSettings
+from adapter.config.privacy import PrivacySettings
+from adapter.privacy import KeyRing
+from adapter.state import StateStore
 
 # The demo's driver lives with the simulators it drives (docs/architecture.md): it loads only
 # when the command runs, so no production command imports a simulator.
@@ -44,6 +51,13 @@ def register(root: typer.Typer) -> None:
 
 def demo(
     cases: Annotated[int, typer.Option(min=0, help="Synthetic background cases in Primero.")] = 300,
+    console: Annotated[
+        bool,
+        typer.Option(
+            help="Afterwards, serve the web console over the demo's state on 127.0.0.1 and print "
+            "a demo DPO's and a demo school officer's sign-in (Ctrl-C stops it)."
+        ),
+    ] = False,
 ) -> None:
     """Referrals from a Primero simulator to a FHIR server and three departments, with a report."""
     from adapter.simulator.demo import run_demo  # lazy: a developer tool, see above
@@ -90,6 +104,37 @@ def demo(
         "outcomes visible in Primero, nothing sent twice; police, birth registration and "
         "courts the same way[/]"
     )
+    if console:
+        serve_demo_console(result.state_url, result.kek)
+
+
+def serve_demo_console(state_url: str, kek: bytes) -> None:
+    """The inbound API with the console on, over the demo's store, until Ctrl-C."""
+    from adapter.api.inbound import inbound_app  # lazy: only `demo --console` serves
+    from adapter.api.server import serve_api
+    from adapter.console.demo import demo_logins
+
+    settings = Settings(
+        state=StateSettings(url=state_url),
+        privacy=PrivacySettings(kek=SecretStr(base64.b64encode(kek).decode())),
+        # Plain http on loopback: the development cookie override, refused anywhere else.
+        console=ConsoleSettings(enabled=True, cookie_secure=False),
+    )
+    with StateStore(state_url) as store:
+        logins = demo_logins(store, KeyRing.open(store, kek))
+        app = inbound_app(settings, store)
+
+        def ready(url: str) -> None:
+            out.print(f"[bold]Web console:[/] {url}/console/", highlight=False)
+            for login in logins:
+                second = " (sets up TOTP at first sign-in)" if login.role == "dpo" else ""
+                out.print(
+                    f"  {login.role}: {login.username} / {login.password}{second}",
+                    highlight=False,
+                )
+            out.print("Ctrl-C stops it.")
+
+        serve_api(lambda: app, settings.api, host="127.0.0.1", port=0, on_ready=ready)
 
 
 def story(part: DepartmentRun) -> list[str]:

@@ -5,29 +5,23 @@ from __future__ import annotations
 import csv
 import json
 import os
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
+from adapter.app.decisions import explain_case as explain
 from adapter.cli._common import out, settings
 from adapter.cli._progress import progress_bar
 from adapter.config import Settings
 from adapter.errors import ConfigError
-from adapter.jobs.decisions import DecisionReader
-from adapter.mappings.routing import RoutedReferral, route_referrals
 from adapter.ops.status import AUDIT_VERIFY_JOB, recorded_run
 from adapter.privacy import (
     AuditLog,
-    ConsentOverride,
-    DisclosureGate,
     DisclosurePolicy,
     KeyRing,
-    Stage,
 )
-from adapter.privacy.decisions import RecordedDecision, for_referral, release_hint
 from adapter.state import StateStore
 
 keys_app = typer.Typer(help="Manage the adapter's keys (case codes, audit, data at rest).")
@@ -156,61 +150,10 @@ def explain_case(
     from adapter.cli._primero import open_client
 
     config = settings()
-    jobs = [job for job in config.jobs.values() if job.department == department]
     with open_client() as client, StateStore(config.state.url) as store:
-        case = client.get_case(client.resolve_case_id(case_id))
-        case_id = str(case["id"])
-        transitions = client.list_referrals(case_id)
-        routed = [ref for job in jobs for ref in route_referrals(case, transitions, job)]
-        reader = DecisionReader(
-            client, config.decisions, department, service_user=config.primero.username
+        # Primero first: an unreachable Primero is the one problem reported (then the keys).
+        record = client.get_case(client.resolve_case_id(case_id))
+        doc = explain(
+            config, store, open_keyring(config, store), client, record, department, purpose
         )
-        recorded = reader.for_cases([case]).get(case_id, [])
-        gate = DisclosureGate(store, load_policy(config), open_keyring(config, store))
-        overrides = [
-            *gate.overrides(case_id),
-            *(d.override(case_id) for d in recorded if d.valid),
-        ]
-        first = routed[0].transition if routed else None
-        doc = gate.explain(case, department, purpose, overrides=overrides, referral=first).to_dict()
-        doc["referrals"] = [
-            _referral_view(gate, case, department, purpose, ref, overrides, recorded, reader)
-            for ref in routed
-        ]
-        doc["decisions"] = [d.summary() for d in recorded]
     out.print_json(json.dumps(doc, default=str, ensure_ascii=False))
-
-
-def _referral_view(
-    gate: DisclosureGate,
-    case: Mapping[str, Any],
-    department: str,
-    purpose: str,
-    ref: RoutedReferral,
-    overrides: list[ConsentOverride],
-    recorded: list[RecordedDecision],
-    reader: DecisionReader,
-) -> dict[str, Any]:
-    """One referral's verdict and, when a person's decision would release it, which and by
-    whom (DEVELOPERS: a held referral is never silent)."""
-    requester = ref.transition.get("transitioned_by") if ref.transition else None
-    requester = requester if isinstance(requester, str) else None
-    decision = gate.policy.decide(
-        case,
-        department,
-        purpose,
-        Stage.IDENTIFIED,
-        codes=gate.keyring,
-        overrides=overrides,
-        referral=ref.transition,
-    )
-    view: dict[str, Any] = {
-        "referral_id": ref.referral_id,
-        "requested_by": requester,
-        "allowed": decision.allowed,
-        "reason": decision.reason,
-        "decisions": [d.summary() for d in for_referral(recorded, requester)],
-    }
-    if decision.awaiting:
-        view["release"] = release_hint(decision.awaiting, department, reader.approvers, requester)
-    return view

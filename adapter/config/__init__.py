@@ -28,6 +28,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from adapter.config.api import ApiSettings
+from adapter.config.console import ConsoleSettings
 from adapter.config.incidents import IncidentSettings
 from adapter.config.ops import OpsSettings, SchedulerSettings
 from adapter.config.privacy import DecisionSettings, PrivacySettings
@@ -293,6 +294,7 @@ class Settings(BaseSettings):
     ops: OpsSettings = OpsSettings()
     retention: RetentionSettings = RetentionSettings()
     incidents: IncidentSettings = IncidentSettings()
+    console: ConsoleSettings = ConsoleSettings()
 
     # The config file load_settings read; None when it found none (defaults and environment
     # only) or the settings were built in code. ``status`` names it when no job is configured.

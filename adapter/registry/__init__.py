@@ -30,7 +30,9 @@ from adapter.registry.errors import (
 from adapter.registry.ingest import CSV_COLUMNS, file_sha256, sign_file
 from adapter.registry.matching import Outcome
 from adapter.registry.models import (
+    AppealItem,
     CheckAnswer,
+    CheckRecord,
     CheckRequest,
     ConvictionOrder,
     EntryStatus,
@@ -49,8 +51,10 @@ from adapter.registry.registry import Registry
 __all__ = [
     "CSV_COLUMNS",
     "AccessDenied",
+    "AppealItem",
     "AuthenticationFailed",
     "CheckAnswer",
+    "CheckRecord",
     "CheckRequest",
     "ConsentRefUsed",
     "ConvictionOrder",

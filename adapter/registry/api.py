@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal, TypeVar
 
 import uvicorn
@@ -197,7 +197,7 @@ class _Gate:
         """``body`` as ``model``; a refusal (counted against the establishment) otherwise.
         Runs on a pool thread."""
         registry, limit = self.registry, self.limit
-        if body is None:
+        if body is None or len(body) > limit:
             registry.reject(establishment, "body_too_large")
             raise _Refused(413, "too_large", f"the body must be at most {limit} bytes.")
         try:
@@ -292,17 +292,9 @@ def build_router(registry: Registry) -> APIRouter:
         "/checks", **_documented(CheckRequest, 200, CheckAnswerBody, 401, 403, 409, 413, 422, 429)
     )
     async def post_check(request: Request) -> Response:
-        held = _Floor(answer_min)
-        body = await gate.read_body(request)
-
-        def work() -> Response:
-            # One trip to the pool thread for all the blocking work of a check.
-            establishment = gate.authenticate(request)
-            check = gate.validated(body, CheckRequest, establishment)
-            return _answer(registry.check(check, establishment), size)
-
-        response = await run_in_threadpool(_guarded_sync, work)
-        return await held.release(response)
+        return await answer_check(
+            registry, lambda: gate.authenticate(request), lambda: gate.read_body(request)
+        )
 
     @router.get("/checks/{check_ref}", **_documented(None, 200, CheckAnswerBody, 401, 403, 404))
     async def get_check(check_ref: str, request: Request) -> Response:
@@ -341,6 +333,35 @@ def build_router(registry: Registry) -> APIRouter:
         return await _guarded(work)
 
     return router
+
+
+async def answer_check(
+    registry: Registry,
+    establishment: Callable[[], Establishment],
+    body: Callable[[], Awaitable[bytes | None]],
+) -> Response:
+    """The one path of an establishment's check, for ``POST /v1/registry/checks`` and the web
+    console alike (the console is not a side door): ``establishment`` names the caller (or
+    raises the refusal; it runs on the pool thread), ``body`` reads the JSON request (None:
+    larger than ``max_body_bytes``). The same authentication, validation and refusal
+    counting, quota, single-use consent reference, audit, padded answer and minimum answer
+    time apply to both.
+
+    The answer's release time is fixed when the check begins (before the body is read), and
+    all the blocking work — naming the caller, validating, the check and its write turn — is
+    one trip to the thread pool."""
+    held = _Floor(registry.settings.answer_min_ms / 1000)
+    gate = _Gate(registry)
+    size = registry.settings.answer_bytes
+    data = await body()
+
+    def work() -> Response:
+        caller = establishment()
+        check = gate.validated(data, CheckRequest, caller)
+        return _answer(registry.check(check, caller), size)
+
+    response = await run_in_threadpool(_guarded_sync, work)
+    return await held.release(response)
 
 
 def create_app(registry: Registry) -> FastAPI:

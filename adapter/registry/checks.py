@@ -65,6 +65,7 @@ from adapter.registry.matching import (
 )
 from adapter.registry.models import (
     CheckAnswer,
+    CheckRecord,
     CheckRequest,
     EntryStatus,
     Establishment,
@@ -424,3 +425,39 @@ def check_status(ctx: Context, check_ref: str, establishment: Establishment) -> 
     if row is None:
         raise UnknownReference("no check of this establishment has that reference.")
     return answer_for(ctx, effective_status(row), row.check_ref, row.checked_at, row.valid_until)
+
+
+# --- an establishment's own record -------------------------------------------------------------
+
+
+def history(ctx: Context, establishment: Establishment, *, limit: int) -> list[CheckRecord]:
+    """This establishment's own checks, newest first: reference, when, purpose, position and
+    the status now (after any review or appeal). Refused attempts show as ``REJECTED``;
+    nothing names or identifies the person checked."""
+    table = registry_checks
+    with ctx.store.read() as conn:
+        rows = conn.execute(
+            sa.select(table)
+            .where(table.c.establishment_id == establishment.id, table.c.worker_id.is_(None))
+            .order_by(table.c.checked_at.desc(), table.c.id.desc())
+            .limit(limit)
+        ).all()
+    return [
+        CheckRecord(
+            check_ref=row.check_ref,
+            checked_at=row.checked_at,
+            purpose=row.purpose,
+            position=row.position,
+            status=effective_status(row),
+            valid_until=row.valid_until,
+        )
+        for row in rows
+    ]
+
+
+def quota_used(ctx: Context, establishment: Establishment, *, now: datetime) -> tuple[int, int]:
+    """Checks counted against this establishment's quota today and this month (UTC): the
+    count :func:`_enforce_quota` reads (:func:`abuse.tally`), on a snapshot."""
+    with ctx.store.read() as conn:
+        counted = abuse.tally(ctx, conn, establishment.id, now)
+    return counted.today, counted.month

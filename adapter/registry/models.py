@@ -309,6 +309,32 @@ class ReviewDetail:
 
 
 @dataclass(frozen=True)
+class CheckRecord:
+    """One of an establishment's own checks, as its history shows it (no person named)."""
+
+    check_ref: str
+    checked_at: datetime
+    purpose: str | None
+    position: str | None
+    status: str  # CLEAR | PENDING_REVIEW | DO_NOT_ENGAGE | REJECTED (after any review)
+    valid_until: datetime
+
+
+@dataclass(frozen=True)
+class AppealItem:
+    """An appeal as the registry office lists it (never its grounds: they stay sealed)."""
+
+    appeal_ref: str
+    about: str  # the check or entry reference appealed
+    kind: str  # check | entry
+    status: str  # open | granted | refused
+    received_by: str
+    created_at: datetime
+    decided_by: str | None
+    decided_at: datetime | None
+
+
+@dataclass(frozen=True)
 class SubjectAccessRow:
     """One establishment's check (or monitoring registration) of the subject (DBS model)."""
 

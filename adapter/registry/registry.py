@@ -27,7 +27,9 @@ from adapter.registry._crypto import RegistryKeys
 from adapter.registry.index import low_information_keys
 from adapter.registry.matching import Outcome
 from adapter.registry.models import (
+    AppealItem,
     CheckAnswer,
+    CheckRecord,
     CheckRequest,
     ConvictionOrder,
     Establishment,
@@ -224,6 +226,16 @@ class Registry:
     def check_status(self, check_ref: str, establishment: Establishment) -> CheckAnswer:
         return checks.check_status(self._ctx, check_ref, establishment)
 
+    def check_history(self, establishment: Establishment, *, limit: int = 50) -> list[CheckRecord]:
+        """This establishment's own checks, newest first (no person named)."""
+        return checks.history(self._ctx, establishment, limit=limit)
+
+    def quota_used(
+        self, establishment: Establishment, *, now: datetime | None = None
+    ) -> tuple[int, int]:
+        """Checks counted against the quota today and this month."""
+        return checks.quota_used(self._ctx, establishment, now=now or utcnow())
+
     # -- review and rights -------------------------------------------------------------------
 
     def review_queue(self) -> list[ReviewItem]:
@@ -270,6 +282,10 @@ class Registry:
             entry_ref=entry_ref,
             now=now or utcnow(),
         )
+
+    def appeals(self, *, open_only: bool = True) -> list[AppealItem]:
+        """Appeals, oldest first (their grounds stay sealed)."""
+        return review.list_appeals(self._ctx, open_only=open_only)
 
     def decide_appeal(
         self,

@@ -36,6 +36,7 @@ from adapter.registry.errors import InvalidState, UnknownReference
 from adapter.registry.index import block_rows, index_entry
 from adapter.registry.matching import Outcome
 from adapter.registry.models import (
+    AppealItem,
     Candidate,
     EntryStatus,
     Identity,
@@ -480,6 +481,34 @@ def open_appeal(
             officer=received_by,
         )
     return appeal_ref
+
+
+def list_appeals(ctx: Context, *, open_only: bool) -> list[AppealItem]:
+    """Appeals, oldest first: what each concerns, who received it, its state; no grounds."""
+    appeals, checks, entries = registry_appeals, registry_checks, registry_entries
+    query = (
+        sa.select(appeals, checks.c.check_ref, entries.c.entry_ref)
+        .outerjoin(checks, checks.c.id == appeals.c.check_id)
+        .outerjoin(entries, entries.c.id == appeals.c.entry_id)
+        .order_by(appeals.c.created_at, appeals.c.id)
+    )
+    if open_only:
+        query = query.where(appeals.c.status == "open")
+    with ctx.store.transaction() as conn:
+        rows = conn.execute(query).all()
+    return [
+        AppealItem(
+            appeal_ref=row.appeal_ref,
+            about=row.check_ref or row.entry_ref or "",
+            kind="check" if row.check_id is not None else "entry",
+            status=row.status,
+            received_by=row.received_by,
+            created_at=row.created_at,
+            decided_by=row.decided_by,
+            decided_at=row.decided_at,
+        )
+        for row in rows
+    ]
 
 
 def decide_appeal(

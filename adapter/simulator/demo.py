@@ -127,6 +127,8 @@ class DemoResult:
     primero_url: str
     fhir_url: str
     state_url: str
+    # The demo's key-encryption key: `demo --console` serves the console over its store.
+    kek: bytes = field(default=b"", repr=False)
     runs: list[tuple[str, SyncReport]] = field(default_factory=list)
     tasks: int = 0
     service_requests: int = 0
@@ -160,7 +162,7 @@ def run_demo(
                 KeyRing.init(store, kek, DEPARTMENTS)
             referred = refer_children_to_health(sim.url, DEMO_REFERRALS)
             say(f"CPOs refer {DEMO_REFERRALS} more children to Civil Hospital Karachi in Primero")
-            result = DemoResult(sim.url, fhir.base_url, state_url)
+            result = DemoResult(sim.url, fhir.base_url, state_url, kek=kek)
 
             def sync(label: str) -> SyncReport:
                 with open_job(settings, "health") as job:

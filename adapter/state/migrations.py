@@ -566,6 +566,71 @@ def _m0010_registry_runs(conn: Connection) -> None:
     )
 
 
+def _m0011_console(conn: Connection) -> None:
+    """The web console (issue 16): local accounts, server-side sessions, OIDC sign-ins in
+    flight, sign-in throttling and which reviewer took which queued check (query-side mirror
+    in adapter/console/_tables.py)."""
+    md = sa.MetaData()
+    sa.Table(
+        "console_accounts",
+        md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("username", sa.String(80), nullable=False, unique=True),
+        sa.Column("display_name", sa.String(120), nullable=False),
+        sa.Column("role", sa.String(30), nullable=False),
+        sa.Column("establishment", sa.String(64)),
+        sa.Column("password_hash", sa.String(200)),
+        sa.Column("totp_sealed", sa.LargeBinary),
+        sa.Column("totp_confirmed", sa.Boolean, nullable=False),
+        sa.Column("totp_last_step", sa.Integer),
+        sa.Column("locale", sa.String(10), nullable=False),
+        sa.Column("oidc_issuer", sa.String(300)),
+        sa.Column("oidc_subject", sa.String(200)),
+        sa.Column("email", sa.String(254)),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+        sa.Column("created_by", sa.String(120), nullable=False),
+        sa.Column("disabled_at", UTCDateTime),
+        sa.Column("last_sign_in_at", UTCDateTime),
+        sa.UniqueConstraint("oidc_issuer", "oidc_subject", name="uq_console_accounts_oidc"),
+        sa.UniqueConstraint("email", name="uq_console_accounts_email"),
+    )
+    sa.Table(
+        "console_sessions",
+        md,
+        sa.Column("id_hash", sa.String(64), primary_key=True),
+        sa.Column("account_id", sa.Integer, index=True),
+        sa.Column("stage", sa.String(20), nullable=False),
+        sa.Column("csrf_token", sa.String(64), nullable=False),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+        sa.Column("last_seen_at", UTCDateTime, nullable=False, index=True),
+        sa.Column("id_token_sealed", sa.LargeBinary),
+    )
+    sa.Table(
+        "console_oidc_logins",
+        md,
+        sa.Column("state_hash", sa.String(80), primary_key=True),
+        sa.Column("entry", sa.Text, nullable=False),
+        sa.Column("expires_at", UTCDateTime, nullable=False, index=True),
+    )
+    sa.Table(
+        "console_sign_in_failures",
+        md,
+        sa.Column("username", sa.String(80), primary_key=True),
+        sa.Column("source", sa.String(64), primary_key=True),
+        sa.Column("failures", sa.Integer, nullable=False),
+        sa.Column("last_failure_at", UTCDateTime, nullable=False),
+        sa.Column("locked_until", UTCDateTime),
+    )
+    sa.Table(
+        "console_review_assignments",
+        md,
+        sa.Column("check_ref", sa.String(24), primary_key=True),
+        sa.Column("account_id", sa.Integer, nullable=False),
+        sa.Column("assigned_at", UTCDateTime, nullable=False),
+    )
+    md.create_all(conn)
+
+
 # Append new migrations at the end; never edit or reorder released ones.
 MIGRATIONS: list[Migration] = [
     Migration(1, "spine: cursors, runs, leases", _m0001_spine),
@@ -578,4 +643,7 @@ MIGRATIONS: list[Migration] = [
     Migration(8, "service: instances and heartbeats", _m0008_service),
     Migration(9, "decisions: referrals held for a person's decision", _m0009_held),
     Migration(10, "registry: covering index of checks, checks by CNIC run", _m0010_registry_runs),
+    Migration(
+        11, "console: accounts, sessions, sign-in throttling, review assignments", _m0011_console
+    ),
 ]
