@@ -106,6 +106,11 @@ def demo(
     )
     if console:
         serve_demo_console(result.state_url, result.kek)
+    else:
+        out.print(
+            "The web console over this demo's state, with a demo DPO's and a demo school "
+            "officer's sign-in: scripts/demo --console"
+        )
 
 
 def serve_demo_console(state_url: str, kek: bytes) -> None:
