@@ -54,7 +54,7 @@ from adapter.app.drain import Drainer
 from adapter.config import Settings
 from adapter.config.api import ApiSettings
 from adapter.config.registry import RegistrySettings
-from adapter.console import mount_console
+from adapter.console.app import mount_console
 from adapter.errors import AdapterError
 from adapter.jobs.inbound import (
     Answer,

@@ -8,6 +8,7 @@ which usernames exist.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import re
 from dataclasses import dataclass
@@ -31,8 +32,14 @@ USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{2,79}$")
 MIN_PASSWORD = 12
 LOCALES = ("en", "ur")
 _HASHER = PasswordHasher()
-# Verified when the username is unknown, so a miss costs what a hit costs.
-_DUMMY_HASH = _HASHER.hash("not a password anyone has: timing equaliser")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified when the username is unknown, so a miss costs what a hit costs. Made on first
+    use, not at import: an argon2id hash takes 64 MiB and ~0.1 s, which every command loading
+    the CLI would otherwise pay."""
+    return _HASHER.hash("not a password anyone has: timing equaliser")
 
 
 class Role(StrEnum):
@@ -278,7 +285,7 @@ class Accounts:
                     console_accounts.c.username == username.strip().lower()[:80]
                 )
             ).first()
-        stored = row.password_hash if row is not None and row.password_hash else _DUMMY_HASH
+        stored = row.password_hash if row is not None and row.password_hash else _dummy_hash()
         ok: bool
         try:
             ok = _HASHER.verify(stored, password[:1024])

@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 
 from adapter.config import Settings
 from adapter.config.console import ConsoleSettings
-from adapter.console import Console, Role, build_console
+from adapter.console.app import Console, Role, build_console
 from adapter.privacy import KeyRing
 from adapter.registry import Registry, RegistrySettings
 from adapter.state import StateStore

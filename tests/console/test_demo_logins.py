@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from adapter.console import Role
 from adapter.console.accounts import Accounts
+from adapter.console.app import Role
 from adapter.console.demo import DEMO_SCHOOL, demo_logins
 from adapter.privacy import KeyRing
 from adapter.registry import Registry

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from adapter.config import DepartmentSettings, JobSettings, PrimeroSettings, Settings
 from adapter.config.console import ConsoleSettings
 from adapter.config.privacy import DecisionSettings, PrivacySettings
-from adapter.console import Console, build_console
+from adapter.console.app import Console, build_console
 from adapter.incidents import get_incident, scan_security_events
 from adapter.primero import PrimeroClient
 from adapter.privacy.audit import AuditLog

@@ -7,7 +7,7 @@ from fastapi import Request
 from fastapi.testclient import TestClient
 from starlette.responses import Response
 
-from adapter.console import IdentityClaims, Role, sign_in_with_identity
+from adapter.console.app import IdentityClaims, Role, sign_in_with_identity
 from adapter.console.signin import source_of
 from adapter.console.web import HOME
 from adapter.privacy.audit import AuditLog

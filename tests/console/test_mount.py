@@ -7,7 +7,7 @@ from fastapi.testclient import TestClient
 
 from adapter.config import Settings
 from adapter.config.console import ConsoleSettings
-from adapter.console import mount_console
+from adapter.console.app import mount_console
 from adapter.privacy import KeyRing
 from adapter.registry import Registry
 from adapter.state import StateStore

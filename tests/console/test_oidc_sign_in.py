@@ -20,7 +20,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from adapter.config.console_oidc import ConsoleOidcSettings
-from adapter.console import Console, Role, build_console
+from adapter.console.app import Console, Role, build_console
 from adapter.console.sessions import OidcLogins
 from adapter.privacy import KeyRing
 from adapter.privacy.audit import AuditLog

@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from adapter.config import DepartmentSettings, JobSettings, Settings
 from adapter.config.console import ConsoleSettings
-from adapter.console import Console, build_console
+from adapter.console.app import Console, build_console
 from adapter.privacy.audit import AuditLog
 from adapter.state.outbox import DEAD, DROPPED, PENDING, Outbox
 from adapter.state.service import Instances

@@ -4,7 +4,7 @@ access."""
 
 from __future__ import annotations
 
-from adapter.console import Role
+from adapter.console.app import Role
 from adapter.privacy.audit import AuditLog
 from adapter.registry import CheckRequest
 from tests.console.conftest import PASSWORD, World, csrf_of, sign_in

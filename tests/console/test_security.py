@@ -14,7 +14,7 @@ from adapter.clock import utcnow
 from adapter.config import Settings
 from adapter.config.api import ApiSettings
 from adapter.config.console import ConsoleSettings
-from adapter.console import Console, build_console
+from adapter.console.app import Console, build_console
 from adapter.console.sessions import Sessions
 from adapter.console.web import safe_next
 from adapter.errors import ConfigError
