@@ -15,6 +15,7 @@ import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,53 @@ class Served:
     url: str
     store_url: str
     kek: bytes
+
+
+@contextmanager
+def serving(
+    home: Path, state_url: str, kek: bytes, *, extra_config: str = "", port: int = 0
+) -> Iterator[str]:
+    """`cpims-adapter serve` with the console on, over ``state_url``, as a subprocess on
+    127.0.0.1 (``port`` 0: any free one); yields its base URL, and stops it after, with no
+    traceback allowed on its standard error."""
+    config = home / "adapter.toml"
+    config.write_text(
+        '[primero]\nurl = "http://127.0.0.1:9"\nusername = "cpims-adapter"\n\n'
+        f'[state]\nurl = "{state_url}"\n\n'
+        "[console]\nenabled = true\ncookie_secure = false\n" + extra_config,
+        encoding="utf-8",
+    )
+    env = {
+        **os.environ,
+        "CPIMS_ADAPTER_CONFIG": str(config),
+        "CPIMS_ADAPTER_PRIVACY__KEK": base64.b64encode(kek).decode(),
+        "CPIMS_ADAPTER_PRIMERO__PASSWORD": "not-used",
+    }
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from adapter.cli import main; sys.exit(main())",
+            "serve",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        match = re.search(r"Inbound API on (http://127\.0\.0\.1:\d+)", line)
+        assert match, f"serve did not start: {line!r}"
+        yield match.group(1)
+    finally:
+        process.terminate()
+        _, stderr = process.communicate(timeout=30)
+        assert "Traceback" not in stderr, stderr
 
 
 @pytest.fixture(scope="module")
@@ -124,44 +172,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
                 created_by="test",
                 establishment=school,
             )
-    config = home / "adapter.toml"
-    config.write_text(
-        '[primero]\nurl = "http://127.0.0.1:9"\nusername = "cpims-adapter"\n\n'
-        f'[state]\nurl = "{state_url}"\n\n'
-        "[console]\nenabled = true\ncookie_secure = false\n",
-        encoding="utf-8",
-    )
-    env = {
-        **os.environ,
-        "CPIMS_ADAPTER_CONFIG": str(config),
-        "CPIMS_ADAPTER_PRIVACY__KEK": base64.b64encode(kek).decode(),
-        "CPIMS_ADAPTER_PRIMERO__PASSWORD": "not-used",
-    }
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sys; from adapter.cli import main; sys.exit(main())",
-            "serve",
-            "--port",
-            "0",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        cwd=ROOT,
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        match = re.search(r"Inbound API on (http://127\.0\.0\.1:\d+)", line)
-        assert match, f"serve did not start: {line!r}"
-        yield Served(match.group(1), state_url, kek)
-    finally:
-        process.terminate()
-        _, stderr = process.communicate(timeout=30)
-        assert "Traceback" not in stderr, stderr
+    with serving(home, state_url, kek) as url:
+        yield Served(url, state_url, kek)
 
 
 @pytest.fixture(scope="module")

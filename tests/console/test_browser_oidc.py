@@ -6,13 +6,9 @@ Skipped only when /usr/bin/chromium is missing (.ci/run installs it)."""
 
 from __future__ import annotations
 
-import base64
-import os
 import re
 import secrets
 import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,10 +22,10 @@ from adapter.registry import Registry
 from adapter.state import StateStore
 from tests.console.test_browser import (  # noqa: F401 - the browser fixture
     CHROMIUM,
-    ROOT,
     Served,
     Visitor,
     browser,
+    serving,
 )
 from tests.support.oidc_provider import OidcProviderMock
 
@@ -79,50 +75,16 @@ def served_with_oidc(
             oidc_issuer=oidc_provider.issuer,
             oidc_subject="head-sch001",
         )
-    config = tmp_path / "adapter.toml"
-    config.write_text(
-        '[primero]\nurl = "http://127.0.0.1:9"\nusername = "cpims-adapter"\n\n'
-        f'[state]\nurl = "{state_url}"\n\n'
-        "[console]\nenabled = true\ncookie_secure = false\n\n"
-        "[console.oidc]\n"
+    oidc = (
+        "\n[console.oidc]\n"
         f'issuer = "{oidc_provider.issuer}"\n'
         f'client_id = "{client.client_id}"\n'
         f'client_secret_file = "{secret}"\n'
         f'redirect_uri = "{base}/console/oidc/callback"\n'
-        f'post_logout_redirect_uri = "{base}/console/sign-in"\n',
-        encoding="utf-8",
+        f'post_logout_redirect_uri = "{base}/console/sign-in"\n'
     )
-    env = {
-        **os.environ,
-        "CPIMS_ADAPTER_CONFIG": str(config),
-        "CPIMS_ADAPTER_PRIVACY__KEK": base64.b64encode(kek).decode(),
-        "CPIMS_ADAPTER_PRIMERO__PASSWORD": "not-used",
-    }
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sys; from adapter.cli import main; sys.exit(main())",
-            "serve",
-            "--port",
-            str(port),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        cwd=ROOT,
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        match = re.search(r"Inbound API on (http://127\.0\.0\.1:\d+)", line)
-        assert match, f"serve did not start: {line!r}"
-        yield Served(match.group(1), state_url, kek), oidc_provider
-    finally:
-        process.terminate()
-        _, stderr = process.communicate(timeout=30)
-        assert "Traceback" not in stderr, stderr
+    with serving(tmp_path, state_url, kek, extra_config=oidc, port=port) as url:
+        yield Served(url, state_url, kek), oidc_provider
 
 
 def test_a_school_officer_signs_in_at_the_provider_and_out_again(
