@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from adapter.state import schema
+from adapter.state.links import cases_with_rows
 from adapter.state.store import StateStore
 
 _KEYS_PER_LOOKUP = 500
@@ -131,16 +132,7 @@ class HeldReferrals:
 
     def cases_held(self, department: str, case_ids: Sequence[str]) -> set[str]:
         """The ids among ``case_ids`` with a referral to ``department`` held."""
-        table = schema.held_referrals
-        found: set[str] = set()
-        with self.store.transaction() as conn:
-            for start in range(0, len(case_ids), _KEYS_PER_LOOKUP):
-                chunk = list(case_ids[start : start + _KEYS_PER_LOOKUP])
-                query = sa.select(table.c.case_id).where(
-                    table.c.department == department, table.c.case_id.in_(chunk)
-                )
-                found.update(row.case_id for row in conn.execute(query))
-        return found
+        return cases_with_rows(self.store, schema.held_referrals, department, case_ids)
 
     def listed(self, *, department: str | None = None, case_id: str | None = None) -> list[Held]:
         """Held referrals, oldest first."""

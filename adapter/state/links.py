@@ -85,16 +85,7 @@ class Links:
 
     def cases_linked(self, department: str, case_ids: Sequence[str]) -> set[str]:
         """The ids among ``case_ids`` with at least one link to ``department``."""
-        table = schema.links
-        found: set[str] = set()
-        with self.store.transaction() as conn:
-            for start in range(0, len(case_ids), _KEYS_PER_LOOKUP):
-                chunk = list(case_ids[start : start + _KEYS_PER_LOOKUP])
-                query = sa.select(table.c.case_id).where(
-                    table.c.department == department, table.c.case_id.in_(chunk)
-                )
-                found.update(row.case_id for row in conn.execute(query))
-        return found
+        return cases_with_rows(self.store, schema.links, department, case_ids)
 
     def for_job(
         self, job: str, *, stage: str | None = None, remote_status: str | None = None
@@ -193,3 +184,19 @@ class Links:
     def update(self, key: str, **values: Any) -> None:
         with self.store.transaction() as conn:
             self.upsert(conn, key, **values)
+
+
+def cases_with_rows(
+    store: StateStore, table: sa.Table, department: str, case_ids: Sequence[str]
+) -> set[str]:
+    """The ids among ``case_ids`` that have a row of ``table`` (a table with ``department``
+    and ``case_id`` columns) for ``department``, looked up in chunks."""
+    found: set[str] = set()
+    with store.transaction() as conn:
+        for start in range(0, len(case_ids), _KEYS_PER_LOOKUP):
+            chunk = list(case_ids[start : start + _KEYS_PER_LOOKUP])
+            query = sa.select(table.c.case_id).where(
+                table.c.department == department, table.c.case_id.in_(chunk)
+            )
+            found.update(row.case_id for row in conn.execute(query))
+    return found
